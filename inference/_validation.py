@@ -1,0 +1,49 @@
+"""Checks at the public boundary: shapes always, values only when concrete (not traced)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+__all__ = ["check_vector", "check_same_length", "is_concrete"]
+
+
+def is_concrete(x: ArrayLike) -> bool:
+    """True when ``x`` holds values (not a tracer inside jit/grad/vmap)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_vector(name: str, value: ArrayLike) -> jax.Array:
+    """Return ``value`` as a non-empty 1-D float array, or raise a ``ValueError`` naming it."""
+    if value is None:
+        raise ValueError(f"{name}: expected a 1-D array of shape (n,), got None")
+    array = jnp.asarray(value)
+    if array.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array of shape (n,), got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name}: is empty; need at least one value")
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        array = array.astype(jnp.zeros(()).dtype)
+    if is_concrete(array):
+        bad = ~np.isfinite(np.asarray(array))
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise ValueError(
+                f"{name}: {int(bad.sum())} non-finite value(s) (NaN or inf), first at index "
+                f"{first} ({float(np.asarray(array)[first])})"
+            )
+    return array
+
+
+def check_same_length(name: str, value: jax.Array, ref_name: str, ref: jax.Array) -> None:
+    """Raise a ``ValueError`` unless ``value`` has the shape of ``ref``."""
+    if value.shape != ref.shape:
+        raise ValueError(f"{name}: expected shape {ref.shape} to match {ref_name}, got {value.shape}")
+
+
+def require(condition: jax.Array, message: str) -> None:
+    """Raise ``ValueError(message)`` when a concrete ``condition`` is false; skip if traced."""
+    if is_concrete(condition) and not bool(np.all(np.asarray(condition))):
+        raise ValueError(message)

@@ -1,0 +1,231 @@
+"""Estimators of log Z from costs and proposal densities, in log space (DESIGN.md §1).
+
+All take *costs* :math:`c(x)` (not negative energies) and proposal log densities
+:math:`\\log q(x)` relative to the problem's base measure; all return NamedTuples that
+carry ESS and Pareto k-hat beside the value. Inputs are checked at Python time (shapes
+always; NaN/inf when the values are concrete), so they also run under ``jit``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.nn import log_sigmoid
+from jax.scipy.special import logsumexp
+from jax.typing import ArrayLike
+
+from inference._validation import check_same_length, check_vector
+from inference.diagnostics import effective_sample_size, pareto_k_hat, warn_if_unreliable
+
+__all__ = [
+    "BoundEstimate",
+    "LogZEstimate",
+    "elbo",
+    "iwae",
+    "log_mean_exp",
+    "log_z_importance",
+    "log_z_mixture",
+    "mixture_log_weights",
+]
+
+
+class LogZEstimate(NamedTuple):
+    """An estimate of log Z with its importance-weight diagnostics."""
+
+    log_z: jax.Array
+    ess: jax.Array
+    k_hat: jax.Array
+    log_weights: jax.Array
+
+
+class BoundEstimate(NamedTuple):
+    """A stochastic lower bound on log Z (ELBO, IWAE) with its Monte Carlo error."""
+
+    bound: jax.Array
+    stderr: jax.Array
+    ess: jax.Array
+    k_hat: jax.Array
+    log_weights: jax.Array
+
+
+def log_mean_exp(values: jax.Array) -> jax.Array:
+    """:math:`\\log \\frac1n \\sum_i e^{v_i}`."""
+    return logsumexp(values) - math.log(values.shape[0])
+
+
+def _checked_pair(cost_name, costs, log_q_name, log_q):
+    costs = check_vector(cost_name, costs)
+    log_q = check_vector(log_q_name, log_q)
+    check_same_length(log_q_name, log_q, cost_name, costs)
+    return costs, log_q
+
+
+def log_z_importance(costs: ArrayLike, log_q: ArrayLike) -> LogZEstimate:
+    """Plain importance sampling, :math:`\\hat Z = \\frac1n\\sum_i e^{-c(x_i)}/q(x_i)`, x ~ q.
+
+    Consistent, unbiased in Z, biased low in log Z (Jensen).
+
+    Args:
+        costs: (n,) costs :math:`c(x_i)` of draws from the proposal.
+        log_q: (n,) proposal log densities at the same draws.
+    """
+    costs, log_q = _checked_pair("costs", costs, "log_q", log_q)
+    log_weights = -costs - log_q
+    estimate = LogZEstimate(
+        log_z=log_mean_exp(log_weights),
+        ess=effective_sample_size(log_weights),
+        k_hat=pareto_k_hat(log_weights),
+        log_weights=log_weights,
+    )
+    warn_if_unreliable("log_z_importance", estimate.k_hat, estimate.ess, costs.shape[0])
+    return estimate
+
+
+def _balance(log_z, ratio_data, ratio_samples):
+    """:math:`\\log(\\bar D_p + \\bar D_q)`, :math:`D = \\sigma(r - \\log Z)`; zero at the optimum.
+
+    :math:`\\partial_{\\log Z} L_{disc} = 0 \\iff \\tfrac12 \\bar D_p + \\tfrac12 \\bar D_q = \\tfrac12`.
+    Strictly decreasing in log Z, so the root is unique.
+    """
+    return jnp.logaddexp(
+        log_mean_exp(log_sigmoid(ratio_data - log_z)),
+        log_mean_exp(log_sigmoid(ratio_samples - log_z)),
+    )
+
+
+@jax.custom_jvp
+def _mixture_root(ratio_data, ratio_samples):
+    """Root of :func:`_balance` by Newton steps safeguarded by bisection.
+
+    The root lies in [min r, max r]: below every r all D > 1/2, above every r all D < 1/2.
+    """
+    lower = jnp.minimum(ratio_data.min(), ratio_samples.min())
+    upper = jnp.maximum(ratio_data.max(), ratio_samples.max())
+    tol = 4 * jnp.finfo(ratio_data.dtype).eps
+    value_and_slope = jax.value_and_grad(_balance)
+
+    def cond(state):
+        _, lower, upper, step, it = state
+        scale = 1.0 + jnp.abs(lower) + jnp.abs(upper)
+        return (it < 200) & (jnp.abs(step) > tol * scale) & (upper - lower > tol * scale)
+
+    def body(state):
+        log_z, lower, upper, _, it = state
+        f, slope = value_and_slope(log_z, ratio_data, ratio_samples)
+        lower = jnp.where(f > 0, log_z, lower)  # f > 0: log Z still too small
+        upper = jnp.where(f > 0, upper, log_z)
+        newton = log_z - f / slope
+        inside = jnp.isfinite(newton) & (newton > lower) & (newton < upper)
+        new = jnp.where(inside, newton, 0.5 * (lower + upper))
+        new = jnp.where(f == 0, log_z, new)
+        return new, lower, upper, new - log_z, it + 1
+
+    start = 0.5 * (lower + upper)
+    state = (start, lower, upper, jnp.asarray(jnp.inf, ratio_data.dtype), 0)
+    log_z, *_ = jax.lax.while_loop(cond, body, state)
+    return log_z
+
+
+@_mixture_root.defjvp
+def _mixture_root_jvp(primals, tangents):
+    # implicit function theorem on balance(log_z*, r) = 0
+    ratio_data, ratio_samples = primals
+    log_z = _mixture_root(ratio_data, ratio_samples)
+    d_log_z, d_data, d_samples = jax.grad(_balance, argnums=(0, 1, 2))(log_z, ratio_data, ratio_samples)
+    dr_data, dr_samples = tangents
+    return log_z, -(d_data @ dr_data + d_samples @ dr_samples) / d_log_z
+
+
+def mixture_log_weights(costs: jax.Array, log_q: jax.Array, log_z: jax.Array) -> jax.Array:
+    """:math:`\\log[e^{-c}/\\tilde\\mu]`, :math:`\\tilde\\mu = \\tfrac12 e^{-c}/Z + \\tfrac12 q`.
+
+    Equal to :math:`\\log 2 - \\operatorname{logaddexp}(-\\log Z, \\log q + c)`, so the weight
+    is bounded by 2Z: the data half of the mixture makes the weights light-tailed.
+    """
+    return math.log(2.0) - jnp.logaddexp(-log_z, log_q + costs)
+
+
+def log_z_mixture(
+    cost_data: ArrayLike,
+    cost_samples: ArrayLike,
+    log_q_data: ArrayLike,
+    log_q_samples: ArrayLike,
+) -> LogZEstimate:
+    """Guided-cost-learning estimate: the fixed point :math:`Z = E_\\mu[e^{-c}/\\tilde\\mu]`.
+
+    :math:`\\mu = \\tfrac12 p + \\tfrac12 q` (data and proposal draws, each half averaged over
+    its own count) and :math:`\\tilde\\mu = \\tfrac12 e^{-c}/Z + \\tfrac12 q` (DESIGN.md §1).
+    The fixed point is the log Z that minimizes ``discriminator_loss`` (claim 1), found as
+    the unique root of a monotone function, to machine precision; differentiable by the
+    implicit function theorem. It is consistent for log Z when the data come from the
+    normalized model itself; otherwise it estimates the normalizer the discriminator sees.
+
+    Args:
+        cost_data: (n_data,) costs of the data points.
+        cost_samples: (n_samples,) costs of the proposal draws.
+        log_q_data: (n_data,) proposal log density at the data points.
+        log_q_samples: (n_samples,) proposal log density at its draws.
+
+    Returns:
+        ``log_weights`` is (n_data + n_samples,), data first; ``ess`` and ``k_hat`` are of
+        the pooled weights including the design factors 1/(2 n_data) and 1/(2 n_samples).
+    """
+    cost_data, log_q_data = _checked_pair("cost_data", cost_data, "log_q_data", log_q_data)
+    cost_samples, log_q_samples = _checked_pair("cost_samples", cost_samples, "log_q_samples", log_q_samples)
+    log_z = _mixture_root(-cost_data - log_q_data, -cost_samples - log_q_samples)
+    log_weights = jnp.concatenate(
+        [mixture_log_weights(cost_data, log_q_data, log_z), mixture_log_weights(cost_samples, log_q_samples, log_z)]
+    )
+    num_data, num_samples = cost_data.shape[0], cost_samples.shape[0]
+    design = jnp.concatenate(
+        [jnp.full(num_data, -math.log(2 * num_data)), jnp.full(num_samples, -math.log(2 * num_samples))]
+    ).astype(log_weights.dtype)
+    estimate = LogZEstimate(
+        log_z=log_z,
+        ess=effective_sample_size(log_weights + design),
+        k_hat=pareto_k_hat(log_weights + design),
+        log_weights=log_weights,
+    )
+    warn_if_unreliable("log_z_mixture", estimate.k_hat, estimate.ess, num_data + num_samples)
+    return estimate
+
+
+def _bound(name: str, log_weights: jax.Array, values: jax.Array) -> BoundEstimate:
+    count = values.shape[0]
+    stderr = jnp.std(values, ddof=1) / math.sqrt(count) if count > 1 else jnp.asarray(jnp.inf, values.dtype)
+    estimate = BoundEstimate(
+        bound=jnp.mean(values),
+        stderr=stderr,
+        ess=effective_sample_size(log_weights),
+        k_hat=pareto_k_hat(log_weights),
+        log_weights=log_weights,
+    )
+    warn_if_unreliable(name, estimate.k_hat, estimate.ess, log_weights.shape[0])
+    return estimate
+
+
+def elbo(costs: ArrayLike, log_q: ArrayLike) -> BoundEstimate:
+    """Evidence lower bound, :math:`E_q[-c - \\log q] = \\log Z - KL(q\\|p) \\le \\log Z`.
+
+    ``k_hat`` is the PSIS diagnostic of q as an approximation of p (Yao et al. 2018).
+    """
+    costs, log_q = _checked_pair("costs", costs, "log_q", log_q)
+    log_weights = -costs - log_q
+    return _bound("elbo", log_weights, log_weights)
+
+
+def iwae(costs: ArrayLike, log_q: ArrayLike, k: int) -> BoundEstimate:
+    """Importance-weighted bound, :math:`E[\\log \\frac1k \\sum_{j\\le k} w_j]`, n/k groups of k.
+
+    ELBO (k = 1) <= IWAE_k <= IWAE_{k'} (k' > k, k | k') <= log Z, in expectation.
+    """
+    costs, log_q = _checked_pair("costs", costs, "log_q", log_q)
+    count = costs.shape[0]
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1 or count % k:
+        raise ValueError(f"k: expected a positive integer that divides the {count} draws, got {k!r}")
+    log_weights = -costs - log_q
+    groups = logsumexp(log_weights.reshape(count // k, k), axis=1) - math.log(k)
+    return _bound("iwae", log_weights, groups)

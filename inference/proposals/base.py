@@ -1,0 +1,42 @@
+"""The proposal protocol (DESIGN.md §3): what every importance proposal provides."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import jax
+
+__all__ = ["Proposal", "check_points"]
+
+
+@runtime_checkable
+class Proposal(Protocol):
+    """A distribution to draw from and to weight with.
+
+    ``log_prob`` is relative to the problem's base measure (Lebesgue for EBMs on R^d),
+    the same measure as the target's unnormalized density.
+    """
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        """Draw ``n`` points, shape ``(n, *event_shape)``."""
+        ...
+
+    def log_prob(self, x: jax.Array) -> jax.Array:
+        """Log density at ``x`` of shape ``(n, *event_shape)``; returns ``(n,)``."""
+        ...
+
+    def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+        """Draws and their log densities, where computing both at once is cheaper."""
+        ...
+
+
+def check_points(name: str, x: jax.Array, dim: int) -> None:
+    """Shape check at the protocol boundary: ``x`` must be ``(n, dim)``."""
+    if x.ndim != 2 or x.shape[-1] != dim:
+        raise ValueError(f"{name}: expected points of shape (n, {dim}), got {x.shape}")
+
+
+def check_count(n: int) -> None:
+    """``n`` must be a positive Python int (it is a static shape)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n: expected a positive integer number of draws, got {n!r}")
