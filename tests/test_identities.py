@@ -19,7 +19,8 @@ def newton_argmin(loss, start=0.0, iterations=200):
     value = jnp.asarray(start)
     for _ in range(iterations):
         step = grad(value) / hess(value)
-        while loss(value - step) > loss(value) and jnp.abs(step) > 1e-300:
+        # line search only far from the optimum: near it, loss values cannot resolve the step
+        while jnp.abs(step) > 1e-3 and loss(value - step) > loss(value):
             step = step / 2
         if jnp.abs(step) < 1e-15 * (1 + jnp.abs(value)):
             break

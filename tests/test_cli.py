@@ -1,0 +1,67 @@
+"""The console script: JSON keys, readable output, exit code 2 with one line on errors."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from inference.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "inference.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_logz_json_has_the_documented_keys_and_is_close_to_exact():
+    result = run("logz", "--problem", "gaussian", "--dim", "10", "--proposal", "gaussian",
+                 "--samples", "10000", "--seed", "0", "--fit-steps", "600", "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert {"log_z", "log_z_exact", "ess", "k_hat", "seconds"} <= set(payload)
+    assert abs(payload["log_z"] - payload["log_z_exact"]) < 0.02
+    assert payload["k_hat"] < 0.5 and payload["ess"] > 5000
+
+
+def test_logz_table_and_unreliable_warning(capsys):
+    assert main(["logz", "--dim", "10", "--proposal", "broad", "--samples", "2000"]) == 0
+    captured = capsys.readouterr()
+    assert "Pareto k-hat" in captured.out and "unreliable" in captured.out
+    assert captured.err.startswith("maxent-gan: warning: log_z_importance: Pareto k-hat")
+
+
+def test_exact_proposal_reports_null_k_hat_in_json(capsys):
+    assert main(["logz", "--proposal", "exact", "--samples", "500", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["k_hat"] is None and math.isclose(payload["log_z"], payload["log_z_exact"], abs_tol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["logz", "--proposal", "nope"], "proposal: unknown name 'nope'; valid: exact, broad"),
+        (["logz", "--problem", "nope"], "problem: unknown name 'nope'; valid: gaussian"),
+        (["logz", "--samples", "0"], "argument --samples: expected a positive integer"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["identities", "--samples", "50"], "samples: expected at least 100 draws"),
+    ],
+)
+def test_errors_exit_2_with_one_line(args, message, capsys, tmp_path):
+    assert main([*args, *(["--out", str(tmp_path / "r")] if args[0] == "identities" else [])]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and message in captured.err and "Traceback" not in captured.err
+
+
+def test_main_job_writes_its_report_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["--out", str(out), "--samples", "500", "--fit-steps", "200", "--dim", "3"]) == 0
+    assert "the paper's identities" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(claim["holds"] for claim in summary["claims"].values())
+    assert (out / "report.md").read_text().startswith("# maxent-gan")
+    assert (out / "figures" / "identities.png").stat().st_size > 10_000
+    assert not list(out.rglob("*.tmp"))  # nothing half-written
+    assert main(["--out", str(out)]) == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert main(["--out", str(out), "--samples", "500", "--fit-steps", "200", "--dim", "3", "--force"]) == 0
