@@ -44,6 +44,15 @@ def _check_scalar(name: str, value: ArrayLike) -> jax.Array:
     return value
 
 
+def _check_data_and_samples(cost_data, cost_samples, log_q_data, log_q_samples, log_z):
+    arrays = _check(
+        [("cost_data", cost_data), ("cost_samples", cost_samples),
+         ("log_q_data", log_q_data), ("log_q_samples", log_q_samples)],
+        [(0, 2), (1, 3)],
+    )
+    return (*arrays, _check_scalar("log_z", log_z))
+
+
 def discriminator_logit(costs: jax.Array, log_q: jax.Array, log_z: jax.Array) -> jax.Array:
     """:math:`s = -c - \\log Z - \\log q`, so that :math:`D = \\sigma(s)`."""
     return -costs - log_z - log_q
@@ -62,12 +71,9 @@ def cost_loss(
     the GCL convention under which claim 2 holds; ``E_mu`` is half the mean over data plus
     half the mean over proposal draws.
     """
-    cost_data, cost_samples, log_q_data, log_q_samples = _check(
-        [("cost_data", cost_data), ("cost_samples", cost_samples),
-         ("log_q_data", log_q_data), ("log_q_samples", log_q_samples)],
-        [(0, 2), (1, 3)],
+    cost_data, cost_samples, log_q_data, log_q_samples, log_z = _check_data_and_samples(
+        cost_data, cost_samples, log_q_data, log_q_samples, log_z
     )
-    log_z = _check_scalar("log_z", log_z)
 
     def log_weights(costs, log_q):
         # -c - log mu~ with mu~ frozen: the weights' gradient is -grad c only
@@ -92,12 +98,9 @@ def discriminator_loss(
 
     Uses ``log_sigmoid(±s)`` so costs of any size stay finite.
     """
-    cost_data, cost_samples, log_q_data, log_q_samples = _check(
-        [("cost_data", cost_data), ("cost_samples", cost_samples),
-         ("log_q_data", log_q_data), ("log_q_samples", log_q_samples)],
-        [(0, 2), (1, 3)],
+    cost_data, cost_samples, log_q_data, log_q_samples, log_z = _check_data_and_samples(
+        cost_data, cost_samples, log_q_data, log_q_samples, log_z
     )
-    log_z = _check_scalar("log_z", log_z)
     logit_data = discriminator_logit(cost_data, log_q_data, log_z)
     logit_samples = discriminator_logit(cost_samples, log_q_samples, log_z)
     # -log D = -log_sigmoid(s); -log(1 - D) = -log_sigmoid(-s)

@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from tqdm.auto import tqdm
@@ -84,7 +83,8 @@ def fit_sampler(
         new_state, info = sampler_step(jax.random.fold_in(key, i), state, target, optimizer, num_samples)
         loss = float(info.loss)
         if not np.isfinite(loss):
-            warnings.warn(f"fit_sampler: loss became {loss} at step {i}; returning the proposal of step {i - 1}")
+            warnings.warn(f"fit_sampler: loss became {loss} at step {i}; returning the proposal of step {i - 1}",
+                          stacklevel=2)
             break
         state = new_state
         losses.append(loss)

@@ -1,5 +1,6 @@
 """Estimators against closed forms (Gaussian log Z, Gaussian ELBO), in float64."""
 
+import itertools
 import math
 
 import jax
@@ -107,7 +108,7 @@ def test_bounds_are_ordered_in_expectation():
     bounds = [elbo(costs, log_q), iwae(costs, log_q, 10), iwae(costs, log_q, 100)]
     values = [float(b.bound) for b in bounds] + [float(target.log_normalizer)]
     errors = [float(b.stderr) for b in bounds] + [0.0]
-    for (lo, e_lo), (hi, e_hi) in zip(zip(values, errors), zip(values[1:], errors[1:])):
+    for (lo, e_lo), (hi, e_hi) in itertools.pairwise(zip(values, errors, strict=True)):
         assert hi - lo > 4 * math.hypot(e_lo, e_hi)
 
 
@@ -132,11 +133,11 @@ def test_estimators_agree_under_jit():
     costs, log_q = jnp.asarray(rng.normal(size=300)), jnp.asarray(rng.normal(size=300))
     eager = log_z_importance(costs, log_q)
     jitted = jax.jit(log_z_importance)(costs, log_q)
-    for a, b in zip(eager, jitted):
+    for a, b in zip(eager, jitted, strict=True):
         assert jnp.allclose(a, b, rtol=1e-12, atol=1e-12)
     eager = log_z_mixture(costs[:100], costs[100:], log_q[:100], log_q[100:])
     jitted = jax.jit(log_z_mixture)(costs[:100], costs[100:], log_q[:100], log_q[100:])
-    for a, b in zip(eager, jitted):
+    for a, b in zip(eager, jitted, strict=True):
         assert jnp.allclose(a, b, rtol=1e-12, atol=1e-12)
 
 

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import pytest
 
 from inference.estimators import log_mean_exp, log_z_mixture, mixture_log_weights
-from inference.proposals import Gaussian
 from inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
+from inference.proposals import Gaussian
 from tests.helpers import gaussian_setup, tilted_cost, tilted_theta
 
 SIZES = [(400, 700), (1000, 50), (37, 37)]
@@ -122,7 +122,7 @@ def test_generator_and_sampler_have_the_same_gradient_in_q():
     g_gen = loss_of(lambda c, lq: generator_loss(c, lq, 1.7))(proposal)
     g_sam = loss_of(sampler_loss)(proposal)
     assert jnp.max(jnp.abs(g_sam.loc)) > 1e-3  # non-trivial gradient
-    for a, b in zip(jax.tree.leaves(g_gen), jax.tree.leaves(g_sam)):
+    for a, b in zip(jax.tree.leaves(g_gen), jax.tree.leaves(g_sam), strict=True):
         assert jnp.max(jnp.abs(a - b)) < 1e-10
 
 

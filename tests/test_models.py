@@ -17,10 +17,10 @@ def test_log_partition_matches_quadrature_in_1d_and_2d():
     for dim in (1, 2):
         target = quadratic_energy(gaussian_target_params(dim))
         if dim == 1:
-            value, _ = integrate.quad(lambda x: math.exp(-float(target.cost(jnp.array([x])))), -30, 30,
+            value, _ = integrate.quad(lambda x, target=target: math.exp(-float(target.cost(jnp.array([x])))), -30, 30,
                                       epsabs=1e-13, epsrel=1e-13)
         else:
-            value, _ = integrate.dblquad(lambda y, x: math.exp(-float(target.cost(jnp.array([x, y])))),
+            value, _ = integrate.dblquad(lambda y, x, target=target: math.exp(-float(target.cost(jnp.array([x, y])))),
                                          -15, 15, -15, 15, epsabs=1e-12, epsrel=1e-12)
         assert abs(math.log(value) - float(target.log_normalizer)) < 1e-9
 

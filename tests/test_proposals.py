@@ -79,7 +79,7 @@ def test_draws_follow_the_density(name):
     for axis in (0, 1):
         marginal = density.sum(axis=1 - axis) * step
         cdf = np.cumsum(marginal) * step
-        result = stats.kstest(x[:, axis], lambda v: np.interp(v, np.asarray(grid), cdf))
+        result = stats.kstest(x[:, axis], lambda v, cdf=cdf: np.interp(v, np.asarray(grid), cdf))
         assert result.pvalue > 1e-3
 
 
@@ -89,7 +89,7 @@ def test_jit_and_eager_agree(name):
     key = jax.random.key(2)
     eager = proposal.sample_and_log_prob(key, 32)
     jitted = eqx.filter_jit(lambda p, k: p.sample_and_log_prob(k, 32))(proposal, key)
-    for a, b in zip(eager, jitted):
+    for a, b in zip(eager, jitted, strict=True):
         assert jnp.allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
