@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import warnings
@@ -61,15 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _number(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def run_logz(args) -> tuple[dict, float]:
     """The estimate as a JSON-able dict (non-finite k-hat as null), and the raw k-hat."""
     import jax
 
     from inference.estimators import log_z_importance
+    from inference.io import finite_or_none
     from inference.proposals import make_proposal
     from models.problems import make_problem
 
@@ -86,7 +82,7 @@ def run_logz(args) -> tuple[dict, float]:
         "log_z": float(estimate.log_z),
         "log_z_exact": None if target.log_normalizer is None else float(target.log_normalizer),
         "ess": float(estimate.ess),
-        "k_hat": _number(float(estimate.k_hat)),
+        "k_hat": finite_or_none(estimate.k_hat),
         "seconds": seconds,
         "problem": args.problem, "dim": args.dim, "proposal": args.proposal,
         "samples": args.samples, "seed": args.seed,

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["prepare_out_dir", "write_atomic", "write_json", "save_figure"]
+__all__ = ["finite_or_none", "prepare_out_dir", "save_figure", "write_atomic", "write_json"]
+
+
+def finite_or_none(value: float) -> float | None:
+    """A float for strict JSON: non-finite values (e.g. k-hat of ±inf) become null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def prepare_out_dir(path: str | os.PathLike, *, force: bool) -> Path:

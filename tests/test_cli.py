@@ -65,3 +65,10 @@ def test_main_job_writes_its_report_and_refuses_to_overwrite(tmp_path, capsys):
     assert main(["--out", str(out)]) == 2
     assert "pass --force" in capsys.readouterr().err
     assert main(["--out", str(out), "--samples", "500", "--fit-steps", "200", "--dim", "3", "--force"]) == 0
+
+
+def test_bad_problem_name_creates_no_output_folder(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["--problem", "nope", "--out", str(out)]) == 2
+    assert "problem: unknown name 'nope'" in capsys.readouterr().err
+    assert not out.exists()
