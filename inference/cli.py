@@ -55,9 +55,56 @@ def build_parser() -> argparse.ArgumentParser:
     logz.add_argument("--samples", type=_positive_int, default=10_000)
     logz.add_argument("--seed", type=int, default=0)
     logz.add_argument("--scale", type=float, default=2.0, help="standard deviation of the broad Gaussian")
-    logz.add_argument("--fit-steps", type=_positive_int, default=1000, help="reverse-KL steps for fitted proposals")
+    logz.add_argument("--fit-steps", type=_positive_int, default=None,
+                      help="fit steps of learned proposals (default: 1000 Gaussian, 4000 flow, 100 epochs flow-data)")
     logz.add_argument("--json", action="store_true", help="print one JSON object")
+
+    from inference.training import METHODS
+
+    train = commands.add_parser("train", help="train an energy on a problem's data: exact, gcl or gan")
+    train.add_argument("--problem", default="rings", help=f"one of: {', '.join(PROBLEMS)}")
+    train.add_argument("--method", default="gcl", help=f"one of: {', '.join(METHODS)}")
+    train.add_argument("--steps", type=_positive_int, default=3000)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default="maxent-gan-train", help="output folder (default: %(default)s)")
+    train.add_argument("--force", action="store_true", help="overwrite a non-empty output folder")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    train.add_argument("--batch-size", type=_positive_int, default=256)
+    train.add_argument("--samples", type=_positive_int, default=256, help="proposal draws per step")
+    train.add_argument("--train-size", type=_positive_int, default=5000, help="training points (toys)")
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--eval-every", type=_positive_int, default=250)
+    train.add_argument("--checkpoint-every", type=_positive_int, default=500)
+    train.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
+
+
+def run_train(args) -> dict:
+    """Train, then write checkpoints, figures and the summary into ``args.out``."""
+    from pathlib import Path
+
+    from inference.ebm import check_method, train_ebm
+    from inference.ebm_report import write_training_outputs
+    from inference.io import prepare_out_dir
+    from models.problems import make_problem
+
+    problem = make_problem(args.problem)  # names and arguments are checked before any work
+    check_method(args.method)
+    if not args.learning_rate > 0:
+        raise ValueError(f"learning-rate: expected a positive number, got {args.learning_rate}")
+    out = Path(args.out)
+    if args.resume:
+        if not (out / "checkpoints" / "checkpoint.json").is_file():
+            raise ValueError(f"resume: no checkpoint in {out / 'checkpoints'}; run without --resume first")
+    else:
+        prepare_out_dir(out, force=args.force)
+    run = train_ebm(
+        problem, args.method, steps=args.steps, seed=args.seed, num_train=args.train_size,
+        batch_size=args.batch_size, num_samples=args.samples, learning_rate=args.learning_rate,
+        eval_every=args.eval_every, checkpoint_dir=out / "checkpoints", checkpoint_every=args.checkpoint_every,
+        resume=args.resume, progress=sys.stderr.isatty(),
+    )
+    return write_training_outputs(run, out)
 
 
 def run_logz(args) -> tuple[dict, float]:
@@ -66,10 +113,17 @@ def run_logz(args) -> tuple[dict, float]:
 
     from inference.estimators import log_z_importance
     from inference.io import finite_or_none
-    from inference.proposals import make_proposal
+    from inference.proposals import PROPOSALS, make_proposal
     from models.problems import make_problem
 
-    target = make_problem(args.problem, dim=args.dim).target  # names are checked before any work
+    problem = make_problem(args.problem, dim=args.dim)  # names are checked before any work
+    if args.proposal not in PROPOSALS:
+        raise ValueError(f"proposal: unknown name {args.proposal!r}; valid: {', '.join(PROPOSALS)}")
+    target = problem.target
+    if target is None:
+        raise ValueError(f"problem: {problem.name} has no reference energy to estimate log Z of; "
+                         "train one with `maxent-gan train`")
+    args.dim = problem.dim
 
     key_fit, key_draw = jax.random.split(jax.random.key(args.seed))
     start = time.perf_counter()
@@ -116,10 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         import jax
 
-        jax.config.update("jax_enable_x64", True)  # estimates are cheap; exactness is the point
+        # estimates are cheap and exactness is their point; training runs in float32 (DESIGN §5)
+        jax.config.update("jax_enable_x64", args.command != "train")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if args.command == "logz":
+            if args.command == "train":
+                result = run_train(args)
+            elif args.command == "logz":
                 result, k_hat = run_logz(args)
             else:
                 from inference.report import render_markdown, run_identities
@@ -131,10 +188,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"maxent-gan: error: {error}", file=sys.stderr)
         return 2
     from inference.diagnostics import UnreliableEstimateWarning
+    from inference.driver import TrainingDivergedWarning
 
     for warning in caught:
-        if issubclass(warning.category, UnreliableEstimateWarning):
+        if issubclass(warning.category, UnreliableEstimateWarning | TrainingDivergedWarning):
             print(f"maxent-gan: warning: {warning.message}", file=sys.stderr)
+    if args.command == "train":
+        if args.json:
+            print(json.dumps(result, allow_nan=False))
+        else:
+            for name, value in result.items():
+                print(f"{name:<16} {value}")
+            print(f"\nWritten to {args.out}/ (summary.json, trace.json, figures/, checkpoints/)", file=sys.stderr)
+        return 1 if result["stopped"] else 0
     if args.command == "logz":
         if args.json:
             print(json.dumps(result, allow_nan=False))

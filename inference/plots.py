@@ -50,3 +50,55 @@ def plot_generator_and_sampler(ax, steps, generator, sampler, *, log_z):
 def new_figure(ncols=1, size=(5.0, 3.6)):
     figure, axes = plt.subplots(1, ncols, figsize=(size[0] * ncols, size[1]), squeeze=False)
     return figure, axes[0]
+
+
+def plot_density(ax, log_density, axes, *, title=""):
+    """A normalized log density on a grid (``grid_log_density``), shown as a density."""
+    xs, ys = (np.asarray(a) for a in axes)
+    # exp of a *normalized* log density (finite, <= a few), only for display
+    ax.imshow(np.exp(np.asarray(log_density)), origin="lower", extent=(xs[0], xs[-1], ys[0], ys[-1]),
+              cmap="viridis", aspect="equal")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def plot_points(ax, x, bounds, *, title="", bins=120):
+    """Points in 2D as a histogram on the same box as :func:`plot_density`."""
+    x = np.asarray(x)
+    ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=[list(bounds[0]), list(bounds[1])], cmap="viridis")
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def plot_log_z_trace(ax, trace, *, label=""):
+    """The method's log Z (learned scalar, mixture estimate, or exact) against quadrature."""
+    from inference.driver import trace_column
+
+    steps, log_z = trace_column(trace, "log_z")
+    ax.plot(steps, log_z, label=f"{label} log Z used in training".strip())
+    steps, exact = trace_column(trace, "log_z_exact")
+    if len(steps):
+        ax.plot(steps, exact, "k:", marker="o", ms=3, label=f"{label} log Z by quadrature".strip())
+    ax.set_xlabel("training step")
+    ax.set_ylabel("log Z")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_proposal_quality(ax, trace, *, label=""):
+    """The proposal's Pareto k-hat against the current energy over training (ESS on a twin axis)."""
+    from inference.diagnostics import K_HAT_UNRELIABLE
+    from inference.driver import trace_column
+
+    steps, k_hat = trace_column(trace, "k_hat")
+    ax.plot(steps, k_hat, label=f"{label} k-hat".strip())
+    ax.axhline(K_HAT_UNRELIABLE, color="r", ls="--", lw=0.8)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("Pareto k-hat (dashed: 0.7)")
+    ax.legend(fontsize=7)
+    return ax

@@ -14,15 +14,17 @@ from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from tqdm.auto import tqdm
 
 from inference.objectives import sampler_loss
 from inference.proposals.base import Proposal
+from inference.training import all_finite, proposal_update
 from models.unnormalized import Unnormalized
 
-__all__ = ["SamplerInfo", "SamplerState", "fit_sampler", "sampler_init", "sampler_step"]
+__all__ = ["SamplerInfo", "SamplerState", "annealing_schedule", "fit_sampler", "sampler_init", "sampler_step"]
 
 
 class SamplerState(NamedTuple):
@@ -45,18 +47,26 @@ def sampler_step(
     target: Unnormalized,
     optimizer: optax.GradientTransformation,
     num_samples: int,
+    beta: jax.Array | float = 1.0,
 ) -> tuple[SamplerState, SamplerInfo]:
-    """One reparameterized gradient step on :math:`L_{sampler}` (the cost is ``-target.log_prob``)."""
+    """One reparameterized gradient step on :math:`L_{sampler}` for the tempered target
+    :math:`e^{-\beta c}` (``beta = 1``: the target itself; the cost is ``-target.log_prob``)."""
+    proposal, opt_state, loss, _ = proposal_update(
+        key, state.proposal, state.opt_state, sampler_loss,
+        lambda x: -beta * target.log_prob(x), optimizer, num_samples,
+    )
+    return SamplerState(proposal, opt_state), SamplerInfo(loss)
 
-    @eqx.filter_value_and_grad
-    def loss_fn(proposal):
-        x, log_q = proposal.sample_and_log_prob(key, num_samples)
-        return sampler_loss(-target.log_prob(x), log_q)
 
-    loss, grads = loss_fn(state.proposal)
-    params = eqx.filter(state.proposal, eqx.is_inexact_array)
-    updates, opt_state = optimizer.update(grads, state.opt_state, params)
-    return SamplerState(eqx.apply_updates(state.proposal, updates), opt_state), SamplerInfo(loss)
+def annealing_schedule(step: int, steps: int, beta0: float | None) -> float:
+    """Inverse temperature: geometric from ``beta0`` to 1 over the first half, then 1.
+
+    Reverse KL is mode-seeking; starting on a flattened target lets q spread over every
+    mode before they separate (``None``: no annealing).
+    """
+    if beta0 is None:
+        return 1.0
+    return float(min(1.0, beta0 ** max(0.0, 1.0 - step / (0.5 * steps))))
 
 
 def fit_sampler(
@@ -67,11 +77,13 @@ def fit_sampler(
     steps: int = 1000,
     num_samples: int = 256,
     optimizer: optax.GradientTransformation | None = None,
+    anneal: float | None = None,
     progress: bool = True,
 ) -> tuple[Proposal, np.ndarray]:
     """Fit ``proposal`` to ``target`` by reverse KL; returns the fitted proposal and losses.
 
-    Stops at the last finite state if a loss turns NaN/inf, with a warning that says so.
+    ``anneal=beta0`` tempers the target from ``beta0`` to 1 (see :func:`annealing_schedule`).
+    Stops at the last finite state if a loss or parameter turns NaN/inf, with a warning.
     """
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
@@ -80,9 +92,10 @@ def fit_sampler(
     losses = []
     bar = tqdm(range(steps), desc="fit sampler", disable=not progress, leave=False)
     for i in bar:
-        new_state, info = sampler_step(jax.random.fold_in(key, i), state, target, optimizer, num_samples)
+        beta = jnp.asarray(annealing_schedule(i, steps, anneal))
+        new_state, info = sampler_step(jax.random.fold_in(key, i), state, target, optimizer, num_samples, beta)
         loss = float(info.loss)
-        if not np.isfinite(loss):
+        if not (np.isfinite(loss) and bool(all_finite(new_state.proposal))):
             warnings.warn(f"fit_sampler: loss became {loss} at step {i}; returning the proposal of step {i - 1}",
                           stacklevel=2)
             break

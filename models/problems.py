@@ -1,39 +1,85 @@
-"""Registry of problems: each knows its energy at the true parameters and its truth."""
+"""Registry of problems: each knows its data, its energy at the truth, and its references."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
+import jax
+
+from models.digits import load_digits_data
+from models.energy import MLPEnergy, ebm_model
 from models.gaussian import gaussian_model, gaussian_target_params, quadratic_energy
+from models.mixture import mixture_energy
+from models.toys import TOYS, toy_bounds, toy_params
 from models.unnormalized import Unnormalized
 
-__all__ = ["Problem", "PROBLEMS", "make_problem"]
+__all__ = ["PROBLEMS", "Problem", "make_problem"]
+
+DataFn = Callable[[jax.Array, int, int], tuple[jax.Array, jax.Array]]
 
 
 class Problem(NamedTuple):
-    """A problem: the target energy at the true parameters, and its NumPyro model.
+    """A problem: its data, the reference energy, and its NumPyro model.
 
-    ``target.log_normalizer`` is the exact log Z where known (else ``None``) and
-    ``target.sample`` the exact sampler where one exists.
+    ``target`` is the data density as an :class:`Unnormalized` energy (exact
+    ``log_normalizer`` and sampler), or ``None`` when no reference exists (digits).
+    ``data(key, n_train, n_test)`` gives training and held-out points (a fixed data set
+    ignores the counts). ``bounds`` is the quadrature box of a 2D problem, else ``None``.
     """
 
     name: str
-    target: Unnormalized
+    target: Unnormalized | None
     true_params: Any
     model: Callable[..., None]
+    dim: int = 2
+    data: DataFn | None = None
+    bounds: tuple[tuple[float, float], tuple[float, float]] | None = None
+
+
+def _draws(target: Unnormalized) -> DataFn:
+    def data(key, n_train, n_test):
+        key_train, key_test = jax.random.split(key)
+        return target.sample(key_train, (n_train,)), target.sample(key_test, (n_test,))
+
+    return data
 
 
 def _gaussian(dim: int) -> Problem:
     params = gaussian_target_params(dim)
-    return Problem("gaussian", quadratic_energy(params), params, gaussian_model)
+    target = quadratic_energy(params)
+    return Problem("gaussian", target, params, gaussian_model, dim, _draws(target))
 
 
-PROBLEMS: dict[str, Callable[[int], Problem]] = {"gaussian": _gaussian}
+def _toy(name: str, dim: int) -> Problem:
+    params = toy_params(name)
+    target = mixture_energy(params)
+    model = partial(ebm_model, energy=MLPEnergy(jax.random.key(0), 2))
+    return Problem(name, target, params, model, 2, _draws(target), toy_bounds(name))
+
+
+def _digits(dim: int) -> Problem:
+    def data(key, n_train, n_test):
+        digits = load_digits_data(key)
+        return digits.train, digits.test
+
+    model = partial(ebm_model, energy=MLPEnergy(jax.random.key(0), 64))
+    return Problem("digits", None, None, model, 64, data)
+
+
+PROBLEMS: dict[str, Callable[[int], Problem]] = {
+    "gaussian": _gaussian,
+    **{name: partial(_toy, name) for name in TOYS},
+    "digits": _digits,
+}
 
 
 def make_problem(name: str, *, dim: int = 2) -> Problem:
-    """Build a registered problem by name; the error lists the valid names."""
+    """Build a registered problem by name; the error lists the valid names.
+
+    ``dim`` applies to the Gaussian only; the toys are 2D and digits 64-D.
+    """
     if name not in PROBLEMS:
-        raise ValueError(f"problem: unknown name {name!r}; valid: {', '.join(sorted(PROBLEMS))}")
+        raise ValueError(f"problem: unknown name {name!r}; valid: {', '.join(PROBLEMS)}")
     return PROBLEMS[name](dim)

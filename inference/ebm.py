@@ -1,0 +1,193 @@
+"""Training an EBM on a registered problem by one of the three methods: the set-up the CLI,
+notebooks and benchmarks share (problem -> energy, proposal, algorithm, evaluation)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from inference.driver import TrainResult, check_data, run_training
+from inference.estimators import log_z_importance
+from inference.proposals.flow import Flow, fit_flow_to_data
+from inference.training import METHODS, TrainingAlgorithm, exact_maxent, gan_form, guided_cost_learning
+from models.energy import MLPEnergy, energy_cost
+from models.problems import Problem, make_problem
+from models.quadrature import log_partition_grid
+
+__all__ = ["EBMRun", "build_training", "ebm_summary", "train_ebm"]
+
+TRAIN_RESOLUTION = 96  # quadrature grid of the exact method's loss, per axis
+EVAL_RESOLUTION = 400  # quadrature grid of the reported log Z and held-out NLL
+
+
+class EBMRun(NamedTuple):
+    problem: Problem
+    method: str
+    result: TrainResult
+    train: jax.Array
+    test: jax.Array
+    seconds: float
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method: unknown name {method!r}; valid: {', '.join(METHODS)}")
+    return method
+
+
+def _schedule(learning_rate: float, steps: int):
+    # a cosine decay to 5%: the last steps average out minibatch noise
+    return optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=0.05)
+
+
+def _energy_optimizer(learning_rate: float, steps: int) -> optax.GradientTransformation:
+    # the learned log Z is one scalar that must follow the energy's drifts: a 10x step
+    def labels(params):
+        energy, _ = params
+        return jax.tree.map(lambda _: "energy", energy), "log_z"
+
+    return optax.multi_transform(
+        {"energy": optax.adam(_schedule(learning_rate, steps)), "log_z": optax.adam(_schedule(10 * learning_rate, steps))},
+        labels,
+    )
+
+
+def grid_log_z(problem: Problem, energy, resolution: int) -> jax.Array:
+    """log Z of the energy by quadrature on the problem's box (2D problems only)."""
+    return log_partition_grid(lambda x: energy_cost(energy, x), problem.bounds, resolution)
+
+
+def build_training(
+    problem: Problem,
+    method: str,
+    key: jax.Array,
+    train: jax.Array,
+    *,
+    steps: int = 2000,
+    learning_rate: float = 1e-3,
+    num_samples: int = 256,
+    flow_epochs: int = 100,
+    progress: bool = False,
+) -> tuple[TrainingAlgorithm, Any]:
+    """The algorithm and its initial state: an MLP energy and a spline flow fitted to the
+    training data by maximum likelihood (a warm start for the sampler)."""
+    check_method(method)
+    if method == "exact" and problem.bounds is None:
+        raise ValueError(f"method: 'exact' needs quadrature (a 2D problem); {problem.name} is {problem.dim}-D, "
+                         "use gcl or gan")
+    key_energy, key_flow, key_fit = jax.random.split(key, 3)
+    energy = MLPEnergy(key_energy, problem.dim)
+    interval = float(jnp.max(jnp.abs(train))) + 1.0
+    proposal = Flow.coupling(key_flow, problem.dim, interval=interval, layers=8 if problem.dim == 2 else 6)
+    proposal, _ = fit_flow_to_data(key_fit, proposal, train, max_epochs=flow_epochs, progress=progress)
+    energy_opt = _energy_optimizer(learning_rate, steps)
+    proposal_opt = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(_schedule(learning_rate, steps)))
+    if method == "exact":
+        algorithm = exact_maxent(
+            energy_cost, lambda e: grid_log_z(problem, e, TRAIN_RESOLUTION), energy_opt, proposal_opt,
+            num_samples=num_samples,
+        )
+    elif method == "gcl":
+        algorithm = guided_cost_learning(energy_cost, energy_opt, proposal_opt, num_samples=num_samples)
+    else:
+        algorithm = gan_form(energy_cost, energy_opt, proposal_opt, num_samples=num_samples)
+    return algorithm, algorithm.init(energy, proposal)
+
+
+def _evaluator(problem: Problem, test: jax.Array, key: jax.Array, num_draws: int):
+    @eqx.filter_jit
+    def exact(state):
+        log_z = grid_log_z(problem, state.energy, EVAL_RESOLUTION)
+        return log_z, jnp.mean(energy_cost(state.energy, test)) + log_z
+
+    @eqx.filter_jit
+    def importance(state):
+        x, log_q = state.proposal.sample_and_log_prob(key, num_draws)
+        return energy_cost(state.energy, x), log_q
+
+    def evaluate(state) -> dict[str, float]:
+        costs, log_q = importance(state)
+        estimate = log_z_importance(costs, log_q)
+        row = {"log_z_is": float(estimate.log_z), "k_hat_eval": float(estimate.k_hat)}
+        if problem.bounds is not None:
+            log_z, nll = exact(state)
+            row.update(log_z_exact=float(log_z), held_out_nll=float(nll))
+        else:  # no quadrature: the NLL with the importance estimate of log Z
+            row["held_out_nll_is"] = float(jnp.mean(energy_cost(state.energy, test)) + estimate.log_z)
+        return row
+
+    return evaluate
+
+
+def train_ebm(
+    problem: str | Problem,
+    method: str,
+    *,
+    steps: int = 2000,
+    seed: int = 0,
+    num_train: int = 5000,
+    num_test: int = 5000,
+    batch_size: int = 256,
+    num_samples: int = 256,
+    learning_rate: float = 1e-3,
+    flow_epochs: int = 100,
+    eval_every: int = 250,
+    checkpoint_dir=None,
+    checkpoint_every: int = 500,
+    resume: bool = False,
+    progress: bool = True,
+) -> EBMRun:
+    """Train the MLP energy on ``problem``'s data by ``method`` (exact, gcl, gan).
+
+    Names and data are checked before any training starts.
+    """
+    problem = make_problem(problem) if isinstance(problem, str) else problem
+    check_method(method)
+    if problem.data is None:
+        raise ValueError(f"problem: {problem.name} has no data to train on")
+    key = jax.random.key(seed)
+    key_data, key_build, key_train, key_eval = jax.random.split(key, 4)
+    train, test = problem.data(key_data, num_train, num_test)
+    train, test = check_data(train, problem.dim), check_data(test, problem.dim, "test data")
+    start = time.perf_counter()
+    algorithm, state = build_training(
+        problem, method, key_build, train, steps=steps, learning_rate=learning_rate, num_samples=num_samples,
+        flow_epochs=flow_epochs, progress=progress,
+    )
+    result = run_training(
+        key_train, algorithm, state, train, steps=steps, batch_size=batch_size,
+        evaluate=_evaluator(problem, test, key_eval, 10_000), eval_every=eval_every,
+        checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
+        progress=progress, desc=f"{method} on {problem.name}",
+    )
+    return EBMRun(problem, method, result, train, test, time.perf_counter() - start)
+
+
+def ebm_summary(run: EBMRun) -> dict[str, Any]:
+    """The JSON summary: held-out NLL (quadrature, 2D), true NLL, learned and exact log Z."""
+    from inference.io import finite_or_none
+
+    last = {k: v for row in run.result.trace for k, v in row.items()}  # latest value of each key
+    summary = {
+        "problem": run.problem.name,
+        "method": run.method,
+        "steps": run.result.steps_done,
+        "held_out_nll": last.get("held_out_nll"),
+        "held_out_nll_is": last.get("held_out_nll_is"),
+        "true_nll": None,
+        "log_z_learned": finite_or_none(run.result.state.log_z),
+        "log_z_exact": last.get("log_z_exact"),
+        "log_z_is": last.get("log_z_is"),
+        "k_hat": last.get("k_hat_eval"),
+        "seconds": run.seconds,
+        "stopped": run.result.stopped,
+    }
+    target = run.problem.target
+    if target is not None and target.log_normalizer is not None:
+        summary["true_nll"] = float(jnp.mean(-target.normalized_log_prob(run.test)))
+    return summary

@@ -1,0 +1,98 @@
+"""Normalizing-flow proposals, behind the protocol, built on flowjax.
+
+flowjax was chosen over NumPyro's flows (measured in ``benchmarks/flow_choice.py``): its
+flows are equinox modules like every other proposal here, so optax trains them with the
+same ``sampler_step``; ``sample_and_log_prob`` never inverts; and its rational-quadratic
+spline coupling flow is exact-invertible both ways, so log q of data (for the GCL mixture)
+is as cheap as a draw.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import paramax
+from flowjax.bijections import RationalQuadraticSpline
+from flowjax.distributions import Normal
+from flowjax.flows import coupling_flow
+from flowjax.train import fit_to_data
+
+from inference.proposals.base import check_count, check_points
+
+__all__ = ["Flow", "fit_flow_to_data"]
+
+
+class Flow(eqx.Module):
+    """A flowjax distribution as a proposal: :math:`q(x) = N(f^{-1}(x)) |\\det J_{f^{-1}}|`."""
+
+    flow: eqx.Module
+
+    @classmethod
+    def coupling(
+        cls,
+        key: jax.Array,
+        dim: int,
+        *,
+        layers: int = 8,
+        knots: int = 8,
+        interval: float = 5.0,
+        width: int = 64,
+        base_scale: float = 1.0,
+    ) -> Flow:
+        """A spline coupling flow (Durkan et al. 2019) on R^dim over N(0, base_scale² I).
+
+        The splines act on ``[-interval, interval]`` and are the identity outside it.
+        """
+        if not isinstance(dim, int) or dim < 2:
+            raise ValueError(f"dim: a coupling flow needs an integer dimension >= 2, got {dim!r}")
+        if not base_scale > 0 or not interval > 0:
+            raise ValueError(f"base_scale, interval: expected positive numbers, got {base_scale!r}, {interval!r}")
+        dtype = jnp.zeros(()).dtype
+        base = Normal(jnp.zeros(dim, dtype), jnp.full(dim, base_scale, dtype))
+        flow = coupling_flow(
+            key,
+            base_dist=base,
+            transformer=RationalQuadraticSpline(knots=knots, interval=interval),
+            flow_layers=layers,
+            nn_width=width,
+        )
+        return cls(flow)
+
+    @property
+    def dim(self) -> int:
+        return self.flow.shape[-1]
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        check_count(n)
+        return paramax.unwrap(self.flow).sample(key, (n,))
+
+    def log_prob(self, x: jax.Array) -> jax.Array:
+        check_points("x", x, self.dim)
+        return paramax.unwrap(self.flow).log_prob(x)
+
+    def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+        check_count(n)
+        return paramax.unwrap(self.flow).sample_and_log_prob(key, (n,))
+
+
+def fit_flow_to_data(
+    key: jax.Array,
+    flow: Flow,
+    data: jax.Array,
+    *,
+    max_epochs: int = 200,
+    learning_rate: float = 1e-3,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> tuple[Flow, jax.Array]:
+    """Maximum likelihood of ``data`` (flowjax's ``fit_to_data``: early stopping on a
+    10% validation split, best parameters returned). Returns the flow and train losses."""
+    check_points("data", data, flow.dim)
+    if not bool(jnp.all(jnp.isfinite(data))):
+        raise ValueError("data: contains NaN or inf")
+    fitted, losses = fit_to_data(
+        key, flow.flow, data, learning_rate=learning_rate, max_epochs=max_epochs,
+        batch_size=batch_size, max_patience=20, show_progress=progress,
+    )
+    return Flow(fitted), jnp.asarray(losses["train"])
