@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--samples", type=_positive_int, default=256, help="proposal draws per step")
     train.add_argument("--train-size", type=_positive_int, default=5000, help="training points (toys)")
     train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--flow-epochs", type=_positive_int, default=100, help="epochs of the sampler's warm start")
     train.add_argument("--eval-every", type=_positive_int, default=250)
     train.add_argument("--checkpoint-every", type=_positive_int, default=500)
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -89,7 +90,7 @@ def run_train(args) -> dict:
     from models.problems import make_problem
 
     problem = make_problem(args.problem)  # names and arguments are checked before any work
-    check_method(args.method)
+    check_method(args.method, problem)
     if not args.learning_rate > 0:
         raise ValueError(f"learning-rate: expected a positive number, got {args.learning_rate}")
     out = Path(args.out)
@@ -101,6 +102,7 @@ def run_train(args) -> dict:
     run = train_ebm(
         problem, args.method, steps=args.steps, seed=args.seed, num_train=args.train_size,
         batch_size=args.batch_size, num_samples=args.samples, learning_rate=args.learning_rate,
+        flow_epochs=args.flow_epochs,
         eval_every=args.eval_every, checkpoint_dir=out / "checkpoints", checkpoint_every=args.checkpoint_every,
         resume=args.resume, progress=sys.stderr.isatty(),
     )

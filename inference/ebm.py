@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from inference.driver import TrainResult, check_data, run_training
-from inference.estimators import log_z_importance
+from inference.estimators import log_mean_exp, log_z_importance
 from inference.proposals.flow import Flow, fit_flow_to_data
 from inference.training import METHODS, TrainingAlgorithm, exact_maxent, gan_form, guided_cost_learning
 from models.energy import MLPEnergy, energy_cost
@@ -34,9 +34,13 @@ class EBMRun(NamedTuple):
     seconds: float
 
 
-def check_method(method: str) -> str:
+def check_method(method: str, problem: Problem | None = None) -> str:
+    """A known method name, and one the problem supports (exact needs quadrature: 2D)."""
     if method not in METHODS:
         raise ValueError(f"method: unknown name {method!r}; valid: {', '.join(METHODS)}")
+    if method == "exact" and problem is not None and problem.bounds is None:
+        raise ValueError(f"method: 'exact' needs quadrature (a 2D problem); {problem.name} is {problem.dim}-D, "
+                         "use gcl or gan")
     return method
 
 
@@ -76,10 +80,7 @@ def build_training(
 ) -> tuple[TrainingAlgorithm, Any]:
     """The algorithm and its initial state: an MLP energy and a spline flow fitted to the
     training data by maximum likelihood (a warm start for the sampler)."""
-    check_method(method)
-    if method == "exact" and problem.bounds is None:
-        raise ValueError(f"method: 'exact' needs quadrature (a 2D problem); {problem.name} is {problem.dim}-D, "
-                         "use gcl or gan")
+    check_method(method, problem)
     key_energy, key_flow, key_fit = jax.random.split(key, 3)
     energy = MLPEnergy(key_energy, problem.dim)
     interval = float(jnp.max(jnp.abs(train))) + 1.0
@@ -95,7 +96,10 @@ def build_training(
     elif method == "gcl":
         algorithm = guided_cost_learning(energy_cost, energy_opt, proposal_opt, num_samples=num_samples)
     else:
-        algorithm = gan_form(energy_cost, energy_opt, proposal_opt, num_samples=num_samples)
+        # start the learned log Z at the warm-started sampler's estimate, not at an arbitrary 0
+        x, log_q = proposal.sample_and_log_prob(key_fit, 4096)
+        log_z0 = float(log_mean_exp(-energy_cost(energy, x) - log_q))
+        algorithm = gan_form(energy_cost, energy_opt, proposal_opt, num_samples=num_samples, log_z0=log_z0)
     return algorithm, algorithm.init(energy, proposal)
 
 
@@ -147,7 +151,7 @@ def train_ebm(
     Names and data are checked before any training starts.
     """
     problem = make_problem(problem) if isinstance(problem, str) else problem
-    check_method(method)
+    check_method(method, problem)
     if problem.data is None:
         raise ValueError(f"problem: {problem.name} has no data to train on")
     key = jax.random.key(seed)

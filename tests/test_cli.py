@@ -72,3 +72,61 @@ def test_bad_problem_name_creates_no_output_folder(tmp_path, capsys):
     assert main(["--problem", "nope", "--out", str(out)]) == 2
     assert "problem: unknown name 'nope'" in capsys.readouterr().err
     assert not out.exists()
+
+
+TRAIN_QUICK = ["--steps", "6", "--eval-every", "3", "--checkpoint-every", "3", "--train-size", "300",
+               "--flow-epochs", "1", "--batch-size", "64", "--samples", "64"]
+
+
+def test_train_writes_summary_figures_checkpoints_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    result = run("train", "--problem", "8gaussians", "--method", "gan", "--out", str(out), "--json", *TRAIN_QUICK)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert {"held_out_nll", "true_nll", "log_z_learned", "log_z_exact", "seconds"} <= set(summary)
+    assert summary["steps"] == 6 and summary["stopped"] is None
+    assert all(math.isfinite(summary[k]) for k in ("held_out_nll", "true_nll", "log_z_learned", "log_z_exact"))
+    for name in ("summary.json", "trace.json", "figures/density.png", "figures/training.png",
+                 "checkpoints/checkpoint.json", "checkpoints/state-00000006.eqx"):
+        assert (out / name).is_file(), name
+    assert not list(out.rglob("*.tmp"))
+    args = [a if a != "6" else "9" for a in TRAIN_QUICK]
+    resumed = run("train", "--problem", "8gaussians", "--method", "gan", "--out", str(out), "--resume", "--json", *args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["steps"] == 9
+    assert json.loads((out / "checkpoints" / "checkpoint.json").read_text())["step"] == 9
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--method", "nope"], "method: unknown name 'nope'; valid: exact, gcl, gan"),
+        (["train", "--problem", "nope"], "problem: unknown name 'nope'; valid: gaussian, rings, 8gaussians"),
+        (["train", "--problem", "digits", "--method", "exact"], "'exact' needs quadrature"),
+        (["train", "--resume"], "resume: no checkpoint in"),
+        (["logz", "--problem", "digits"], "digits has no reference energy"),
+    ],
+    ids=["method", "problem", "exact-on-digits", "resume-nothing", "logz-digits"],
+)
+def test_train_errors_exit_2_before_any_work(args, message, tmp_path):
+    result = run(*args, "--out", str(tmp_path / "out")) if args[0] == "train" else run(*args)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("maxent-gan: error:"), result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing written before the checks
+
+
+def test_train_refuses_a_non_empty_out_without_force(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    result = run("train", "--out", str(tmp_path), *TRAIN_QUICK)
+    assert result.returncode == 2 and "exists and is not empty" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_logz_with_a_flow_fitted_to_data_on_a_toy():
+    result = run("logz", "--problem", "rings", "--proposal", "flow-data", "--fit-steps", "3", "--samples", "2000",
+                 "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["dim"] == 2 and abs(payload["log_z_exact"] - -2.402650005990836) < 1e-9
+    assert abs(payload["log_z"] - payload["log_z_exact"]) < 0.5  # 3 epochs: a rough flow, but finite weights
