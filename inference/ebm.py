@@ -145,18 +145,20 @@ def train_ebm(
     checkpoint_every: int = 500,
     resume: bool = False,
     progress: bool = True,
+    data: tuple[jax.Array, jax.Array] | None = None,
 ) -> EBMRun:
     """Train the MLP energy on ``problem``'s data by ``method`` (exact, gcl, gan).
 
+    ``data=(train, test)`` trains on your own points instead (each ``(n, problem.dim)``).
     Names and data are checked before any training starts.
     """
     problem = make_problem(problem) if isinstance(problem, str) else problem
     check_method(method, problem)
-    if problem.data is None:
-        raise ValueError(f"problem: {problem.name} has no data to train on")
+    if problem.data is None and data is None:
+        raise ValueError(f"problem: {problem.name} has no data to train on; pass data=(train, test)")
     key = jax.random.key(seed)
     key_data, key_build, key_train, key_eval = jax.random.split(key, 4)
-    train, test = problem.data(key_data, num_train, num_test)
+    train, test = problem.data(key_data, num_train, num_test) if data is None else data
     train, test = check_data(train, problem.dim), check_data(test, problem.dim, "test data")
     start = time.perf_counter()
     algorithm, state = build_training(

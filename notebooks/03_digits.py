@@ -24,6 +24,7 @@
 # %%
 import os
 
+import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -64,8 +65,6 @@ for run in runs:
 # they are close to the warm start.
 
 # %%
-import jax
-
 digits = load_digits_data(jax.random.key(0))
 rows = [("held-out data", to_pixels(digits.test[:10], digits.loc, digits.scale))]
 for run in runs:

@@ -168,3 +168,27 @@ def test_driver_rejects_bad_counts():
     with warnings.catch_warnings():
         with pytest.raises(ValueError, match="batch_size: expected a positive integer"):
             run_training(jax.random.key(0), algorithm, algorithm.init(*_initial()), _data(), steps=5, batch_size=0)
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [(jnp.ones((50, 3)), r"data: expected points of shape \(n, 2\), got \(50, 3\)"),
+     (jnp.ones((50, 2)).at[7, 0].set(jnp.nan), "data: 1 point\\(s\\) with NaN or inf, first at row 7")],
+    ids=["wrong-dim", "nan"],
+)
+def test_train_ebm_checks_user_data_before_any_training(train, message, monkeypatch):
+    import inference.ebm as ebm
+
+    def fail(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(ebm, "build_training", fail)
+    with pytest.raises(ValueError, match=message):
+        ebm.train_ebm("rings", "gcl", data=(train, jnp.ones((10, 2))), progress=False)
+
+
+def test_train_ebm_rejects_unknown_method_listing_valid_ones():
+    from inference.ebm import train_ebm
+
+    with pytest.raises(ValueError, match="method: unknown name 'sgd'; valid: exact, gcl, gan"):
+        train_ebm("rings", "sgd")
