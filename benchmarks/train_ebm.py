@@ -27,9 +27,9 @@ TOLERANCE = 0.05
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--toys", default=",".join(TOYS))
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--samples", type=int, default=256, help="proposal draws per step")
     args = parser.parse_args()
     out = Path(__file__).parent / "results"

@@ -1,0 +1,252 @@
+"""Tabular trajectory MaxEnt (DESIGN.md §2): exact log Z and exact samples, in log space.
+
+A trajectory is :math:`\\tau = (s_0, a_0, s_1, \\dots, a_{T-1}, s_T)`, its cost
+:math:`c(\\tau) = \\sum_{t<T} c(s_t, a_t)`, and the base measure the dynamics,
+:math:`\\nu(\\tau) = p_0(s_0) \\prod_t P(s_{t+1} | s_t, a_t)` times counting measure on actions.
+The backward recursion (Ziebart 2008), with :math:`\\log \\beta_T = 0`:
+
+.. math::
+
+    \\log \\beta_t(s) = \\operatorname{logsumexp}_a \\big[-c(s,a)
+        + \\operatorname{logsumexp}_{s'} (\\log P(s'|s,a) + \\log \\beta_{t+1}(s'))\\big],
+    \\qquad \\log Z = \\operatorname{logsumexp}_s (\\log p_0(s) + \\log \\beta_0(s)).
+
+Transitions are stored sparsely, as the ``K`` successors of each ``(s, a)`` with their log
+probabilities (:class:`Transitions`), so a step costs ``S·A·K``; a dense ``(S, A, S)`` array is
+accepted everywhere and converted once. Written by hand: no JAX library offers this recursion.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+__all__ = [
+    "Transitions",
+    "as_transitions",
+    "backward_messages",
+    "check_trajectories",
+    "log_partition",
+    "occupancy",
+    "sample_trajectories",
+    "trajectory_cost",
+    "trajectory_log_base",
+]
+
+
+class Transitions(NamedTuple):
+    """Sparse dynamics: ``successors[s, a, k]`` is reached with log probability ``log_probs[s, a, k]``.
+
+    Repeated successors are allowed (their probabilities add); unused slots have
+    ``log_probs = -inf``. Shapes ``(S, A, K)``.
+    """
+
+    successors: jax.Array
+    log_probs: jax.Array
+
+    @property
+    def num_states(self) -> int:
+        return self.successors.shape[0]
+
+    @property
+    def num_actions(self) -> int:
+        return self.successors.shape[1]
+
+    def dense(self) -> jax.Array:
+        """The ``(S, A, S)`` probability array."""
+        num_states, num_actions, _ = self.successors.shape
+        rows = jnp.zeros((num_states, num_actions, num_states), self.log_probs.dtype)
+        s, a = jnp.meshgrid(jnp.arange(num_states), jnp.arange(num_actions), indexing="ij")
+        return rows.at[s[..., None], a[..., None], self.successors].add(jnp.exp(self.log_probs))
+
+
+def as_transitions(transitions: Transitions | ArrayLike, *, atol: float = 1e-6) -> Transitions:
+    """Check the dynamics and return them sparse.
+
+    A dense ``(S, A, S)`` array keeps, per row, only its nonzero entries (``K`` = the largest
+    count). Every row must be a probability vector: the error names the first bad ``(s, a)``.
+    """
+    if isinstance(transitions, Transitions):
+        probs = np.asarray(transitions.log_probs) if _concrete(transitions.log_probs) else None
+        if probs is not None:
+            _check_rows(np.exp(probs).sum(-1), atol)
+        return transitions
+    dense = np.asarray(transitions, dtype=float)
+    if dense.ndim != 3 or dense.shape[0] != dense.shape[2]:
+        raise ValueError(f"transitions: expected shape (S, A, S), got {dense.shape}")
+    if not np.all(np.isfinite(dense)) or np.any(dense < 0):
+        s, a, _ = np.argwhere(~np.isfinite(dense) | (dense < 0))[0]
+        raise ValueError(f"transitions: row (s={s}, a={a}) has a negative or non-finite probability")
+    _check_rows(dense.sum(-1), atol)
+    width = max(int((dense > 0).sum(-1).max()), 1)
+    successors = np.argsort(-dense, axis=-1, kind="stable")[..., :width]
+    kept = np.take_along_axis(dense, successors, axis=-1)
+    with np.errstate(divide="ignore"):
+        log_probs = np.log(kept)
+    dtype = jnp.zeros(()).dtype
+    return Transitions(jnp.asarray(successors, jnp.int32), jnp.asarray(log_probs, dtype))
+
+
+def _concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _check_rows(row_sums: np.ndarray, atol: float) -> None:
+    bad = np.abs(row_sums - 1.0) > atol
+    if bad.any():
+        s, a = np.argwhere(bad)[0]
+        raise ValueError(
+            f"transitions: {int(bad.sum())} row(s) do not sum to 1; first (s={s}, a={a}) sums to "
+            f"{row_sums[s, a]:.6g}"
+        )
+
+
+def _expected_next(log_beta_next: jax.Array, transitions: Transitions) -> jax.Array:
+    # log Σ_{s'} P(s'|s,a) β_{t+1}(s'), shape (S, A)
+    return jax.nn.logsumexp(transitions.log_probs + log_beta_next[transitions.successors], axis=-1)
+
+
+def backward_messages(costs: ArrayLike, transitions: Transitions | ArrayLike, horizon: int) -> jax.Array:
+    """:math:`\\log \\beta_t(s)` for ``t = 0..T``, shape ``(T+1, S)``; ``costs`` is ``(S, A)``."""
+    transitions = as_transitions(transitions)
+    costs = jnp.asarray(costs)
+
+    def backward(log_beta_next, _):
+        log_beta = jax.nn.logsumexp(-costs + _expected_next(log_beta_next, transitions), axis=-1)
+        return log_beta, log_beta_next
+
+    log_beta_last = jnp.zeros(costs.shape[0], costs.dtype)
+    log_beta_0, later = jax.lax.scan(backward, log_beta_last, None, length=horizon)
+    # `later` holds β_T, β_{T-1}, ..., β_1 in scan order
+    return jnp.concatenate([log_beta_0[None], later[::-1]], axis=0)
+
+
+def log_partition(
+    costs: ArrayLike, transitions: Transitions | ArrayLike, initial: ArrayLike, horizon: int
+) -> jax.Array:
+    """Exact :math:`\\log Z` of trajectory MaxEnt: ``costs (S, A)``, ``transitions (S, A, S)`` or
+    :class:`Transitions`, ``initial (S,)`` probabilities; differentiable in ``costs``."""
+    costs, transitions, log_initial = _check_problem(costs, transitions, initial, horizon)
+    log_beta = backward_messages(costs, transitions, horizon)
+    return jax.nn.logsumexp(log_initial + log_beta[0])
+
+
+def occupancy(
+    costs: ArrayLike, transitions: Transitions | ArrayLike, initial: ArrayLike, horizon: int
+) -> jax.Array:
+    """Expected state-action visit counts under :math:`p_\\theta`, shape ``(S, A)``:
+    :math:`-\\partial \\log Z / \\partial c(s,a)`, the MaxEnt IRL feature-matching term."""
+    return -jax.grad(log_partition)(jnp.asarray(costs), transitions, initial, horizon)
+
+
+def sample_trajectories(
+    key: jax.Array,
+    costs: ArrayLike,
+    transitions: Transitions | ArrayLike,
+    initial: ArrayLike,
+    horizon: int,
+    n: int,
+) -> tuple[jax.Array, jax.Array]:
+    """Exact draws from :math:`p(\\tau) \\propto \\nu(\\tau) e^{-c(\\tau)}`: ``(states (n, T+1), actions (n, T))``.
+
+    :math:`s_0 \\propto p_0 \\beta_0`; :math:`a_t \\propto e^{-c(s_t,a)} \\sum_{s'} P(s'|s_t,a)\\beta_{t+1}(s')`;
+    :math:`s_{t+1} \\propto P(s'|s_t,a_t)\\beta_{t+1}(s')` (the dynamics tilted by the future).
+    """
+    costs, transitions, log_initial = _check_problem(costs, transitions, initial, horizon)
+    log_beta = backward_messages(costs, transitions, horizon)
+    key_0, key_steps = jax.random.split(key)
+    states_0 = jax.random.categorical(key_0, log_initial + log_beta[0], shape=(n,)).astype(jnp.int32)
+
+    def forward(states, inputs):
+        key_t, log_beta_next = inputs
+        key_action, key_state = jax.random.split(key_t)
+        logits_action = -costs[states] + _expected_next(log_beta_next, transitions)[states]
+        actions = jax.random.categorical(key_action, logits_action).astype(jnp.int32)
+        successors = transitions.successors[states, actions]
+        logits_next = transitions.log_probs[states, actions] + log_beta_next[successors]
+        slot = jax.random.categorical(key_state, logits_next)
+        next_states = jnp.take_along_axis(successors, slot[:, None], axis=1)[:, 0]
+        return next_states, (next_states, actions)
+
+    keys = jax.random.split(key_steps, horizon)
+    _, (later_states, actions) = jax.lax.scan(forward, states_0, (keys, log_beta[1:]))
+    states = jnp.concatenate([states_0[None], later_states], axis=0).T
+    return states, actions.T
+
+
+def trajectory_cost(costs: ArrayLike, states: jax.Array, actions: jax.Array) -> jax.Array:
+    """:math:`c(\\tau) = \\sum_{t<T} c(s_t, a_t)`, shape ``(n,)``."""
+    return jnp.asarray(costs)[states[:, :-1], actions].sum(axis=-1)
+
+
+def trajectory_log_base(
+    transitions: Transitions | ArrayLike, initial: ArrayLike, states: jax.Array, actions: jax.Array
+) -> jax.Array:
+    """:math:`\\log \\nu(\\tau) = \\log p_0(s_0) + \\sum_t \\log P(s_{t+1}|s_t,a_t)`, shape ``(n,)``
+    (used by brute-force checks; weights never need it, the dynamics cancel)."""
+    transitions = as_transitions(transitions)
+    dense = transitions.dense()
+    with np.errstate(divide="ignore"):
+        log_initial = jnp.log(jnp.asarray(initial))
+    steps = jnp.log(dense[states[:, :-1], actions, states[:, 1:]])
+    return log_initial[states[:, 0]] + steps.sum(axis=-1)
+
+
+def check_trajectories(
+    states: ArrayLike, actions: ArrayLike, num_states: int, num_actions: int, horizon: int
+) -> tuple[jax.Array, jax.Array]:
+    """Validate demonstrations: int arrays ``(n, T+1)`` and ``(n, T)`` with values in range.
+
+    Errors name the first bad trajectory by its index.
+    """
+    states_np, actions_np = np.asarray(states), np.asarray(actions)
+    if states_np.ndim != 2 or actions_np.ndim != 2:
+        raise ValueError(
+            f"demonstrations: expected states (n, T+1) and actions (n, T), got {states_np.shape} and "
+            f"{actions_np.shape}"
+        )
+    if states_np.shape[0] != actions_np.shape[0]:
+        raise ValueError(f"demonstrations: {states_np.shape[0]} state rows but {actions_np.shape[0]} action rows")
+    if actions_np.shape[1] != horizon or states_np.shape[1] != horizon + 1:
+        raise ValueError(
+            f"demonstrations: horizon {horizon} needs states (n, {horizon + 1}) and actions (n, {horizon}), "
+            f"got {states_np.shape} and {actions_np.shape}"
+        )
+    for name, values, size in (("states", states_np, num_states), ("actions", actions_np, num_actions)):
+        if not np.issubdtype(values.dtype, np.integer):
+            raise ValueError(f"demonstrations: {name} must be integers, got dtype {values.dtype}")
+        bad = (values < 0) | (values >= size)
+        if bad.any():
+            index, t = np.argwhere(bad)[0]
+            raise ValueError(
+                f"demonstrations: trajectory {index} has {name[:-1]} {values[index, t]} at t={t}, "
+                f"outside 0..{size - 1}"
+            )
+    return jnp.asarray(states_np, jnp.int32), jnp.asarray(actions_np, jnp.int32)
+
+
+def _check_problem(costs, transitions, initial, horizon):
+    transitions = as_transitions(transitions)
+    costs = jnp.asarray(costs)
+    if costs.shape != (transitions.num_states, transitions.num_actions):
+        raise ValueError(
+            f"costs: expected shape (S, A) = ({transitions.num_states}, {transitions.num_actions}) to match "
+            f"transitions, got {costs.shape}"
+        )
+    if not isinstance(horizon, int | np.integer) or horizon < 1:
+        raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
+    initial = jnp.asarray(initial, costs.dtype if jnp.issubdtype(costs.dtype, jnp.floating) else None)
+    if initial.shape != (transitions.num_states,):
+        raise ValueError(f"initial: expected shape ({transitions.num_states},), got {initial.shape}")
+    if _concrete(initial):
+        values = np.asarray(initial)
+        if np.any(values < 0) or not np.all(np.isfinite(values)) or abs(values.sum() - 1) > 1e-6:
+            raise ValueError(f"initial: expected probabilities that sum to 1, got sum {values.sum():.6g}")
+    if _concrete(costs) and not bool(np.all(np.isfinite(np.asarray(costs)))):
+        s, a = np.argwhere(~np.isfinite(np.asarray(costs)))[0]
+        raise ValueError(f"costs: non-finite value at (s={s}, a={a})")
+    return costs, transitions, jnp.log(initial)
