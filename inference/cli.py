@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int, default=256)
     train.add_argument("--samples", type=_positive_int, default=256, help="proposal draws per step")
     train.add_argument("--train-size", type=_positive_int, default=5000, help="training points (toys)")
-    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--learning-rate", type=float, default=None,
+                       help="default: 1e-3 for energy networks, 0.05 for IRL cost weights")
     train.add_argument("--flow-epochs", type=_positive_int, default=100, help="epochs of the sampler's warm start")
     train.add_argument("--eval-every", type=_positive_int, default=250)
     train.add_argument("--checkpoint-every", type=_positive_int, default=500)
@@ -91,7 +92,7 @@ def run_train(args) -> dict:
 
     problem = make_problem(args.problem)  # names and arguments are checked before any work
     check_method(args.method, problem)
-    if not args.learning_rate > 0:
+    if args.learning_rate is not None and not args.learning_rate > 0:
         raise ValueError(f"learning-rate: expected a positive number, got {args.learning_rate}")
     out = Path(args.out)
     if args.resume:

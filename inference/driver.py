@@ -136,13 +136,16 @@ def run_training(
     start, trace = 0, []
     if resume:
         state, start, trace = load_checkpoint(directory, state)
-    batch_size = min(batch_size, data.shape[0])
+    # data is an array of points or a pytree of arrays with a shared first axis (trajectories)
+    num_data = jax.tree.leaves(data)[0].shape[0]
+    batch_size = min(batch_size, num_data)
     stopped, done = None, start
     bar = tqdm(range(start, steps), desc=desc, disable=not progress, leave=False, initial=start, total=steps)
     for step in bar:
         key_step = jax.random.fold_in(key, step)
         key_batch, key_train = jax.random.split(key_step)
-        batch = data[jax.random.choice(key_batch, data.shape[0], (batch_size,), replace=False)]
+        rows = jax.random.choice(key_batch, num_data, (batch_size,), replace=False)
+        batch = jax.tree.map(lambda leaf, rows=rows: leaf[rows], data)
         new_state, info = algorithm.step(key_train, state, batch)
         losses_finite = np.isfinite([float(info.energy_loss), float(info.proposal_loss), float(info.log_z)]).all()
         if not (losses_finite and bool(all_finite(new_state))):

@@ -13,11 +13,13 @@ import optax
 
 from inference.driver import TrainResult, check_data, run_training
 from inference.estimators import log_mean_exp, log_z_importance
+from inference.irl import IRL_LEARNING_RATE, irl_metrics, irl_setup
 from inference.proposals.flow import Flow, fit_flow_to_data
 from inference.training import METHODS, TrainingAlgorithm, exact_maxent, gan_form, guided_cost_learning
 from models.energy import MLPEnergy, energy_cost
 from models.problems import Problem, make_problem
 from models.quadrature import log_partition_grid
+from models.tabular import check_trajectories
 
 __all__ = ["EBMRun", "build_training", "ebm_summary", "train_ebm"]
 
@@ -38,9 +40,9 @@ def check_method(method: str, problem: Problem | None = None) -> str:
     """A known method name, and one the problem supports (exact needs quadrature: 2D)."""
     if method not in METHODS:
         raise ValueError(f"method: unknown name {method!r}; valid: {', '.join(METHODS)}")
-    if method == "exact" and problem is not None and problem.bounds is None:
-        raise ValueError(f"method: 'exact' needs quadrature (a 2D problem); {problem.name} is {problem.dim}-D, "
-                         "use gcl or gan")
+    if method == "exact" and problem is not None and _exact_log_partition(problem) is None:
+        raise ValueError(f"method: 'exact' needs an exact log Z (quadrature in 2D, or a tractable IRL problem); "
+                         f"{problem.name} has none, use gcl or gan")
     return method
 
 
@@ -66,6 +68,19 @@ def grid_log_z(problem: Problem, energy, resolution: int) -> jax.Array:
     return log_partition_grid(lambda x: energy_cost(energy, x), problem.bounds, resolution)
 
 
+def _cost_fn(problem: Problem):
+    return energy_cost if problem.irl is None else problem.irl.cost_fn
+
+
+def _exact_log_partition(problem: Problem, resolution: int = TRAIN_RESOLUTION):
+    """θ -> exact log Z (quadrature for 2D energies, the problem's recursion for IRL), or None."""
+    if problem.irl is not None:
+        return problem.irl.log_partition_fn
+    if problem.bounds is not None:
+        return lambda energy: grid_log_z(problem, energy, resolution)
+    return None
+
+
 def build_training(
     problem: Problem,
     method: str,
@@ -78,51 +93,59 @@ def build_training(
     flow_epochs: int = 100,
     progress: bool = False,
 ) -> tuple[TrainingAlgorithm, Any]:
-    """The algorithm and its initial state: an MLP energy and a spline flow fitted to the
-    training data by maximum likelihood (a warm start for the sampler)."""
+    """The algorithm and its initial state. EBMs: an MLP energy and a spline flow fitted to the
+    training data by maximum likelihood (a warm start for the sampler). IRL: θ = 0 and a
+    policy cloned from the demonstrations (:func:`inference.irl.irl_setup`)."""
     check_method(method, problem)
     key_energy, key_flow, key_fit = jax.random.split(key, 3)
-    energy = MLPEnergy(key_energy, problem.dim)
-    interval = float(jnp.max(jnp.abs(train))) + 1.0
-    proposal = Flow.coupling(key_flow, problem.dim, interval=interval, layers=8 if problem.dim == 2 else 6)
-    proposal, _ = fit_flow_to_data(key_fit, proposal, train, max_epochs=flow_epochs, progress=progress)
+    if problem.irl is not None:
+        energy, proposal = irl_setup(problem, train)
+    else:
+        energy = MLPEnergy(key_energy, problem.dim)
+        interval = float(jnp.max(jnp.abs(train))) + 1.0
+        proposal = Flow.coupling(key_flow, problem.dim, interval=interval, layers=8 if problem.dim == 2 else 6)
+        proposal, _ = fit_flow_to_data(key_fit, proposal, train, max_epochs=flow_epochs, progress=progress)
+    cost_fn = _cost_fn(problem)
     energy_opt = _energy_optimizer(learning_rate, steps)
     proposal_opt = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(_schedule(learning_rate, steps)))
     if method == "exact":
-        algorithm = exact_maxent(
-            energy_cost, lambda e: grid_log_z(problem, e, TRAIN_RESOLUTION), energy_opt, proposal_opt,
-            num_samples=num_samples,
-        )
+        algorithm = exact_maxent(cost_fn, _exact_log_partition(problem), energy_opt, proposal_opt,
+                                 num_samples=num_samples)
     elif method == "gcl":
-        algorithm = guided_cost_learning(energy_cost, energy_opt, proposal_opt, num_samples=num_samples)
+        algorithm = guided_cost_learning(cost_fn, energy_opt, proposal_opt, num_samples=num_samples)
     else:
         # start the learned log Z at the warm-started sampler's estimate, not at an arbitrary 0
         x, log_q = proposal.sample_and_log_prob(key_fit, 4096)
-        log_z0 = float(log_mean_exp(-energy_cost(energy, x) - log_q))
-        algorithm = gan_form(energy_cost, energy_opt, proposal_opt, num_samples=num_samples, log_z0=log_z0)
+        log_z0 = float(log_mean_exp(-cost_fn(energy, x) - log_q))
+        algorithm = gan_form(cost_fn, energy_opt, proposal_opt, num_samples=num_samples, log_z0=log_z0)
     return algorithm, algorithm.init(energy, proposal)
 
 
 def _evaluator(problem: Problem, test: jax.Array, key: jax.Array, num_draws: int):
+    cost_fn = _cost_fn(problem)
+    exact_log_partition = _exact_log_partition(problem, EVAL_RESOLUTION)
+
     @eqx.filter_jit
     def exact(state):
-        log_z = grid_log_z(problem, state.energy, EVAL_RESOLUTION)
-        return log_z, jnp.mean(energy_cost(state.energy, test)) + log_z
+        log_z = exact_log_partition(state.energy)
+        return log_z, jnp.mean(cost_fn(state.energy, test)) + log_z
 
     @eqx.filter_jit
     def importance(state):
         x, log_q = state.proposal.sample_and_log_prob(key, num_draws)
-        return energy_cost(state.energy, x), log_q
+        return cost_fn(state.energy, x), log_q
 
     def evaluate(state) -> dict[str, float]:
         costs, log_q = importance(state)
         estimate = log_z_importance(costs, log_q)
         row = {"log_z_is": float(estimate.log_z), "k_hat_eval": float(estimate.k_hat)}
-        if problem.bounds is not None:
+        if problem.irl is not None and problem.irl.cost_table is not None:
+            row.update(irl_metrics(problem, state.energy))
+        if exact_log_partition is not None:
             log_z, nll = exact(state)
             row.update(log_z_exact=float(log_z), held_out_nll=float(nll))
         else:  # no quadrature: the NLL with the importance estimate of log Z
-            row["held_out_nll_is"] = float(jnp.mean(energy_cost(state.energy, test)) + estimate.log_z)
+            row["held_out_nll_is"] = float(jnp.mean(cost_fn(state.energy, test)) + estimate.log_z)
         return row
 
     return evaluate
@@ -138,7 +161,7 @@ def train_ebm(
     num_test: int = 5000,
     batch_size: int = 256,
     num_samples: int = 256,
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
     flow_epochs: int = 100,
     eval_every: int = 250,
     checkpoint_dir=None,
@@ -147,7 +170,8 @@ def train_ebm(
     progress: bool = True,
     data: tuple[jax.Array, jax.Array] | None = None,
 ) -> EBMRun:
-    """Train the MLP energy on ``problem``'s data by ``method`` (exact, gcl, gan).
+    """Train the MLP energy (EBMs) or the linear cost (IRL) on ``problem``'s data by ``method``
+    (exact, gcl, gan). ``learning_rate=None`` picks 1e-3 for networks, 0.05 for IRL weights.
 
     ``data=(train, test)`` trains on your own points instead (each ``(n, problem.dim)``).
     Names and data are checked before any training starts.
@@ -160,6 +184,15 @@ def train_ebm(
     key_data, key_build, key_train, key_eval = jax.random.split(key, 4)
     train, test = problem.data(key_data, num_train, num_test) if data is None else data
     train, test = check_data(train, problem.dim), check_data(test, problem.dim, "test data")
+    if problem.irl is not None and problem.irl.cost_table is not None:
+        mdp = problem.irl.system
+        for name, demos in (("data", train), ("test data", test)):
+            try:
+                check_trajectories(*problem.irl.layout.unpack(demos), mdp.num_states, mdp.num_actions, mdp.horizon)
+            except ValueError as err:
+                raise ValueError(f"{name}: {err}") from None
+    if learning_rate is None:
+        learning_rate = IRL_LEARNING_RATE if problem.irl is not None else 1e-3
     start = time.perf_counter()
     algorithm, state = build_training(
         problem, method, key_build, train, steps=steps, learning_rate=learning_rate, num_samples=num_samples,
@@ -193,6 +226,10 @@ def ebm_summary(run: EBMRun) -> dict[str, Any]:
         "seconds": run.seconds,
         "stopped": run.result.stopped,
     }
+    if run.problem.irl is not None:
+        summary.update({key: last.get(key) for key in ("epic", "cost_correlation", "evd")})
+        summary["theta"] = [float(v) for v in run.result.state.energy]
+        summary["theta_true"] = [float(v) for v in run.problem.true_params]
     target = run.problem.target
     if target is not None and target.log_normalizer is not None:
         summary["true_nll"] = float(jnp.mean(-target.normalized_log_prob(run.test)))

@@ -100,11 +100,30 @@ def proposal_update(
     def loss_fn(q):
         x, log_q = q.sample_and_log_prob(key, num_samples)
         costs = cost_of(x)
-        return loss_of(costs, log_q), -costs - log_q
+        loss = loss_of(costs, log_q)
+        if not getattr(q, "reparameterized", True):
+            loss = loss + _score_function_term(loss_of, jax.lax.stop_gradient(costs), log_q)
+        return loss, -costs - log_q
 
     (loss, log_weights), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(proposal)
     proposal, opt_state = _apply(optimizer, grads, opt_state, proposal)
     return proposal, opt_state, loss, jax.lax.stop_gradient(log_weights)
+
+
+def _score_function_term(loss_of, costs, log_q):
+    """Zero in value; its gradient is the score-function part of :math:`\\nabla E_q[f]`.
+
+    Discrete draws (tabular policies) carry no gradient, so
+    :math:`\\nabla E_q[f] = E_q[(f - b)\\nabla \\log q] + E_q[\\partial f/\\partial \\log q \\cdot \\nabla \\log q]`;
+    autodiff gives the second term, this adds the first with the leave-one-out baseline ``b``
+    (unbiased; Kool et al. 2019). ``loss_of`` must be a mean of per-draw terms (the sampler
+    and generator losses are).
+    """
+    per_draw = jax.lax.stop_gradient(jax.vmap(lambda c, lq: loss_of(c[None], lq[None]))(costs, log_q))
+    n = per_draw.shape[0]
+    baseline = (per_draw.sum() - per_draw) / (n - 1)
+    surrogate = jnp.mean((per_draw - baseline) * log_q)
+    return surrogate - jax.lax.stop_gradient(surrogate)
 
 
 def _no_log_z(grads, state):

@@ -7,10 +7,12 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from models.digits import load_digits_data
 from models.energy import MLPEnergy, ebm_model
 from models.gaussian import gaussian_model, gaussian_target_params, quadratic_energy
+from models.irl_problems import GRIDWORLD_THETA, IRLSpec, gridworld_spec, irl_model
 from models.mixture import mixture_energy
 from models.toys import TOYS, toy_bounds, toy_params
 from models.unnormalized import Unnormalized
@@ -27,6 +29,7 @@ class Problem(NamedTuple):
     ``log_normalizer`` and sampler), or ``None`` when no reference exists (digits).
     ``data(key, n_train, n_test)`` gives training and held-out points (a fixed data set
     ignores the counts). ``bounds`` is the quadrature box of a 2D problem, else ``None``.
+    For IRL problems, points are packed trajectories (``irl.layout``) and ``true_params`` is θ*.
     """
 
     name: str
@@ -36,6 +39,7 @@ class Problem(NamedTuple):
     dim: int = 2
     data: DataFn | None = None
     bounds: tuple[tuple[float, float], tuple[float, float]] | None = None
+    irl: IRLSpec | None = None  # trajectory problems: layout, cost family, exact references
 
 
 def _draws(target: Unnormalized) -> DataFn:
@@ -68,10 +72,19 @@ def _digits(dim: int) -> Problem:
     return Problem("digits", None, None, model, 64, data)
 
 
+def _gridworld(dim: int) -> Problem:
+    spec = gridworld_spec()
+    theta = jnp.asarray(GRIDWORLD_THETA, jnp.zeros(()).dtype)
+    target = spec.target(theta)
+    return Problem("gridworld", target, theta, partial(irl_model, spec=spec), spec.layout.size, _draws(target),
+                   irl=spec)
+
+
 PROBLEMS: dict[str, Callable[[int], Problem]] = {
     "gaussian": _gaussian,
     **{name: partial(_toy, name) for name in TOYS},
     "digits": _digits,
+    "gridworld": _gridworld,
 }
 
 

@@ -1,0 +1,89 @@
+"""MaxEnt IRL problems as NumPyro models: a prior on θ, demonstrations observed through
+:class:`Unnormalized` with the dynamics as base measure (DESIGN.md §1, §2).
+
+Demonstrations are exact draws from :math:`p_{\\theta^*}(\\tau) \\propto \\nu(\\tau)e^{-c_{\\theta^*}(\\tau)}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
+
+from models.gridworld import MDP, gridworld, linear_costs
+from models.tabular import log_partition, sample_trajectories, trajectory_cost
+from models.trajectory import TrajectoryLayout
+from models.unnormalized import Unnormalized
+
+__all__ = ["GRIDWORLD_THETA", "IRLSpec", "gridworld_spec", "irl_model"]
+
+# goal, obstacle, distance, move: a reward at the goal, costly obstacles, a pull toward the goal, effort
+GRIDWORLD_THETA = (-1.0, 4.0, 3.0, 0.3)
+
+
+class IRLSpec(NamedTuple):
+    """What an IRL problem adds to a :class:`~models.problems.Problem`.
+
+    ``cost_fn(θ, x) -> (n,)`` on packed trajectories; ``log_partition_fn(θ)`` the exact log Z
+    (``None`` when intractable); ``cost_table(θ) -> (S, A)`` for tabular problems (metrics,
+    heat maps), else ``None``; ``system`` the MDP or linear system.
+    """
+
+    layout: TrajectoryLayout
+    cost_fn: Callable[[Any, jax.Array], jax.Array]
+    log_partition_fn: Callable[[Any], jax.Array] | None
+    sampler: Callable[[jax.Array, Any, int], jax.Array] | None
+    cost_table: Callable[[Any], jax.Array] | None
+    system: Any
+    theta_names: tuple[str, ...]
+
+    def target(self, theta) -> Unnormalized:
+        """:math:`p_\\theta` as an :class:`Unnormalized` over packed trajectories, relative to the dynamics."""
+        tabular = self.layout.state_dim == 0
+        return Unnormalized(
+            self.cost_fn, theta, event_shape=(self.layout.size,),
+            log_normalizer=None if self.log_partition_fn is None else self.log_partition_fn(theta),
+            sampler=None if self.sampler is None else (lambda key, params, shape: self.sampler(key, params, shape[0])),
+            base_measure="dynamics",
+            support=constraints.independent(constraints.nonnegative_integer, 1) if tabular else constraints.real_vector,
+        )
+
+
+def _tabular_spec(mdp: MDP) -> IRLSpec:
+    layout = TrajectoryLayout(mdp.horizon)
+
+    def cost_table(theta):
+        return linear_costs(theta, mdp.features)
+
+    def cost_fn(theta, x):
+        states, actions = layout.unpack(x)
+        return trajectory_cost(cost_table(theta), states, actions)
+
+    def log_partition_fn(theta):
+        return log_partition(cost_table(theta), mdp.transitions, mdp.initial, mdp.horizon)
+
+    def sampler(key, theta, n):
+        states, actions = sample_trajectories(key, cost_table(theta), mdp.transitions, mdp.initial, mdp.horizon, n)
+        return layout.pack(states, actions)
+
+    return IRLSpec(layout, cost_fn, log_partition_fn, sampler, cost_table, mdp, mdp.feature_names)
+
+
+def gridworld_spec(size: int = 8, *, horizon: int = 20, slip: float = 0.1) -> IRLSpec:
+    """The default gridworld: start top-left, goal bottom-right, a wall across the middle."""
+    return _tabular_spec(gridworld(size, horizon=horizon, slip=slip))
+
+
+def irl_model(demos: jax.Array | None = None, *, spec: IRLSpec, prior_scale: float = 2.0, num_demos: int | None = None):
+    """:math:`\\theta \\sim N(0, s^2 I)`; each demonstration :math:`\\tau_i \\sim e^{-c_\\theta(\\tau)}\\nu(\\tau)/Z(\\theta)`."""
+    num_theta = len(spec.theta_names)
+    theta = numpyro.sample("theta", dist.Normal(jnp.zeros(num_theta), prior_scale).to_event(1))
+    num_demos = num_demos if demos is None else demos.shape[0]
+    with numpyro.plate("demos", num_demos):
+        numpyro.sample("tau", spec.target(theta), obs=demos)
+
