@@ -34,16 +34,21 @@ def cost_correlation(costs: jax.Array, true_costs: jax.Array) -> jax.Array:
 
 
 def _canonical(costs: jax.Array, transitions: Transitions, discount: float) -> jax.Array:
-    # C(s,a,s') = c(s,a) + γ E_A[c(s',A)] - E_A[c(s,A)] - γ E_{S,A}[c(S,A)], S and A uniform
-    per_state = costs.mean(axis=1)
-    return (costs[..., None] + discount * per_state[transitions.successors] - per_state[:, None, None]
-            - discount * costs.mean())
+    # C(s,a,s') = R(s,a,s') + γ E[R(s',A,S')] - E[R(s,A,S')] - γ E[R(S,A,S')], S, S' and A uniform,
+    # evaluated at the successors of each (s, a); a cost table c(s,a) is R(s,a,s') = c(s,a)
+    if costs.ndim == 2:
+        per_state, at_successors = costs.mean(axis=1), costs[..., None]
+    else:
+        per_state = costs.mean(axis=(1, 2))
+        at_successors = jnp.take_along_axis(costs, transitions.successors, axis=-1)
+    return at_successors + discount * per_state[transitions.successors] - per_state[:, None, None] - discount * costs.mean()
 
 
 def epic_distance(
     costs: jax.Array, true_costs: jax.Array, transitions: Transitions | jax.Array, *, discount: float = 1.0
 ) -> jax.Array:
-    """EPIC distance in [0, 1] between two ``(S, A)`` costs; 0 iff equal up to shaping and scale.
+    """EPIC distance in [0, 1] between two costs, ``(S, A)`` tables or ``(S, A, S)`` transition costs;
+    0 iff equal up to potential shaping and positive scale.
 
     Canonicalization with uniform states and actions; the Pearson distance over the coverage
     distribution ``s`` uniform, ``a`` uniform, ``s' ~ P(·|s,a)``.
