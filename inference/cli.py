@@ -32,7 +32,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from inference.proposals import PROPOSALS
+    from inference.proposals import PROPOSALS, TRAJECTORY_PROPOSALS
     from models.problems import PROBLEMS
 
     parser = _Parser(prog="maxent-gan", description="GANs, IRL and EBMs as one estimator of log Z (Finn et al. 2016).")
@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     logz = commands.add_parser("logz", help="estimate log Z of a problem with a proposal")
     logz.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}")
     logz.add_argument("--dim", type=_positive_int, default=2)
-    logz.add_argument("--proposal", default="gaussian", help=f"one of: {', '.join(PROPOSALS)}")
+    logz.add_argument("--proposal", default=None,
+                      help=f"points: one of {', '.join(PROPOSALS)} (default gaussian); trajectories: one of "
+                           f"{', '.join(TRAJECTORY_PROPOSALS)} (default policy)")
     logz.add_argument("--samples", type=_positive_int, default=10_000)
     logz.add_argument("--seed", type=int, default=0)
     logz.add_argument("--scale", type=float, default=2.0, help="standard deviation of the broad Gaussian")
@@ -116,12 +118,15 @@ def run_logz(args) -> tuple[dict, float]:
 
     from inference.estimators import log_z_importance
     from inference.io import finite_or_none
-    from inference.proposals import PROPOSALS, make_proposal
+    from inference.proposals.registry import make_proposal, proposal_names
     from models.problems import make_problem
 
     problem = make_problem(args.problem, dim=args.dim)  # names are checked before any work
-    if args.proposal not in PROPOSALS:
-        raise ValueError(f"proposal: unknown name {args.proposal!r}; valid: {', '.join(PROPOSALS)}")
+    if args.proposal is None:
+        args.proposal = "policy" if problem.irl is not None else "gaussian"
+    if args.proposal not in proposal_names(problem):
+        raise ValueError(f"proposal: unknown name {args.proposal!r} for {problem.name}; "
+                         f"valid: {', '.join(proposal_names(problem))}")
     target = problem.target
     if target is None:
         raise ValueError(f"problem: {problem.name} has no reference energy to estimate log Z of; "
@@ -130,7 +135,7 @@ def run_logz(args) -> tuple[dict, float]:
 
     key_fit, key_draw = jax.random.split(jax.random.key(args.seed))
     start = time.perf_counter()
-    proposal = make_proposal(args.proposal, key_fit, target, scale=args.scale, steps=args.fit_steps,
+    proposal = make_proposal(args.proposal, key_fit, target, problem=problem, scale=args.scale, steps=args.fit_steps,
                              progress=not args.json and sys.stderr.isatty())
     x, log_q = proposal.sample_and_log_prob(key_draw, args.samples)
     estimate = log_z_importance(-target.log_prob(x), log_q)

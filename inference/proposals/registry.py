@@ -11,9 +11,10 @@ from inference.proposals.exact import ExactProposal
 from inference.proposals.flow import Flow, fit_flow_to_data
 from inference.proposals.gaussian import DiagonalGaussian, Gaussian
 from inference.proposals.mixture import DefensiveMixture
+from inference.proposals.policy import TabularPolicy
 from models.unnormalized import Unnormalized
 
-__all__ = ["PROPOSALS", "make_proposal"]
+__all__ = ["PROPOSALS", "TRAJECTORY_PROPOSALS", "make_proposal", "proposal_names"]
 
 
 def _dim(target: Unnormalized) -> int:
@@ -81,18 +82,63 @@ draws (data), mass-covering by construction. ``steps`` is the fit's steps (epoch
 ``flow-data``); ``None`` takes each proposal's default."""
 
 
+def _tabular(problem):
+    mdp = problem.irl.system
+    return mdp.transitions, mdp.initial, mdp.horizon
+
+
+def _policy(key, target, problem, *, steps, progress):
+    import optax
+
+    from inference.sampler import fit_sampler
+
+    steps = steps or 1000
+    uniform = TabularPolicy.uniform(*_tabular(problem))
+    optimizer = optax.adam(optax.cosine_decay_schedule(0.1, steps, alpha=0.05))
+    proposal, _ = fit_sampler(key, uniform, target, steps=steps, num_samples=512, optimizer=optimizer,
+                              progress=progress)
+    return proposal
+
+
+TRAJECTORY_PROPOSALS: dict[str, Callable[..., Proposal]] = {
+    "exact": lambda key, target, problem, **_: ExactProposal(target),
+    "uniform": lambda key, target, problem, **_: TabularPolicy.uniform(*_tabular(problem)),
+    "soft-optimal": lambda key, target, problem, **_: TabularPolicy.soft_optimal(
+        problem.irl.cost_table(target.params), *_tabular(problem)),
+    "policy": _policy,
+}
+"""Tabular trajectory problems: ``exact``: the oracle; ``uniform``: every action equally likely;
+``soft-optimal``: the exact action conditional of the target's costs (exact for deterministic
+dynamics; the transitions stay untilted otherwise); ``policy``: a time-varying softmax policy
+fitted by reverse KL (score-function gradient) from the uniform start."""
+
+
+def proposal_names(problem=None) -> tuple[str, ...]:
+    """The proposals that apply to ``problem`` (points in R^d, or tabular trajectories)."""
+    return tuple(TRAJECTORY_PROPOSALS if problem is not None and problem.irl is not None else PROPOSALS)
+
+
 def make_proposal(
     name: str,
     key: jax.Array,
     target: Unnormalized,
     *,
+    problem=None,
     scale: float = 2.0,
     steps: int | None = None,
     progress: bool = False,
 ) -> Proposal:
-    """Build the named proposal for ``target``; the error lists the valid names."""
-    if name not in PROPOSALS:
-        raise ValueError(f"proposal: unknown name {name!r}; valid: {', '.join(PROPOSALS)}")
+    """Build the named proposal for ``target``; the error lists the valid names.
+
+    Trajectory problems (``problem.irl`` set) take the policy proposals of
+    ``TRAJECTORY_PROPOSALS``; points in R^d take ``PROPOSALS``.
+    """
+    names = proposal_names(problem)
+    if name not in names:
+        kind = f" for {problem.name}" if problem is not None else ""
+        raise ValueError(f"proposal: unknown name {name!r}{kind}; valid: {', '.join(names)}")
+    if problem is not None and problem.irl is not None:
+        return TRAJECTORY_PROPOSALS[name](key, target, problem, steps=steps, progress=progress)
     if not scale > 0:
         raise ValueError(f"scale: expected a positive broad-proposal scale, got {scale!r}")
     return PROPOSALS[name](key, target, scale=scale, steps=steps, progress=progress)
