@@ -10,11 +10,11 @@ import matplotlib.pyplot as plt
 
 from inference.ebm import EBMRun, ebm_summary
 from inference.io import save_figure, write_json
-from inference.plots import plot_density, plot_log_z_trace, plot_points, plot_proposal_quality
+from inference.plots import plot_density, plot_grid_costs, plot_log_z_trace, plot_points, plot_proposal_quality
 from models.energy import energy_cost
 from models.quadrature import grid_log_density
 
-__all__ = ["density_figure", "training_figure", "write_training_outputs"]
+__all__ = ["cost_figure", "density_figure", "training_figure", "write_training_outputs"]
 
 
 def density_figure(runs: list[EBMRun], *, resolution: int = 200):
@@ -37,6 +37,27 @@ def density_figure(runs: list[EBMRun], *, resolution: int = 200):
     return figure
 
 
+def cost_figure(runs: list[EBMRun]):
+    """Gridworld heat maps: the demonstrations' state visits, the true cost, each run's learned
+    cost (per state, averaged over actions, centered)."""
+    import numpy as np
+
+    problem = runs[0].problem
+    spec = problem.irl
+    shape = spec.system.shape
+    states, _ = spec.layout.unpack(runs[0].train)
+    visits = np.bincount(np.asarray(states).ravel(), minlength=spec.system.num_states)
+    panels = 2 + len(runs)
+    figure, axes = plt.subplots(1, panels, figsize=(3.0 * panels, 2.8), squeeze=False)
+    axes = list(axes[0])
+    plot_grid_costs(axes.pop(0), -np.log1p(visits), shape, title="demonstrations: -log(1 + visits)")
+    plot_grid_costs(axes.pop(0), spec.cost_table(problem.true_params).mean(1), shape, title="true cost")
+    for ax, run in zip(axes, runs, strict=True):
+        plot_grid_costs(ax, spec.cost_table(run.result.state.energy).mean(1), shape, title=f"learned: {run.method}")
+    figure.tight_layout()
+    return figure
+
+
 def training_figure(runs: list[EBMRun]):
     """log Z used in training against quadrature, and the proposal's k-hat, per run."""
     figure, (ax_z, ax_k) = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -48,12 +69,17 @@ def training_figure(runs: list[EBMRun]):
 
 
 def write_training_outputs(run: EBMRun, out: str | Path) -> dict[str, Any]:
-    """``summary.json``, ``trace.json`` and ``figures/{density,training}.png`` in ``out``."""
+    """``summary.json``, ``trace.json`` and ``figures/training.png`` in ``out``, plus
+    ``figures/density.png`` (2D energies) or ``figures/costs.png`` (gridworlds)."""
     out = Path(out)
     summary = ebm_summary(run)
     if run.problem.bounds is not None:
         figure = density_figure([run])
         save_figure(figure, out / "figures" / "density.png")
+        plt.close(figure)
+    if run.problem.irl is not None and run.problem.irl.system.shape is not None:
+        figure = cost_figure([run])
+        save_figure(figure, out / "figures" / "costs.png")
         plt.close(figure)
     figure = training_figure([run])
     save_figure(figure, out / "figures" / "training.png")

@@ -102,3 +102,17 @@ def plot_proposal_quality(ax, trace, *, label=""):
     ax.set_ylabel("Pareto k-hat (dashed: 0.7)")
     ax.legend(fontsize=7)
     return ax
+
+
+def plot_grid_costs(ax, state_costs, shape, *, title="", marks=None):
+    """A heat map of per-state costs on a grid (centered: the gauge is removed), with optional
+    ``marks``: ``{"label": (row, column)}`` drawn as letters."""
+    import numpy as np
+
+    values = np.asarray(state_costs).reshape(shape)
+    values = values - values.mean()
+    image = ax.imshow(values, cmap="magma_r", origin="upper")
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    for label, (row, column) in (marks or {}).items():
+        ax.text(column, row, label, ha="center", va="center", color="cyan", fontsize=9, weight="bold")
+    ax.set(title=title, xticks=[], yticks=[])

@@ -40,7 +40,7 @@ def test_exact_proposal_reports_null_k_hat_in_json(capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["logz", "--proposal", "nope"], "proposal: unknown name 'nope'; valid: exact, broad"),
+        (["logz", "--proposal", "nope"], "proposal: unknown name 'nope' for gaussian; valid: exact, broad"),
         (["logz", "--problem", "nope"], "problem: unknown name 'nope'; valid: gaussian"),
         (["logz", "--samples", "0"], "argument --samples: expected a positive integer"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -102,11 +102,13 @@ def test_train_writes_summary_figures_checkpoints_and_resumes(tmp_path):
     [
         (["train", "--method", "nope"], "method: unknown name 'nope'; valid: exact, gcl, gan"),
         (["train", "--problem", "nope"], "problem: unknown name 'nope'; valid: gaussian, rings, 8gaussians"),
-        (["train", "--problem", "digits", "--method", "exact"], "'exact' needs quadrature"),
+        (["train", "--problem", "digits", "--method", "exact"], "'exact' needs an exact log Z"),
         (["train", "--resume"], "resume: no checkpoint in"),
         (["logz", "--problem", "digits"], "digits has no reference energy"),
+        (["logz", "--problem", "gridworld", "--proposal", "flow"],
+         "proposal: unknown name 'flow' for gridworld; valid: exact, uniform, soft-optimal, policy"),
     ],
-    ids=["method", "problem", "exact-on-digits", "resume-nothing", "logz-digits"],
+    ids=["method", "problem", "exact-on-digits", "resume-nothing", "logz-digits", "logz-gridworld-flow"],
 )
 def test_train_errors_exit_2_before_any_work(args, message, tmp_path):
     result = run(*args, "--out", str(tmp_path / "out")) if args[0] == "train" else run(*args)
@@ -130,3 +132,24 @@ def test_logz_with_a_flow_fitted_to_data_on_a_toy():
     payload = json.loads(result.stdout)
     assert payload["dim"] == 2 and abs(payload["log_z_exact"] - -2.402650005990836) < 1e-9
     assert abs(payload["log_z"] - payload["log_z_exact"]) < 0.5  # 3 epochs: a rough flow, but finite weights
+
+
+@pytest.mark.parametrize("method", ["exact", "gan"])
+def test_train_on_the_gridworld_reports_irl_metrics(method, tmp_path):
+    out = tmp_path / "grid"
+    result = run("train", "--problem", "gridworld", "--method", method, "--out", str(out), "--json", "--steps", "20",
+                 "--train-size", "50", "--eval-every", "20")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert {"epic", "cost_correlation", "evd", "log_z_learned", "log_z_exact", "seconds", "theta"} <= set(summary)
+    assert 0.0 <= summary["epic"] <= 1.0 and summary["evd"] >= -1e-4
+    assert summary["theta_true"] == pytest.approx([-1.0, 4.0, 3.0, 0.3])
+    for name in ("figures/costs.png", "figures/training.png", "checkpoints/checkpoint.json"):
+        assert (out / name).is_file(), name
+
+
+def test_logz_on_the_gridworld_with_the_exact_proposal_is_exact():
+    result = run("logz", "--problem", "gridworld", "--proposal", "exact", "--samples", "500", "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert abs(payload["log_z"] - payload["log_z_exact"]) < 1e-9 and payload["dim"] == 41
