@@ -139,8 +139,8 @@ def _evaluator(problem: Problem, test: jax.Array, key: jax.Array, num_draws: int
         costs, log_q = importance(state)
         estimate = log_z_importance(costs, log_q)
         row = {"log_z_is": float(estimate.log_z), "k_hat_eval": float(estimate.k_hat)}
-        if problem.irl is not None and problem.irl.cost_table is not None:
-            row.update(irl_metrics(problem, state.energy))
+        if problem.irl is not None:
+            row.update(irl_metrics(problem, state.energy, test))
         if exact_log_partition is not None:
             log_z, nll = exact(state)
             row.update(log_z_exact=float(log_z), held_out_nll=float(nll))
@@ -227,7 +227,7 @@ def ebm_summary(run: EBMRun) -> dict[str, Any]:
         "stopped": run.result.stopped,
     }
     if run.problem.irl is not None:
-        summary.update({key: last.get(key) for key in ("epic", "cost_correlation", "evd")})
+        summary.update({key: last.get(key) for key in ("epic", "cost_correlation", "evd", "theta_error")})
         summary["theta"] = [float(v) for v in run.result.state.energy]
         summary["theta_true"] = [float(v) for v in run.problem.true_params]
     target = run.problem.target

@@ -12,8 +12,10 @@ from typing import Any
 __all__ = ["finite_or_none", "prepare_out_dir", "save_figure", "write_atomic", "write_json"]
 
 
-def finite_or_none(value: float) -> float | None:
-    """A float for strict JSON: non-finite values (e.g. k-hat of ±inf) become null."""
+def finite_or_none(value: float | None) -> float | None:
+    """A float for strict JSON: non-finite values (e.g. k-hat of ±inf) and ``None`` become null."""
+    if value is None:
+        return None
     value = float(value)
     return value if math.isfinite(value) else None
 

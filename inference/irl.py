@@ -14,10 +14,12 @@ import jax
 import jax.numpy as jnp
 
 from inference.metrics import cost_correlation, epic_distance, expected_value_difference
-from inference.proposals.policy import TabularPolicy
+from inference.proposals.policy import LinearGaussianPolicy, TabularPolicy, _raw_tril
+from models.lqr import lqr_cost
 from models.problems import Problem
 
-__all__ = ["behaviour_cloning", "irl_metrics", "irl_setup"]
+__all__ = ["base_policy", "behaviour_cloning", "irl_metrics", "irl_setup", "linear_gaussian_cloning",
+           "soft_optimal_policy"]
 
 IRL_LEARNING_RATE = 0.05  # θ has a handful of entries: a larger step than a network's
 
@@ -29,26 +31,87 @@ def behaviour_cloning(policy: TabularPolicy, demos: jax.Array, *, pseudo_count: 
     horizon = policy.logits.shape[0]
     times = jnp.broadcast_to(jnp.arange(horizon), actions.shape)
     counts = jnp.zeros(policy.logits.shape, policy.logits.dtype).at[times, states[:, :-1], actions].add(1.0)
-    return TabularPolicy(jnp.log(counts + pseudo_count), policy.transitions, policy.initial)
+    starts = jnp.zeros(policy.initial.shape, policy.logits.dtype).at[states[:, 0]].add(1.0)
+    return TabularPolicy(jnp.log(counts + pseudo_count), policy.transitions, policy.initial,
+                         jnp.log(starts + pseudo_count))
+
+
+def linear_gaussian_cloning(policy: LinearGaussianPolicy, demos: jax.Array, *, ridge: float = 1e-6) -> LinearGaussianPolicy:
+    """Per time step, least squares of :math:`u_t` on :math:`(x_t, 1)`; the residual covariance
+    (plus ``ridge``) is the action noise."""
+    states, actions = policy.layout.unpack(demos)
+    features = jnp.concatenate([states[:, :-1], jnp.ones(states[:, :-1].shape[:-1] + (1,), states.dtype)], -1)
+
+    def fit(x, u):
+        coef, *_ = jnp.linalg.lstsq(x, u)
+        residual = u - x @ coef
+        return coef, residual.T @ residual / x.shape[0] + ridge * jnp.eye(u.shape[1], dtype=u.dtype)
+
+    coef, covariance = jax.vmap(fit, in_axes=(1, 1))(features, actions)  # (T, n+1, m), (T, m, m)
+    gains = -jnp.swapaxes(coef[:, :-1], -1, -2)
+    x0 = states[:, 0]
+    initial_cov = jnp.cov(x0.T).reshape(x0.shape[1], x0.shape[1]) + ridge * jnp.eye(x0.shape[1], dtype=x0.dtype)
+    return LinearGaussianPolicy(gains, coef[:, -1], _raw_tril(covariance), x0.mean(0), _raw_tril(initial_cov),
+                                policy.system)
+
+
+def base_policy(problem: Problem):
+    """The broad policy of a trajectory problem: uniform actions (tabular), N(0, I) forces (LQR)."""
+    spec = problem.irl
+    if spec.kind == "lqr":
+        system = spec.system
+        return LinearGaussianPolicy.broad((system.A, system.B, system.W, system.m0, system.S0), system.horizon)
+    return TabularPolicy.uniform(spec.system.transitions, spec.system.initial, spec.system.horizon)
+
+
+def soft_optimal_policy(problem: Problem, theta: jax.Array):
+    """The exact action conditional of :math:`p_\\theta` as a policy (DESIGN.md §1: a proposal that moves with θ)."""
+    spec = problem.irl
+    system = spec.system
+    if spec.kind == "lqr":
+        Q, R = spec.matrices(theta)
+        return LinearGaussianPolicy.soft_optimal((system.A, system.B, system.W, system.m0, system.S0), Q, R,
+                                                 system.horizon)
+    return TabularPolicy.soft_optimal(spec.cost_table(theta), system.transitions, system.initial, system.horizon)
 
 
 def irl_setup(problem: Problem, train: jax.Array) -> tuple[Any, Any]:
-    """Initial θ (zeros) and the proposal: a tabular policy cloned from the demonstrations."""
+    """Initial θ (zeros) and the proposal: the base policy cloned from the demonstrations."""
     spec = problem.irl
     theta = jnp.zeros(len(spec.theta_names), jnp.zeros(()).dtype)
-    mdp = spec.system
-    uniform = TabularPolicy.uniform(mdp.transitions, mdp.initial, mdp.horizon)
-    return theta, behaviour_cloning(uniform, train)
+    policy = base_policy(problem)
+    if spec.kind == "lqr":
+        return theta, linear_gaussian_cloning(policy, train)
+    return theta, behaviour_cloning(policy, train)
 
 
-def irl_metrics(problem: Problem, theta: jax.Array) -> dict[str, float]:
-    """EPIC, centered-cost correlation and EVD of θ against θ*, and the exact log Z at θ."""
+def irl_metrics(problem: Problem, theta: jax.Array, test: jax.Array) -> dict[str, float | None]:
+    """Against θ*: EPIC, centered-cost correlation and EVD (tabular: exact, over all (s, a)),
+    or the per-step cost correlation over the held-out demonstrations' (x, u) (LQR); the
+    distance |θ - θ*|; the exact log Z at θ."""
     spec = problem.irl
-    mdp = spec.system
-    costs, true_costs = spec.cost_table(theta), spec.cost_table(problem.true_params)
-    return {
-        "epic": float(epic_distance(costs, true_costs, mdp.transitions)),
-        "cost_correlation": float(cost_correlation(costs, true_costs)),
-        "evd": float(expected_value_difference(costs, true_costs, mdp.transitions, mdp.initial, mdp.horizon)),
+    row: dict[str, float | None] = {
+        "theta_error": float(jnp.linalg.norm(theta - problem.true_params)),
         "log_z_exact": float(spec.log_partition_fn(theta)),
     }
+    if spec.kind == "lqr":
+        states, actions = spec.layout.unpack(test)
+        pairs = spec.layout._replace(horizon=1)
+
+        def step_costs(params):
+            x = pairs.pack(jnp.stack([states[:, :-1], states[:, 1:]], 2).reshape(-1, 2, states.shape[-1]),
+                           actions.reshape(-1, 1, actions.shape[-1]))
+            Q, R = spec.matrices(params)
+            return lqr_cost(Q, R, *pairs.unpack(x))
+
+        row.update(epic=None, evd=None,
+                   cost_correlation=float(jnp.corrcoef(step_costs(theta), step_costs(problem.true_params))[0, 1]))
+        return row
+    mdp = spec.system
+    costs, true_costs = spec.cost_table(theta), spec.cost_table(problem.true_params)
+    row.update(
+        epic=float(epic_distance(costs, true_costs, mdp.transitions)),
+        cost_correlation=float(cost_correlation(costs, true_costs)),
+        evd=float(expected_value_difference(costs, true_costs, mdp.transitions, mdp.initial, mdp.horizon)),
+    )
+    return row

@@ -15,15 +15,18 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
+from models import lqr
 from models.gridworld import MDP, gridworld, linear_costs
 from models.tabular import log_partition, sample_trajectories, trajectory_cost
 from models.trajectory import TrajectoryLayout
 from models.unnormalized import Unnormalized
 
-__all__ = ["GRIDWORLD_THETA", "IRLSpec", "gridworld_spec", "irl_model"]
+__all__ = ["GRIDWORLD_THETA", "LQR_THETA", "IRLSpec", "gridworld_spec", "irl_model", "lqr_spec"]
 
 # goal, obstacle, distance, move: a reward at the goal, costly obstacles, a pull toward the goal, effort
 GRIDWORLD_THETA = (-1.0, 4.0, 3.0, 0.3)
+# log of the diagonal of Q (position, velocity) and of R (force)
+LQR_THETA = (0.0, -1.0, -0.5)
 
 
 class IRLSpec(NamedTuple):
@@ -41,6 +44,8 @@ class IRLSpec(NamedTuple):
     cost_table: Callable[[Any], jax.Array] | None
     system: Any
     theta_names: tuple[str, ...]
+    kind: str = "tabular"  # or "lqr"
+    matrices: Callable[[Any], tuple[jax.Array, jax.Array]] | None = None  # LQR: θ -> (Q, R)
 
     def target(self, theta) -> Unnormalized:
         """:math:`p_\\theta` as an :class:`Unnormalized` over packed trajectories, relative to the dynamics."""
@@ -77,6 +82,39 @@ def _tabular_spec(mdp: MDP) -> IRLSpec:
 def gridworld_spec(size: int = 8, *, horizon: int = 20, slip: float = 0.1) -> IRLSpec:
     """The default gridworld: start top-left, goal bottom-right, a wall across the middle."""
     return _tabular_spec(gridworld(size, horizon=horizon, slip=slip))
+
+
+def lqr_spec(*, horizon: int = 20, dt: float = 0.1, noise: float = 0.05) -> IRLSpec:
+    """A double integrator (position, velocity; force), started near position 2 at rest.
+
+    θ = (log Q₁₁, log Q₂₂, log R): :math:`c_\\theta(x, u) = \\tfrac12(x^\\top Q_\\theta x + u^\\top R_\\theta u)`,
+    diagonal and positive by construction (so Z(θ) is finite for every θ).
+    """
+    dtype = jnp.zeros(()).dtype
+    A = jnp.array([[1.0, dt], [0.0, 1.0]], dtype)
+    B = jnp.array([[0.0], [dt]], dtype)
+    W = noise**2 * jnp.eye(2, dtype=dtype)
+    m0, S0 = jnp.array([2.0, 0.0], dtype), 0.1 * jnp.eye(2, dtype=dtype)
+    layout = TrajectoryLayout(horizon, 2, 1)
+
+    def matrices(theta):
+        return jnp.diag(jnp.exp(theta[:2])), jnp.diag(jnp.exp(theta[2:]))
+
+    def cost_fn(theta, x):
+        Q, R = matrices(theta)
+        return lqr.lqr_cost(Q, R, *layout.unpack(x))
+
+    def log_partition_fn(theta):
+        Q, R = matrices(theta)
+        return lqr.log_partition(A, B, Q, R, W, m0, S0, horizon)
+
+    def sampler(key, theta, n):
+        Q, R = matrices(theta)
+        return layout.pack(*lqr.sample_trajectories(key, A, B, Q, R, W, m0, S0, horizon, n))
+
+    system = lqr.LQR(A, B, None, None, W, m0, S0, horizon)
+    return IRLSpec(layout, cost_fn, log_partition_fn, sampler, None, system,
+                   ("log_q_position", "log_q_velocity", "log_r_force"), kind="lqr", matrices=matrices)
 
 
 def irl_model(demos: jax.Array | None = None, *, spec: IRLSpec, prior_scale: float = 2.0, num_demos: int | None = None):

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 __all__ = ["LQR", "backward_riccati", "log_partition", "lqr_cost", "sample_trajectories"]
@@ -159,7 +160,9 @@ def _check(A, B, Q, R, W, m0, S0, horizon):
     # the action integral converges only for R > 0; Q, W, S0 must be positive semi-definite
     for name, value, strict in (("R", R, True), ("Q", Q, False), ("W", W, False), ("S0", S0, False)):
         if not isinstance(value, jax.core.Tracer):
-            smallest = float(jnp.linalg.eigvalsh(_symmetrize(value)).min())
+            # numpy, not jnp: inside jit every jnp operation is staged, even on constants
+            matrix = np.asarray(value)
+            smallest = float(np.linalg.eigvalsh(0.5 * (matrix + matrix.T)).min())
             if smallest <= 0 if strict else smallest < -1e-10:
                 kind = "positive definite" if strict else "positive semi-definite"
                 raise ValueError(f"{name}: expected a {kind} matrix, smallest eigenvalue {smallest:.3g}")

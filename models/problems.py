@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from models.digits import load_digits_data
 from models.energy import MLPEnergy, ebm_model
 from models.gaussian import gaussian_model, gaussian_target_params, quadratic_energy
-from models.irl_problems import GRIDWORLD_THETA, IRLSpec, gridworld_spec, irl_model
+from models.irl_problems import GRIDWORLD_THETA, LQR_THETA, IRLSpec, gridworld_spec, irl_model, lqr_spec
 from models.mixture import mixture_energy
 from models.toys import TOYS, toy_bounds, toy_params
 from models.unnormalized import Unnormalized
@@ -80,11 +80,19 @@ def _gridworld(dim: int) -> Problem:
                    irl=spec)
 
 
+def _lqr(dim: int) -> Problem:
+    spec = lqr_spec()
+    theta = jnp.asarray(LQR_THETA, jnp.zeros(()).dtype)
+    target = spec.target(theta)
+    return Problem("lqr", target, theta, partial(irl_model, spec=spec), spec.layout.size, _draws(target), irl=spec)
+
+
 PROBLEMS: dict[str, Callable[[int], Problem]] = {
     "gaussian": _gaussian,
     **{name: partial(_toy, name) for name in TOYS},
     "digits": _digits,
     "gridworld": _gridworld,
+    "lqr": _lqr,
 }
 
 

@@ -45,7 +45,7 @@ def test_policy_samples_follow_its_density(tiny):
 
 
 def test_soft_optimal_policy_is_exact_under_deterministic_dynamics():
-    mdp = gridworld(3, horizon=4, slip=0.0, obstacles=((1, 1),))
+    mdp = gridworld(3, horizon=4, slip=0.0, obstacles=((1, 1),), start=None)  # a random start: tilted too
     costs = linear_costs(jnp.array([-1.0, 2.0, 1.5, 0.2]), mdp.features)
     policy = TabularPolicy.soft_optimal(costs, mdp.transitions, mdp.initial, mdp.horizon)
     x = policy.sample(jax.random.key(0), 500)
@@ -148,6 +148,10 @@ def test_irl_recovers_the_true_cost_on_a_small_gridworld(method):
                     learning_rate=0.05, progress=False)
     summary = ebm_summary(run)
     assert summary["stopped"] is None
+    # the dynamics inside the policy are the problem's, untouched by the optimizer
+    policy = run.result.state.proposal
+    assert jnp.array_equal(policy.initial, spec.system.initial)
+    assert jnp.array_equal(policy.transitions.log_probs, spec.system.transitions.log_probs)
     assert summary["epic"] < 0.1, summary
     assert summary["cost_correlation"] > 0.98, summary
     # the exact method's NLL is the gold standard; the others within a few hundredths of it
@@ -164,3 +168,57 @@ def test_bad_demonstrations_are_refused_before_training():
         train_ebm(problem, "gcl", steps=1, data=(bad, test), progress=False)
     with pytest.raises(ValueError, match=r"expected points of shape \(n, 41\)"):
         train_ebm(problem, "gcl", steps=1, data=(demos[:, :-1], test), progress=False)
+
+
+def _lqr_policy(noise):
+    from inference.proposals.policy import LinearGaussianPolicy
+    from models.irl_problems import LQR_THETA, lqr_spec
+
+    spec = lqr_spec(noise=noise)
+    theta = jnp.asarray(LQR_THETA)
+    Q, R = spec.matrices(theta)
+    system = spec.system
+    policy = LinearGaussianPolicy.soft_optimal((system.A, system.B, system.W, system.m0, system.S0), Q, R,
+                                               system.horizon)
+    return spec, theta, policy
+
+
+def test_lqr_soft_optimal_policy_is_exact_without_noise_and_consistent_with_it():
+    # W -> 0: the exact model is this policy (start tilted, transitions deterministic); the
+    # untilted transitions leave a log-weight spread linear in the noise scale (about 100 x noise here)
+    for noise in (1e-4, 1e-7):
+        spec, theta, policy = _lqr_policy(noise)
+        x, log_q = policy.sample_and_log_prob(jax.random.key(0), 2000)
+        assert jnp.allclose(policy.log_prob(x), log_q, atol=1e-10)
+        log_weights = -spec.cost_fn(theta, x) - log_q
+        assert jnp.max(jnp.abs(log_weights - spec.log_partition_fn(theta))) < 200 * noise
+    # with noise, the untilted transitions cost weight variance, but IS stays unbiased in Z
+    spec, theta, policy = _lqr_policy(0.05)
+    x, log_q = policy.sample_and_log_prob(jax.random.key(1), 100_000)
+    from tests.helpers import log_z_stderr
+
+    log_weights = -spec.cost_fn(theta, x) - log_q
+    estimate = jax.nn.logsumexp(log_weights) - jnp.log(100_000.0)
+    assert abs(estimate - spec.log_partition_fn(theta)) < 5 * log_z_stderr(log_weights) + 1e-3
+
+
+def test_linear_gaussian_cloning_recovers_the_exact_policy():
+    from inference.irl import linear_gaussian_cloning
+
+    spec, theta, exact = _lqr_policy(1e-7)
+    demos = spec.sampler(jax.random.key(2), theta, 20_000)
+    cloned = linear_gaussian_cloning(exact, demos)
+    assert jnp.allclose(cloned.K, exact.K, atol=0.05)
+    assert jnp.allclose(cloned.initial_mean, exact.initial_mean, atol=0.02)
+
+
+@pytest.mark.parametrize("method", ["exact", "gcl", "gan"])
+def test_irl_recovers_the_lqr_cost(method):
+    run = train_ebm("lqr", method, steps=300, num_train=1000, num_test=500, batch_size=500, eval_every=300,
+                    progress=False)
+    summary = ebm_summary(run)
+    assert summary["stopped"] is None
+    assert summary["theta_error"] < 0.3, summary
+    assert summary["held_out_nll"] - summary["true_nll"] < 0.05, summary
+    if method == "gan":
+        assert abs(summary["log_z_learned"] - summary["log_z_exact"]) < 0.1, summary

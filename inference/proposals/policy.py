@@ -15,16 +15,18 @@ import jax
 import jax.numpy as jnp
 
 from inference.proposals.base import check_count
+from models.lqr import _tilt, backward_riccati
 from models.tabular import Transitions, backward_messages, log_partition, sample_trajectories, trajectory_cost
 from models.trajectory import TrajectoryLayout
 
-__all__ = ["TabularExact", "TabularPolicy"]
+__all__ = ["LinearGaussianPolicy", "TabularExact", "TabularPolicy"]
 
 
-def _simulate(key, transitions: Transitions, initial, horizon, n, action_logits_at):
-    """Roll out ``n`` trajectories: ``s_0 ~ p_0``, ``a_t ~ softmax(action_logits_at(t, s_t))``, ``s' ~ P``."""
+def _simulate(key, transitions: Transitions, initial_logits, horizon, n, action_logits_at):
+    """Roll out ``n`` trajectories: ``s_0 ~ softmax(initial_logits)``, ``a_t ~ softmax(action_logits_at(t, s_t))``,
+    ``s' ~ P``."""
     key_0, key_steps = jax.random.split(key)
-    states_0 = jax.random.categorical(key_0, jnp.log(initial), shape=(n,)).astype(jnp.int32)
+    states_0 = jax.random.categorical(key_0, initial_logits, shape=(n,)).astype(jnp.int32)
 
     def forward(states, inputs):
         t, key_t = inputs
@@ -40,12 +42,33 @@ def _simulate(key, transitions: Transitions, initial, horizon, n, action_logits_
 
 
 class TabularPolicy(eqx.Module):
-    """A time-varying softmax policy :math:`\\pi_t(a|s) \\propto e^{\\ell_t(s,a)}`, logits ``(T, S, A)``."""
+    """A time-varying softmax policy :math:`\\pi_t(a|s) \\propto e^{\\ell_t(s,a)}`, logits ``(T, S, A)``,
+    with its own start :math:`q_0 \\propto e^{\\ell_0(s)}` on the support of :math:`p_0`.
+
+    Relative to the dynamics, :math:`\\log q(\\tau) = \\log q_0(s_0) - \\log p_0(s_0) + \\sum_t \\log\\pi_t(a_t|s_t)`
+    (the exact model tilts the start by :math:`\\beta_0`; a fixed start would pay for it in every weight).
+    """
 
     logits: jax.Array
+    initial_logits: jax.Array
     transitions: Transitions
     initial: jax.Array
     reparameterized: ClassVar[bool] = False
+
+    def __init__(self, logits, transitions, initial, initial_logits=None):
+        self.logits = logits
+        self.transitions = transitions
+        self.initial = jnp.asarray(initial)
+        self.initial_logits = jnp.zeros_like(self.initial) if initial_logits is None else jnp.asarray(initial_logits)
+
+    def _log_start(self) -> jax.Array:
+        # masked to the support of p_0 (-inf outside), so q stays absolutely continuous w.r.t. ν;
+        # the parameters themselves stay finite (the NaN guard checks them)
+        return jax.nn.log_softmax(jnp.where(self._initial() > 0, self.initial_logits, -jnp.inf))
+
+    def _initial(self) -> jax.Array:
+        # p_0 and P are the problem's, never trained: no gradient reaches them
+        return jax.lax.stop_gradient(self.initial)
 
     @property
     def layout(self) -> TrajectoryLayout:
@@ -65,7 +88,8 @@ class TabularPolicy(eqx.Module):
         it leaves the transitions untilted, and the weights account for the difference."""
         log_beta = backward_messages(costs, transitions, horizon)
         expected = jax.nn.logsumexp(transitions.log_probs[None] + log_beta[1:, transitions.successors], axis=-1)
-        return cls(-costs[None] + expected, transitions, jnp.asarray(initial))
+        initial = jnp.asarray(initial)
+        return cls(-costs[None] + expected, transitions, initial, jnp.where(initial > 0, jnp.log(initial), 0.0) + log_beta[0])
 
     def _log_policy(self) -> jax.Array:
         return jax.nn.log_softmax(self.logits, axis=-1)
@@ -74,14 +98,15 @@ class TabularPolicy(eqx.Module):
         check_count(n)
         transitions = jax.lax.stop_gradient(self.transitions)
         logits = self.logits
-        states, actions = _simulate(key, transitions, self.initial, self.logits.shape[0], n,
+        states, actions = _simulate(key, transitions, self._log_start(), self.logits.shape[0], n,
                                     lambda t, s: logits[t, s])
         return self.layout.pack(states, actions)
 
     def log_prob(self, x: jax.Array) -> jax.Array:
         states, actions = self.layout.unpack(x)
         times = jnp.arange(self.logits.shape[0])
-        return self._log_policy()[times[None, :], states[:, :-1], actions].sum(-1)
+        log_start = self._log_start()[states[:, 0]] - jnp.log(self._initial()[states[:, 0]])
+        return log_start + self._log_policy()[times[None, :], states[:, :-1], actions].sum(-1)
 
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         x = self.sample(key, n)
@@ -110,3 +135,115 @@ class TabularExact(eqx.Module):
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         x = self.sample(key, n)
         return x, self.log_prob(x)
+
+
+class LinearGaussianPolicy(eqx.Module):
+    """A time-varying linear-Gaussian policy :math:`u_t \\sim N(-K_t x_t + k_t, L_t L_t^\\top)` on a
+    linear system :math:`x' \\sim N(Ax + Bu, W)`, with its own start :math:`x_0 \\sim q_0`.
+
+    Relative to the dynamics base measure, :math:`\\log q(\\tau) = \\log q_0(x_0) - \\log p_0(x_0)
+    + \\sum_t \\log \\pi_t(u_t|x_t)`: the exact model tilts the start by :math:`\\beta_0`, and a
+    proposal that could not follow would pay for it in every weight. Needs :math:`S_0` positive definite.
+
+    Draws are reparameterized through the (known, differentiable) dynamics, so the sampler step
+    is a pathwise gradient. ``K (T, m, n)``, ``k (T, m)``, ``scale_tril (T, m, m)``.
+    """
+
+    K: jax.Array
+    k: jax.Array
+    scale_tril: jax.Array
+    initial_mean: jax.Array  # q0(x0) = N(initial_mean, initial_tril initial_trilᵀ)
+    initial_tril: jax.Array
+    system: tuple  # (A, B, W, m0, S0): the dynamics, never trained
+    reparameterized: ClassVar[bool] = True
+
+    @property
+    def layout(self) -> TrajectoryLayout:
+        horizon, m, n = self.K.shape
+        return TrajectoryLayout(horizon, n, m)
+
+    @classmethod
+    def broad(cls, system, horizon: int, scale: float = 1.0) -> LinearGaussianPolicy:
+        """Zero gains and actions :math:`N(0, s^2 I)`: the broad proposal of a linear system."""
+        A, B = system[0], system[1]
+        n, m = B.shape
+        covariance = jnp.broadcast_to(scale**2 * jnp.eye(m, dtype=A.dtype), (horizon, m, m))
+        m0, S0 = system[3], system[4]
+        return cls(jnp.zeros((horizon, m, n), A.dtype), jnp.zeros((horizon, m), A.dtype),
+                   _raw_tril(covariance), m0, _raw_tril(S0), tuple(system))
+
+    @classmethod
+    def soft_optimal(cls, system, Q: jax.Array, R: jax.Array, horizon: int) -> LinearGaussianPolicy:
+        """The exact action conditional of the LQR MaxEnt model, :math:`u_t \\sim N(-H_t^{-1}G_t x_t, H_t^{-1})`
+        (models.lqr); the transitions stay untilted, so unless W = 0 the weights still matter."""
+        A, B, W, m0, S0 = system
+        riccati = backward_riccati(A, B, Q, R, W, horizon)
+        initial_mean, initial_cov = _tilt(m0, S0, riccati.P[0], jnp.eye(A.shape[0], dtype=A.dtype))
+        return cls(riccati.gain, jnp.zeros(riccati.gain.shape[:2], A.dtype), _raw_tril(riccati.action_cov),
+                   initial_mean, _raw_tril(initial_cov), tuple(system))
+
+    def _unpack_system(self):
+        A, B, W, m0, S0 = (jax.lax.stop_gradient(v) for v in self.system)
+        return A, B, W, m0, S0
+
+    def _tril(self) -> jax.Array:
+        return _positive_tril(self.scale_tril)
+
+    def _initial_log_ratio(self, x0: jax.Array) -> jax.Array:
+        # log q0(x0) - log p0(x0)
+        _, _, _, m0, S0 = self._unpack_system()
+        tril = _positive_tril(self.initial_tril)
+        return (jax.scipy.stats.multivariate_normal.logpdf(x0, self.initial_mean, tril @ tril.T)
+                - jax.scipy.stats.multivariate_normal.logpdf(x0, m0, S0))
+
+    def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+        check_count(n)
+        A, B, W, m0, S0 = self._unpack_system()
+        horizon, m, dx = self.K.shape
+        key_0, key_u, key_x = jax.random.split(key, 3)
+        x0 = self.initial_mean + jax.random.normal(key_0, (n, dx), A.dtype) @ _positive_tril(self.initial_tril).T
+        noise_u = jax.random.normal(key_u, (horizon, n, m), A.dtype)
+        noise_x = jax.random.normal(key_x, (horizon, n, dx), A.dtype) @ _psd_factor(W).T
+        tril = self._tril()
+
+        def forward(x, inputs):
+            K, k, L, eps, xi = inputs
+            u = -x @ K.T + k + eps @ L.T
+            log_q = jax.scipy.stats.multivariate_normal.logpdf(u, -x @ K.T + k, L @ L.T)
+            return x @ A.T + u @ B.T + xi, (x, u, log_q)
+
+        last, (states, actions, log_q) = jax.lax.scan(forward, x0, (self.K, self.k, tril, noise_u, noise_x))
+        states = jnp.concatenate([states, last[None]], 0)
+        packed = self.layout.pack(jnp.swapaxes(states, 0, 1), jnp.swapaxes(actions, 0, 1))
+        return packed, log_q.sum(0) + self._initial_log_ratio(x0)
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        return self.sample_and_log_prob(key, n)[0]
+
+    def log_prob(self, x: jax.Array) -> jax.Array:
+        states, actions = self.layout.unpack(x)
+        tril = self._tril()
+        mean = -jnp.einsum("tmn,btn->btm", self.K, states[:, :-1]) + self.k
+        cov = tril @ jnp.swapaxes(tril, -1, -2)
+        steps = jax.vmap(jax.scipy.stats.multivariate_normal.logpdf, in_axes=(1, 1, 0))(actions, mean, cov)
+        return steps.sum(0) + self._initial_log_ratio(states[:, 0])
+
+
+def _positive_tril(raw: jax.Array) -> jax.Array:
+    # a lower-triangular factor with a positive diagonal (softplus keeps it invertible)
+    diag = jax.nn.softplus(jnp.diagonal(raw, axis1=-2, axis2=-1))
+    return jnp.tril(raw, -1) + diag[..., None] * jnp.eye(diag.shape[-1], dtype=diag.dtype)
+
+
+def _raw_tril(covariance: jax.Array) -> jax.Array:
+    # the parameter whose _tril() is chol(covariance): the diagonal through the inverse softplus
+    tril = jnp.linalg.cholesky(covariance)
+    diag = jnp.diagonal(tril, axis1=-2, axis2=-1)
+    raw_diag = diag + jnp.log(-jnp.expm1(-diag))  # softplus^{-1}, stable
+    return jnp.tril(tril, -1) + raw_diag[..., None] * jnp.eye(diag.shape[-1], dtype=diag.dtype)
+
+
+def _psd_factor(M: jax.Array) -> jax.Array:
+    # a square root of a positive semi-definite matrix (Cholesky fails on singular S0 = 0)
+    values, vectors = jnp.linalg.eigh(M)
+    return vectors * jnp.sqrt(jnp.clip(values, 0.0))

@@ -11,7 +11,6 @@ from inference.proposals.exact import ExactProposal
 from inference.proposals.flow import Flow, fit_flow_to_data
 from inference.proposals.gaussian import DiagonalGaussian, Gaussian
 from inference.proposals.mixture import DefensiveMixture
-from inference.proposals.policy import TabularPolicy
 from models.unnormalized import Unnormalized
 
 __all__ = ["PROPOSALS", "TRAJECTORY_PROPOSALS", "make_proposal", "proposal_names"]
@@ -82,35 +81,44 @@ draws (data), mass-covering by construction. ``steps`` is the fit's steps (epoch
 ``flow-data``); ``None`` takes each proposal's default."""
 
 
-def _tabular(problem):
-    mdp = problem.irl.system
-    return mdp.transitions, mdp.initial, mdp.horizon
-
-
 def _policy(key, target, problem, *, steps, progress):
     import optax
 
+    from inference.irl import base_policy
     from inference.sampler import fit_sampler
 
     steps = steps or 1000
-    uniform = TabularPolicy.uniform(*_tabular(problem))
-    optimizer = optax.adam(optax.cosine_decay_schedule(0.1, steps, alpha=0.05))
-    proposal, _ = fit_sampler(key, uniform, target, steps=steps, num_samples=512, optimizer=optimizer,
+    learning_rate = 0.1 if problem.irl.kind == "tabular" else 1e-2
+    optimizer = optax.chain(optax.clip_by_global_norm(10.0),
+                            optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05)))
+    proposal, _ = fit_sampler(key, base_policy(problem), target, steps=steps, num_samples=512, optimizer=optimizer,
                               progress=progress)
     return proposal
 
 
+def _base(key, target, problem, **_):
+    from inference.irl import base_policy
+
+    return base_policy(problem)
+
+
+def _soft_optimal(key, target, problem, **_):
+    from inference.irl import soft_optimal_policy
+
+    return soft_optimal_policy(problem, target.params)
+
+
 TRAJECTORY_PROPOSALS: dict[str, Callable[..., Proposal]] = {
     "exact": lambda key, target, problem, **_: ExactProposal(target),
-    "uniform": lambda key, target, problem, **_: TabularPolicy.uniform(*_tabular(problem)),
-    "soft-optimal": lambda key, target, problem, **_: TabularPolicy.soft_optimal(
-        problem.irl.cost_table(target.params), *_tabular(problem)),
+    "uniform": _base,
+    "soft-optimal": _soft_optimal,
     "policy": _policy,
 }
-"""Tabular trajectory problems: ``exact``: the oracle; ``uniform``: every action equally likely;
-``soft-optimal``: the exact action conditional of the target's costs (exact for deterministic
-dynamics; the transitions stay untilted otherwise); ``policy``: a time-varying softmax policy
-fitted by reverse KL (score-function gradient) from the uniform start."""
+"""Trajectory problems: ``exact``: the oracle; ``uniform``: the broad policy (every action equally
+likely on a grid; N(0, I) forces on a linear system); ``soft-optimal``: the exact action
+conditional of the target's costs (exact for deterministic dynamics; the transitions stay
+untilted otherwise); ``policy``: the broad policy fitted by reverse KL (score-function gradient
+on a grid, pathwise through the dynamics on a linear system)."""
 
 
 def proposal_names(problem=None) -> tuple[str, ...]:
