@@ -208,8 +208,13 @@ def test_linear_gaussian_cloning_recovers_the_exact_policy():
     spec, theta, exact = _lqr_policy(1e-7)
     demos = spec.sampler(jax.random.key(2), theta, 20_000)
     cloned = linear_gaussian_cloning(exact, demos)
-    assert jnp.allclose(cloned.K, exact.K, atol=0.05)
+    # late states have collapsed near 0, so single gains are poorly determined; the fit as a whole is
+    # judged by held-out likelihood: about 90 parameters on 2·10⁴ demos cost ~P/(2n) = 0.002 nats
+    held_out = spec.sampler(jax.random.key(3), theta, 20_000)
+    excess = jnp.mean(exact.log_prob(held_out)) - jnp.mean(cloned.log_prob(held_out))
+    assert -0.02 < excess < 0.02, excess
     assert jnp.allclose(cloned.initial_mean, exact.initial_mean, atol=0.02)
+    assert jnp.allclose(cloned.K[0], exact.K[0], atol=0.15)  # x0 has spread: about 5 standard errors
 
 
 @pytest.mark.parametrize("method", ["exact", "gcl", "gan"])
