@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import warnings
 
 __all__ = ["main"]
@@ -114,41 +113,19 @@ def run_train(args) -> dict:
 
 def run_logz(args) -> tuple[dict, float]:
     """The estimate as a JSON-able dict (non-finite k-hat as null), and the raw k-hat."""
-    import jax
-
-    from inference.estimators import log_z_importance
-    from inference.io import finite_or_none
-    from inference.proposals.registry import make_proposal, proposal_names
+    from inference.logz import estimate_log_z
     from models.problems import make_problem
 
     problem = make_problem(args.problem, dim=args.dim)  # names are checked before any work
     if args.proposal is None:
         args.proposal = "policy" if problem.irl is not None else "gaussian"
-    if args.proposal not in proposal_names(problem):
-        raise ValueError(f"proposal: unknown name {args.proposal!r} for {problem.name}; "
-                         f"valid: {', '.join(proposal_names(problem))}")
-    target = problem.target
-    if target is None:
-        raise ValueError(f"problem: {problem.name} has no reference energy to estimate log Z of; "
-                         "train one with `maxent-gan train`")
     args.dim = problem.dim
-
-    key_fit, key_draw = jax.random.split(jax.random.key(args.seed))
-    start = time.perf_counter()
-    proposal = make_proposal(args.proposal, key_fit, target, problem=problem, scale=args.scale, steps=args.fit_steps,
-                             progress=not args.json and sys.stderr.isatty())
-    x, log_q = proposal.sample_and_log_prob(key_draw, args.samples)
-    estimate = log_z_importance(-target.log_prob(x), log_q)
-    seconds = time.perf_counter() - start
-    return {
-        "log_z": float(estimate.log_z),
-        "log_z_exact": None if target.log_normalizer is None else float(target.log_normalizer),
-        "ess": float(estimate.ess),
-        "k_hat": finite_or_none(estimate.k_hat),
-        "seconds": seconds,
-        "problem": args.problem, "dim": args.dim, "proposal": args.proposal,
-        "samples": args.samples, "seed": args.seed,
-    }, float(estimate.k_hat)
+    result = estimate_log_z(problem, args.proposal, seed=args.seed, samples=args.samples, scale=args.scale,
+                            fit_steps=args.fit_steps, progress=not args.json and sys.stderr.isatty())
+    k_hat = float("inf") if result["k_hat"] is None else result["k_hat"]
+    del result["error"]
+    result.update(problem=args.problem, dim=args.dim, samples=args.samples, seed=args.seed)
+    return result, k_hat
 
 
 def _print_logz_table(result: dict, k_hat: float) -> None:
