@@ -74,7 +74,7 @@ def timing_row(size: int) -> dict:
         return row
     # imitation reads only these attributes of its env: a plain namespace stands in for one
     env = types.SimpleNamespace(
-        horizon=HORIZON, n_states=size * size, n_actions=num_actions,
+        horizon=HORIZON, n_states=size * size, n_actions=num_actions, state_dim=size * size, action_dim=num_actions,
         transition_matrix=np.asarray(mdp.transitions.dense()), reward_matrix=np.asarray(reward),
         initial_state_dist=np.asarray(mdp.initial),
     )
