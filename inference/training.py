@@ -142,6 +142,12 @@ def _init(energy_optimizer, proposal_optimizer, log_z0=0.0):
     return init
 
 
+def _proposal_draws(key, proposal, batch, num_samples):
+    # the mixture's ingredients: q's draws, log q there and at the data; constants for θ's step
+    x, log_q_samples = jax.lax.stop_gradient(proposal.sample_and_log_prob(key, num_samples))
+    return x, log_q_samples, jax.lax.stop_gradient(proposal.log_prob(batch))
+
+
 def _sampler_step(key, state, cost_fn, energy, proposal_optimizer, num_samples):
     # the sampler chases the energy after its update: L_sampler = KL(q || p_θ) - log Z(θ);
     # only q is differentiated, so θ enters as a constant
@@ -192,8 +198,7 @@ def guided_cost_learning(
     @eqx.filter_jit
     def step(key, state: TrainState, batch: jax.Array):
         key_draws, key_sampler = jax.random.split(key)
-        x, log_q_samples = jax.lax.stop_gradient(state.proposal.sample_and_log_prob(key_draws, num_samples))
-        log_q_data = jax.lax.stop_gradient(state.proposal.log_prob(batch))
+        x, log_q_samples, log_q_data = _proposal_draws(key_draws, state.proposal, batch, num_samples)
 
         def loss_fn(energy):
             cost_data, cost_samples = cost_fn(energy, batch), cost_fn(energy, x)
@@ -230,8 +235,7 @@ def gan_form(
     @eqx.filter_jit
     def step(key, state: TrainState, batch: jax.Array):
         key_draws, key_generator = jax.random.split(key)
-        x, log_q_samples = jax.lax.stop_gradient(state.proposal.sample_and_log_prob(key_draws, num_samples))
-        log_q_data = jax.lax.stop_gradient(state.proposal.log_prob(batch))
+        x, log_q_samples, log_q_data = _proposal_draws(key_draws, state.proposal, batch, num_samples)
 
         def loss_fn(discriminator):
             energy, log_z = discriminator
