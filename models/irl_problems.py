@@ -11,17 +11,19 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from models import lqr
 from models.gridworld import MDP, gridworld, linear_costs
-from models.tabular import log_partition, sample_trajectories, trajectory_cost
+from models.tabular import as_transitions, log_partition, sample_trajectories, trajectory_cost
 from models.trajectory import TrajectoryLayout
 from models.unnormalized import Unnormalized
 
-__all__ = ["GRIDWORLD_THETA", "LQR_THETA", "IRLSpec", "gridworld_spec", "irl_model", "lqr_spec"]
+__all__ = ["GRIDWORLD_THETA", "LQR_THETA", "IRLSpec", "check_mdp", "gridworld_spec", "irl_model", "lqr_spec",
+           "tabular_spec"]
 
 # goal, obstacle, distance, move: a reward at the goal, costly obstacles, a pull toward the goal, effort
 GRIDWORLD_THETA = (-1.0, 4.0, 3.0, 0.3)
@@ -59,7 +61,11 @@ class IRLSpec(NamedTuple):
         )
 
 
-def _tabular_spec(mdp: MDP) -> IRLSpec:
+def tabular_spec(mdp: MDP) -> IRLSpec:
+    """The IRL pieces of any tabular MDP with linear costs; checks the MDP first (the errors say
+    which state, action or feature is wrong)."""
+    check_mdp(mdp)
+    mdp = mdp._replace(transitions=as_transitions(mdp.transitions))  # dense (S, A, S) becomes sparse once
     layout = TrajectoryLayout(mdp.horizon)
 
     def cost_table(theta):
@@ -79,9 +85,28 @@ def _tabular_spec(mdp: MDP) -> IRLSpec:
     return IRLSpec(layout, cost_fn, log_partition_fn, sampler, cost_table, mdp, mdp.feature_names)
 
 
+def check_mdp(mdp: MDP) -> None:
+    """Transitions rows sum to 1, ``initial`` is a distribution, features are finite ``(S, A, F)``."""
+    transitions = as_transitions(mdp.transitions)
+    features = np.asarray(mdp.features)
+    expected = (transitions.num_states, transitions.num_actions, len(mdp.feature_names))
+    if features.shape != expected:
+        raise ValueError(f"features: expected shape (S, A, F) = {expected}, got {features.shape}")
+    bad = ~np.isfinite(features)
+    if bad.any():
+        s, a, f = np.argwhere(bad)[0]
+        raise ValueError(f"features: {int(bad.sum())} non-finite value(s); first at state {s}, action {a}, "
+                         f"feature {mdp.feature_names[f]!r}")
+    initial = np.asarray(mdp.initial)
+    if initial.shape != (transitions.num_states,) or np.any(initial < 0) or abs(initial.sum() - 1.0) > 1e-6:
+        raise ValueError(f"initial: expected {transitions.num_states} probabilities that sum to 1")
+    if not isinstance(mdp.horizon, int) or mdp.horizon < 1:
+        raise ValueError(f"horizon: expected a positive integer, got {mdp.horizon!r}")
+
+
 def gridworld_spec(size: int = 8, *, horizon: int = 20, slip: float = 0.1) -> IRLSpec:
     """The default gridworld: start top-left, goal bottom-right, a wall across the middle."""
-    return _tabular_spec(gridworld(size, horizon=horizon, slip=slip))
+    return tabular_spec(gridworld(size, horizon=horizon, slip=slip))
 
 
 def lqr_spec(*, horizon: int = 20, dt: float = 0.1, noise: float = 0.05) -> IRLSpec:

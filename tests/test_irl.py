@@ -137,10 +137,10 @@ def test_gridworld_problem_is_a_numpyro_model_with_the_exact_normalizer():
 
 @pytest.mark.parametrize("method", ["exact", "gcl", "gan"])
 def test_irl_recovers_the_true_cost_on_a_small_gridworld(method):
-    from models.irl_problems import _tabular_spec
+    from models.irl_problems import tabular_spec
     from models.problems import Problem, _draws
 
-    spec = _tabular_spec(gridworld(4, horizon=8, slip=0.1, obstacles=((2, 1), (2, 2))))
+    spec = tabular_spec(gridworld(4, horizon=8, slip=0.1, obstacles=((2, 1), (2, 2))))
     theta_true = jnp.array([-1.0, 3.0, 2.0, 0.3])
     target = spec.target(theta_true)
     problem = Problem("small-grid", target, theta_true, None, spec.layout.size, _draws(target), irl=spec)
@@ -227,3 +227,17 @@ def test_irl_recovers_the_lqr_cost(method):
     assert summary["held_out_nll"] - summary["true_nll"] < 0.05, summary
     if method == "gan":
         assert abs(summary["log_z_learned"] - summary["log_z_exact"]) < 0.1, summary
+
+
+def test_bad_mdps_are_refused_with_the_place():
+    from models.irl_problems import tabular_spec
+
+    mdp = gridworld(3, horizon=4)
+    with pytest.raises(ValueError, match=r"features: 1 non-finite value\(s\); first at state 4, action 2, feature 'distance'"):
+        tabular_spec(mdp._replace(features=mdp.features.at[4, 2, 2].set(jnp.nan)))
+    with pytest.raises(ValueError, match="initial: expected 9 probabilities"):
+        tabular_spec(mdp._replace(initial=jnp.ones(9)))
+    dense = np.asarray(mdp.transitions.dense()).copy()
+    dense[5, 1, :] *= 0.5
+    with pytest.raises(ValueError, match=r"transitions: 1 row\(s\) do not sum to 1; first \(s=5, a=1\)"):
+        tabular_spec(mdp._replace(transitions=dense))
