@@ -113,6 +113,7 @@ def run_train(args) -> dict:
 
 def run_logz(args) -> tuple[dict, float]:
     """The estimate as a JSON-able dict (non-finite k-hat as null), and the raw k-hat."""
+    from inference.io import finite_or_none
     from inference.logz import estimate_log_z
     from models.problems import make_problem
 
@@ -122,7 +123,8 @@ def run_logz(args) -> tuple[dict, float]:
     args.dim = problem.dim
     result = estimate_log_z(problem, args.proposal, seed=args.seed, samples=args.samples, scale=args.scale,
                             fit_steps=args.fit_steps, progress=not args.json and sys.stderr.isatty())
-    k_hat = float("inf") if result["k_hat"] is None else result["k_hat"]
+    k_hat = result["k_hat"]
+    result["k_hat"] = finite_or_none(k_hat)
     del result["error"]
     result.update(problem=args.problem, dim=args.dim, samples=args.samples, seed=args.seed)
     return result, k_hat

@@ -9,7 +9,6 @@ from typing import Any
 import jax
 
 from inference.estimators import log_z_importance
-from inference.io import finite_or_none
 from inference.proposals.registry import make_proposal, proposal_names
 from models.problems import Problem
 
@@ -28,8 +27,9 @@ def estimate_log_z(
 ) -> dict[str, Any]:
     """Importance-sampling log Z of ``problem.target`` with the named proposal.
 
-    Returns ``log_z``, ``log_z_exact`` (or None), ``error``, ``ess``, ``k_hat`` (None when
-    not finite) and ``seconds`` (fit + draws). Names are checked before any work.
+    Returns ``log_z``, ``log_z_exact`` (or None), ``error``, ``ess``, ``k_hat`` (a float:
+    ``-inf`` when all weights are equal, ``+inf`` when too few draws; JSON writers turn those
+    into null) and ``seconds`` (fit + draws). Names are checked before any work.
     """
     if proposal not in proposal_names(problem):
         raise ValueError(f"proposal: unknown name {proposal!r} for {problem.name}; "
@@ -52,7 +52,7 @@ def estimate_log_z(
         "log_z_exact": exact,
         "error": None if exact is None else float(estimate.log_z) - exact,
         "ess": float(estimate.ess),
-        "k_hat": finite_or_none(estimate.k_hat),
+        "k_hat": float(estimate.k_hat),
         "seconds": seconds,
     }
 

@@ -63,7 +63,7 @@ plt.show()
 # %%
 rows = compare_proposals(problem, samples=2_000 if QUICK else 10_000, fit_steps=30 if QUICK else 1000)
 for row in rows:
-    k_hat = "inf" if row["k_hat"] is None else f"{row['k_hat']:.2f}"
+    k_hat = "-inf (equal weights)" if row["k_hat"] == float("-inf") else f"{row['k_hat']:.2f}"
     print(f"{row['proposal']:>12}: log Z error {row['error']:+.4f}, ESS {row['ess']:8.1f}, k-hat {k_hat}")
 
 # %% [markdown]
@@ -84,7 +84,8 @@ for run in runs:
 # %% [markdown]
 # ## log Z and the sampler over training
 # Left: the $\log Z$ each method uses against the exact one at the same step. Right: the
-# policy's $\hat k$; the linear-Gaussian policy stays a usable proposal throughout.
+# policy's $\hat k$: around 0.5 (usable, not good): the policy cannot follow the tilted transitions,
+# and GCL's mixture estimate of log Z ends a few hundredths of a nat off the exact one.
 
 # %%
 figure = training_figure(runs)
