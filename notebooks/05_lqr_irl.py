@@ -85,7 +85,7 @@ for run in runs:
 # ## log Z and the sampler over training
 # Left: the $\log Z$ each method uses against the exact one at the same step. Right: the
 # policy's $\hat k$: around 0.5 (usable, not good): the policy cannot follow the tilted transitions,
-# and GCL's mixture estimate of log Z ends a few hundredths of a nat off the exact one.
+# and GCL's mixture estimate of log Z ends within a tenth of a nat of the exact one.
 
 # %%
 figure = training_figure(runs)
