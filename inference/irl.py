@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 
 from inference.metrics import cost_correlation, epic_distance, expected_value_difference
-from inference.proposals.policy import LinearGaussianPolicy, TabularPolicy, _raw_tril
-from models.lqr import lqr_cost
+from inference.proposals.policy import LinearGaussianPolicy, MLPGaussianPolicy, TabularPolicy, _raw_tril
 from models.problems import Problem
 
-__all__ = ["base_policy", "behaviour_cloning", "irl_metrics", "irl_setup", "linear_gaussian_cloning",
+__all__ = ["base_policy", "behaviour_cloning", "fit_policy_to_demos", "irl_metrics", "irl_setup", "linear_gaussian_cloning",
            "soft_optimal_policy"]
 
 IRL_LEARNING_RATE = 0.05  # θ has a handful of entries: a larger step than a network's
@@ -55,9 +56,30 @@ def linear_gaussian_cloning(policy: LinearGaussianPolicy, demos: jax.Array, *, r
                                 policy.system)
 
 
-def base_policy(problem: Problem):
-    """The broad policy of a trajectory problem: uniform actions (tabular), N(0, I) forces (LQR)."""
+def fit_policy_to_demos(key: jax.Array, policy, demos: jax.Array, *, steps: int = 300,
+                        learning_rate: float = 3e-3, batch_size: int = 256):
+    """Behaviour cloning by gradient: maximize the demonstrations' mean ``log_prob`` (any policy)."""
+    optimizer = optax.adam(learning_rate)
+    opt_state = optimizer.init(eqx.filter(policy, eqx.is_inexact_array))
+
+    @eqx.filter_jit
+    def step(policy, opt_state, key):
+        rows = jax.random.choice(key, demos.shape[0], (min(batch_size, demos.shape[0]),), replace=False)
+        loss, grads = eqx.filter_value_and_grad(lambda q: -jnp.mean(q.log_prob(demos[rows])))(policy)
+        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(policy, eqx.is_inexact_array))
+        return eqx.apply_updates(policy, updates), opt_state
+
+    for i in range(steps):
+        policy, opt_state = step(policy, opt_state, jax.random.fold_in(key, i))
+    return policy
+
+
+def base_policy(problem: Problem, key: jax.Array | None = None):
+    """The broad policy of a trajectory problem: uniform actions (tabular), N(0, I) forces (LQR,
+    point mass: an MLP policy that starts there)."""
     spec = problem.irl
+    if spec.kind == "pointmass":
+        return MLPGaussianPolicy(jax.random.key(0) if key is None else key, spec.system)
     if spec.kind == "lqr":
         system = spec.system
         return LinearGaussianPolicy.broad((system.A, system.B, system.W, system.m0, system.S0), system.horizon)
@@ -80,6 +102,8 @@ def irl_setup(problem: Problem, train: jax.Array) -> tuple[Any, Any]:
     spec = problem.irl
     theta = jnp.zeros(len(spec.theta_names), jnp.zeros(()).dtype)
     policy = base_policy(problem)
+    if spec.kind == "pointmass":
+        return theta, fit_policy_to_demos(jax.random.key(1), policy, train)
     if spec.kind == "lqr":
         return theta, linear_gaussian_cloning(policy, train)
     return theta, behaviour_cloning(policy, train)
@@ -87,25 +111,17 @@ def irl_setup(problem: Problem, train: jax.Array) -> tuple[Any, Any]:
 
 def irl_metrics(problem: Problem, theta: jax.Array, test: jax.Array) -> dict[str, float | None]:
     """Against θ*: EPIC, centered-cost correlation and EVD (tabular: exact, over all (s, a)),
-    or the per-step cost correlation over the held-out demonstrations' (x, u) (LQR); the
-    distance |θ - θ*|; the exact log Z at θ."""
+    or the correlation of trajectory costs over the held-out demonstrations (continuous
+    problems); the distance |θ - θ*|; the exact log Z at θ where one exists."""
     spec = problem.irl
     row: dict[str, float | None] = {
         "theta_error": float(jnp.linalg.norm(theta - problem.true_params)),
-        "log_z_exact": float(spec.log_partition_fn(theta)),
+        "log_z_exact": None if spec.log_partition_fn is None else float(spec.log_partition_fn(theta)),
     }
-    if spec.kind == "lqr":
-        states, actions = spec.layout.unpack(test)
-        pairs = spec.layout._replace(horizon=1)
-
-        def step_costs(params):
-            x = pairs.pack(jnp.stack([states[:, :-1], states[:, 1:]], 2).reshape(-1, 2, states.shape[-1]),
-                           actions.reshape(-1, 1, actions.shape[-1]))
-            Q, R = spec.matrices(params)
-            return lqr_cost(Q, R, *pairs.unpack(x))
-
-        row.update(epic=None, evd=None,
-                   cost_correlation=float(jnp.corrcoef(step_costs(theta), step_costs(problem.true_params))[0, 1]))
+    if spec.kind != "tabular":
+        # continuous: the correlation of whole-trajectory costs over the held-out demonstrations
+        costs, true_costs = spec.cost_fn(theta, test), spec.cost_fn(problem.true_params, test)
+        row.update(epic=None, evd=None, cost_correlation=float(jnp.corrcoef(costs, true_costs)[0, 1]))
         return row
     mdp = spec.system
     costs, true_costs = spec.cost_table(theta), spec.cost_table(problem.true_params)

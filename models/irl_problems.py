@@ -18,12 +18,13 @@ from numpyro.distributions import constraints
 
 from models import lqr
 from models.gridworld import MDP, gridworld, linear_costs
+from models.pointmass import PointMass, pointmass_cost
 from models.tabular import as_transitions, log_partition, sample_trajectories, trajectory_cost
 from models.trajectory import TrajectoryLayout
 from models.unnormalized import Unnormalized
 
 __all__ = ["GRIDWORLD_THETA", "LQR_THETA", "IRLSpec", "check_mdp", "gridworld_spec", "irl_model", "lqr_spec",
-           "tabular_spec"]
+           "pointmass_spec", "tabular_spec"]
 
 # goal, obstacle, distance, move: a reward at the goal, costly obstacles, a pull toward the goal, effort
 GRIDWORLD_THETA = (-1.0, 4.0, 3.0, 0.3)
@@ -46,7 +47,7 @@ class IRLSpec(NamedTuple):
     cost_table: Callable[[Any], jax.Array] | None
     system: Any
     theta_names: tuple[str, ...]
-    kind: str = "tabular"  # or "lqr"
+    kind: str = "tabular"  # or "lqr", "pointmass"
     matrices: Callable[[Any], tuple[jax.Array, jax.Array]] | None = None  # LQR: θ -> (Q, R)
 
     def target(self, theta) -> Unnormalized:
@@ -140,6 +141,18 @@ def lqr_spec(*, horizon: int = 20, dt: float = 0.1, noise: float = 0.05) -> IRLS
     system = lqr.LQR(A, B, None, None, W, m0, S0, horizon)
     return IRLSpec(layout, cost_fn, log_partition_fn, sampler, None, system,
                    ("log_q_position", "log_q_velocity", "log_r_force"), kind="lqr", matrices=matrices)
+
+
+def pointmass_spec(task: PointMass | None = None) -> IRLSpec:
+    """The point-mass navigation task (``models.pointmass``): no exact log Z and no exact sampler;
+    demonstrations come from NUTS (``pointmass_demonstrations``)."""
+    task = PointMass() if task is None else task
+    layout = task.layout
+
+    def cost_fn(theta, x):
+        return pointmass_cost(task, theta, *layout.unpack(x))
+
+    return IRLSpec(layout, cost_fn, None, None, None, task, ("goal", "obstacle", "log_effort"), kind="pointmass")
 
 
 def irl_model(demos: jax.Array | None = None, *, spec: IRLSpec, prior_scale: float = 2.0, num_demos: int | None = None):

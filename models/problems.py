@@ -12,8 +12,9 @@ import jax.numpy as jnp
 from models.digits import load_digits_data
 from models.energy import MLPEnergy, ebm_model
 from models.gaussian import gaussian_model, gaussian_target_params, quadratic_energy
-from models.irl_problems import GRIDWORLD_THETA, LQR_THETA, IRLSpec, gridworld_spec, irl_model, lqr_spec
+from models.irl_problems import GRIDWORLD_THETA, LQR_THETA, IRLSpec, gridworld_spec, irl_model, lqr_spec, pointmass_spec
 from models.mixture import mixture_energy
+from models.pointmass import POINTMASS_THETA, pointmass_demonstrations
 from models.toys import TOYS, toy_bounds, toy_params
 from models.unnormalized import Unnormalized
 
@@ -87,12 +88,28 @@ def _lqr(dim: int) -> Problem:
     return Problem("lqr", target, theta, partial(irl_model, spec=spec), spec.layout.size, _draws(target), irl=spec)
 
 
+def _pointmass(dim: int) -> Problem:
+    spec = pointmass_spec()
+    theta = jnp.asarray(POINTMASS_THETA, jnp.zeros(()).dtype)
+
+    def data(key, n_train, n_test):
+        # NUTS draws (no exact sampler exists), split into training and held-out demonstrations;
+        # NUTS is the cost here, so at most 1000 are held out
+        n_test = min(n_test, 1000)
+        demos = pointmass_demonstrations(key, spec.system, theta, n_train + n_test)
+        return demos[:n_train], demos[n_train:]
+
+    return Problem("pointmass", spec.target(theta), theta, partial(irl_model, spec=spec), spec.layout.size, data,
+                   irl=spec)
+
+
 PROBLEMS: dict[str, Callable[[int], Problem]] = {
     "gaussian": _gaussian,
     **{name: partial(_toy, name) for name in TOYS},
     "digits": _digits,
     "gridworld": _gridworld,
     "lqr": _lqr,
+    "pointmass": _pointmass,
 }
 
 

@@ -241,3 +241,59 @@ def test_bad_mdps_are_refused_with_the_place():
     dense[5, 1, :] *= 0.5
     with pytest.raises(ValueError, match=r"transitions: 1 row\(s\) do not sum to 1; first \(s=5, a=1\)"):
         tabular_spec(mdp._replace(transitions=dense))
+
+
+def test_pointmass_demonstrations_are_the_trajectory_model_where_it_is_an_lqr():
+    """Without drag or obstacles and with the goal at the origin, the point mass is an LQR:
+    NUTS demonstrations must have the exact model's moments (the base measure is handled)."""
+    from models.lqr import sample_trajectories as lqr_samples
+    from models.pointmass import PointMass, pointmass_cost, pointmass_demonstrations
+
+    task = PointMass(drag=0.0, obstacles=(), goal=(0.0, 0.0), horizon=6, noise=0.05, start_scale=0.5)
+    theta = jnp.array([2.0, 0.0, -0.5])
+    dt, eye = task.dt, jnp.eye(2)
+    A = jnp.block([[eye, dt * eye], [jnp.zeros((2, 2)), eye]])
+    B = jnp.concatenate([dt**2 * eye, dt * eye])
+    Q = jnp.diag(jnp.array([2.0, 2.0, 0.0, 0.0]))
+    R = jnp.exp(-0.5) * eye
+    m0, S0 = task.start()
+    exact_states, exact_actions = lqr_samples(jax.random.key(0), A, B, Q, R, task.noise**2 * jnp.eye(4), m0, S0,
+                                              task.horizon, 50_000)
+    demos = pointmass_demonstrations(jax.random.key(1), task, theta, 2000)
+    states, actions = task.layout.unpack(demos)
+    for name, sample, reference in [
+        ("cost", pointmass_cost(task, theta, states, actions), pointmass_cost(task, theta, exact_states, exact_actions)),
+        ("final position²", jnp.sum(states[:, -1, :2] ** 2, -1), jnp.sum(exact_states[:, -1, :2] ** 2, -1)),
+        ("first force", actions[:, 0, 0], exact_actions[:, 0, 0]),
+    ]:
+        # NUTS draws are correlated: allow 5 standard errors at an effective size of n / 4
+        stderr = reference.std() / jnp.sqrt(2000 / 4)
+        assert abs(sample.mean() - reference.mean()) < 5 * stderr, (name, sample.mean(), reference.mean())
+
+
+def test_mlp_policy_density_matches_its_draws_and_starts_broad():
+    from inference.proposals.policy import MLPGaussianPolicy
+    from models.pointmass import PointMass
+
+    task = PointMass(horizon=5)
+    policy = MLPGaussianPolicy(jax.random.key(0), task)
+    x, log_q = policy.sample_and_log_prob(jax.random.key(1), 300)
+    assert x.shape == (300, task.layout.size)
+    assert jnp.allclose(policy.log_prob(x), log_q, atol=1e-8)
+    _, actions = task.layout.unpack(x)
+    # the untrained policy is N(0, I) on the forces (the broad proposal)
+    assert abs(float(actions.std()) - 1.0) < 0.1 and abs(float(actions.mean())) < 0.1
+
+
+def test_pointmass_trains_by_gcl_and_refuses_exact():
+    problem = make_problem("pointmass")
+    with pytest.raises(ValueError, match="pointmass has none, use gcl or gan"):
+        train_ebm(problem, "exact", steps=1, progress=False)
+    run = train_ebm(problem, "gcl", steps=150, num_train=100, num_test=200, batch_size=100, eval_every=150,
+                    progress=False)
+    summary = ebm_summary(run)
+    assert summary["stopped"] is None and summary["log_z_exact"] is None and summary["held_out_nll_is"] is not None
+    # from θ = 0, the cost moves toward θ* = (1, 5, -1): the goal and obstacle weights grow
+    theta = np.asarray(summary["theta"])
+    assert theta[0] > 0.3 and theta[1] > 0.5, theta
+    assert summary["cost_correlation"] > 0.9

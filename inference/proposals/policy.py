@@ -19,7 +19,7 @@ from models.lqr import _tilt, backward_riccati
 from models.tabular import Transitions, backward_messages, log_partition, sample_trajectories, trajectory_cost
 from models.trajectory import TrajectoryLayout
 
-__all__ = ["LinearGaussianPolicy", "TabularExact", "TabularPolicy"]
+__all__ = ["LinearGaussianPolicy", "MLPGaussianPolicy", "TabularExact", "TabularPolicy"]
 
 
 def _simulate(key, transitions: Transitions, initial_logits, horizon, n, action_logits_at):
@@ -190,11 +190,8 @@ class LinearGaussianPolicy(eqx.Module):
         return _positive_tril(self.scale_tril)
 
     def _initial_log_ratio(self, x0: jax.Array) -> jax.Array:
-        # log q0(x0) - log p0(x0)
         _, _, _, m0, S0 = self._unpack_system()
-        tril = _positive_tril(self.initial_tril)
-        return (jax.scipy.stats.multivariate_normal.logpdf(x0, self.initial_mean, tril @ tril.T)
-                - jax.scipy.stats.multivariate_normal.logpdf(x0, m0, S0))
+        return _start_log_ratio(x0, self.initial_mean, self.initial_tril, m0, S0)
 
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         check_count(n)
@@ -227,6 +224,86 @@ class LinearGaussianPolicy(eqx.Module):
         cov = tril @ jnp.swapaxes(tril, -1, -2)
         steps = jax.vmap(jax.scipy.stats.multivariate_normal.logpdf, in_axes=(1, 1, 0))(actions, mean, cov)
         return steps.sum(0) + self._initial_log_ratio(states[:, 0])
+
+
+def _start_log_ratio(x0, mean, raw_tril, m0, S0) -> jax.Array:
+    # log q0(x0) - log p0(x0): the proposal's own Gaussian start against the dynamics' start
+    tril = _positive_tril(raw_tril)
+    return (jax.scipy.stats.multivariate_normal.logpdf(x0, mean, tril @ tril.T)
+            - jax.scipy.stats.multivariate_normal.logpdf(x0, jax.lax.stop_gradient(m0), jax.lax.stop_gradient(S0)))
+
+
+class MLPGaussianPolicy(eqx.Module):
+    """:math:`u_t \\sim N(\\mu_\\phi(x_t, t/T), \\mathrm{diag}\\,\\sigma_\\phi(x_t, t/T)^2)`, an MLP, on a
+    differentiable simulator (``task.step``, additive noise), with its own Gaussian start.
+
+    Reparameterized through the dynamics; :math:`\\log q(\\tau) = \\log q_0(x_0) - \\log p_0(x_0)
+    + \\sum_t \\log \\pi(u_t | x_t)`, relative to the dynamics.
+    """
+
+    mlp: eqx.nn.MLP
+    initial_mean: jax.Array
+    initial_tril: jax.Array
+    task: object = eqx.field(static=True)  # a hashable simulator (models.pointmass.PointMass)
+    reparameterized: ClassVar[bool] = True
+
+    def __init__(self, key: jax.Array, task, *, width: int = 64, depth: int = 2):
+        dx, du = task.layout.state_dim, task.layout.action_dim
+        dtype = jnp.zeros(()).dtype
+        mlp = eqx.nn.MLP(dx + 1, 2 * du, width, depth, activation=jax.nn.silu, key=key, dtype=dtype)
+        # start at N(0, I) actions: a zero last layer, and softplus(0.5413) = 1 for the scale
+        last = mlp.layers[-1]
+        bias = jnp.concatenate([jnp.zeros(du, dtype), jnp.full(du, 0.5413, dtype)])
+        mlp = eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlp, (jnp.zeros_like(last.weight), bias))
+        self.mlp = mlp
+        m0, S0 = task.start()
+        self.initial_mean, self.initial_tril = m0, _raw_tril(S0)
+        self.task = task
+
+    @property
+    def layout(self) -> TrajectoryLayout:
+        return self.task.layout
+
+    def _action_distribution(self, x: jax.Array, t: jax.Array):
+        horizon = self.task.horizon
+        inputs = jnp.concatenate([x, jnp.broadcast_to(t / horizon, x.shape[:-1] + (1,)).astype(x.dtype)], -1)
+        out = jax.vmap(self.mlp)(inputs.reshape(-1, inputs.shape[-1])).reshape(x.shape[:-1] + (-1,))
+        du = self.layout.action_dim
+        return out[..., :du], jax.nn.softplus(out[..., du:]) + 1e-4
+
+    def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+        check_count(n)
+        task = self.task
+        dx, du = self.layout.state_dim, self.layout.action_dim
+        key_0, key_u, key_x = jax.random.split(key, 3)
+        dtype = self.initial_mean.dtype
+        x0 = self.initial_mean + jax.random.normal(key_0, (n, dx), dtype) @ _positive_tril(self.initial_tril).T
+        noise_u = jax.random.normal(key_u, (task.horizon, n, du), dtype)
+        noise_x = jax.random.normal(key_x, (task.horizon, n, dx), dtype)
+
+        def forward(x, inputs):
+            t, eps, xi = inputs
+            mean, scale = self._action_distribution(x, t)
+            u = mean + scale * eps
+            log_pi = jnp.sum(jax.scipy.stats.norm.logpdf(u, mean, scale), -1)
+            return task.step(x, u) + task.noise * xi, (x, u, log_pi)
+
+        last, (states, actions, log_pi) = jax.lax.scan(forward, x0, (jnp.arange(task.horizon), noise_u, noise_x))
+        states = jnp.concatenate([states, last[None]], 0)
+        packed = self.layout.pack(jnp.swapaxes(states, 0, 1), jnp.swapaxes(actions, 0, 1))
+        m0, S0 = task.start()
+        return packed, log_pi.sum(0) + _start_log_ratio(x0, self.initial_mean, self.initial_tril, m0, S0)
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        return self.sample_and_log_prob(key, n)[0]
+
+    def log_prob(self, x: jax.Array) -> jax.Array:
+        states, actions = self.layout.unpack(x)
+        times = jnp.arange(self.task.horizon)[None, :, None]
+        mean, scale = self._action_distribution(states[:, :-1], times)
+        m0, S0 = self.task.start()
+        log_pi = jnp.sum(jax.scipy.stats.norm.logpdf(actions, mean, scale), (-1, -2))
+        return log_pi + _start_log_ratio(states[:, 0], self.initial_mean, self.initial_tril, m0, S0)
 
 
 def _positive_tril(raw: jax.Array) -> jax.Array:

@@ -88,7 +88,7 @@ def _policy(key, target, problem, *, steps, progress):
     from inference.sampler import fit_sampler
 
     steps = steps or 1000
-    learning_rate = 0.1 if problem.irl.kind == "tabular" else 1e-2
+    learning_rate = {"tabular": 0.1, "lqr": 1e-2}.get(problem.irl.kind, 3e-3)
     optimizer = optax.chain(optax.clip_by_global_norm(10.0),
                             optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05)))
     proposal, _ = fit_sampler(key, base_policy(problem), target, steps=steps, num_samples=512, optimizer=optimizer,
@@ -122,8 +122,13 @@ on a grid, pathwise through the dynamics on a linear system)."""
 
 
 def proposal_names(problem=None) -> tuple[str, ...]:
-    """The proposals that apply to ``problem`` (points in R^d, or tabular trajectories)."""
-    return tuple(TRAJECTORY_PROPOSALS if problem is not None and problem.irl is not None else PROPOSALS)
+    """The proposals that apply to ``problem`` (points in R^d, or trajectories; the point mass has
+    no exact sampler and no soft-optimal policy)."""
+    if problem is None or problem.irl is None:
+        return tuple(PROPOSALS)
+    if problem.irl.kind == "pointmass":
+        return ("uniform", "policy")
+    return tuple(TRAJECTORY_PROPOSALS)
 
 
 def make_proposal(
