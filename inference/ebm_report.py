@@ -14,7 +14,7 @@ from inference.plots import plot_density, plot_grid_costs, plot_log_z_trace, plo
 from models.energy import energy_cost
 from models.quadrature import grid_log_density
 
-__all__ = ["cost_figure", "density_figure", "training_figure", "write_training_outputs"]
+__all__ = ["cost_figure", "density_figure", "paths_figure", "training_figure", "write_training_outputs"]
 
 
 def density_figure(runs: list[EBMRun], *, resolution: int = 200):
@@ -58,6 +58,28 @@ def cost_figure(runs: list[EBMRun]):
     return figure
 
 
+def paths_figure(run: EBMRun, *, num_paths: int = 60, seed: int = 5):
+    """Point mass: demonstration paths and the learned sampler's, with the obstacles and the goal."""
+    import jax
+    import matplotlib.patches as patches
+    import numpy as np
+
+    task = run.problem.irl.system
+    demo_states, _ = task.layout.unpack(run.train[:num_paths])
+    draw_states, _ = task.layout.unpack(run.result.state.proposal.sample(jax.random.key(seed), num_paths))
+    figure, axes = plt.subplots(1, 2, figsize=(9, 4), sharex=True, sharey=True)
+    for ax, paths, title in [(axes[0], demo_states, "demonstrations (NUTS)"),
+                             (axes[1], draw_states, f"learned sampler ({run.method})")]:
+        for path in np.asarray(paths[:, :, :2]):
+            ax.plot(path[:, 0], path[:, 1], color="C0", alpha=0.3, lw=0.8)
+        for centre in task.obstacles:
+            ax.add_patch(patches.Circle(centre, task.radius, color="C3", alpha=0.4))
+        ax.plot(*task.goal, "k*", ms=12)
+        ax.set(title=title, aspect="equal")
+    figure.tight_layout()
+    return figure
+
+
 def training_figure(runs: list[EBMRun]):
     """log Z used in training against quadrature, and the proposal's k-hat, per run."""
     figure, (ax_z, ax_k) = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -70,16 +92,22 @@ def training_figure(runs: list[EBMRun]):
 
 def write_training_outputs(run: EBMRun, out: str | Path) -> dict[str, Any]:
     """``summary.json``, ``trace.json`` and ``figures/training.png`` in ``out``, plus
-    ``figures/density.png`` (2D energies) or ``figures/costs.png`` (gridworlds)."""
+    ``figures/density.png`` (2D energies), ``figures/costs.png`` (gridworlds) or
+    ``figures/paths.png`` (the point mass)."""
     out = Path(out)
     summary = ebm_summary(run)
     if run.problem.bounds is not None:
         figure = density_figure([run])
         save_figure(figure, out / "figures" / "density.png")
         plt.close(figure)
-    if run.problem.irl is not None and run.problem.irl.system.shape is not None:
+    irl = run.problem.irl
+    if irl is not None and irl.kind == "tabular" and irl.system.shape is not None:
         figure = cost_figure([run])
         save_figure(figure, out / "figures" / "costs.png")
+        plt.close(figure)
+    if irl is not None and irl.kind == "pointmass":
+        figure = paths_figure(run)
+        save_figure(figure, out / "figures" / "paths.png")
         plt.close(figure)
     figure = training_figure([run])
     save_figure(figure, out / "figures" / "training.png")
