@@ -94,8 +94,8 @@ def _pointmass(dim: int) -> Problem:
 
     def data(key, n_train, n_test):
         # NUTS draws (no exact sampler exists), split into training and held-out demonstrations;
-        # NUTS is the cost here, so at most 1000 are held out
-        n_test = min(n_test, 1000)
+        # NUTS is the cost here, so at most 500 are held out
+        n_test = min(n_test, 500)
         demos = pointmass_demonstrations(key, spec.system, theta, n_train + n_test)
         return demos[:n_train], demos[n_train:]
 
