@@ -15,7 +15,6 @@ standard where a problem has one). Written by hand on ``numpyro.primitives.Messe
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpyro.distributions as dist
 from numpyro.primitives import Messenger
 
