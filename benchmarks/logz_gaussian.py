@@ -36,7 +36,7 @@ def main():
             x, log_q = proposal.sample_and_log_prob(jax.random.key(2), SAMPLES)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UnreliableEstimateWarning)
-                est = log_z_importance(-target.log_prob(x), log_q)
+                est = log_z_importance(-target.unnormalized_log_prob(x), log_q)
             seconds = time.perf_counter() - start
             rows.append((dim, name, float(est.log_z - target.log_normalizer), float(est.ess), float(est.k_hat), seconds))
             print(rows[-1], flush=True)

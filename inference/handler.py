@@ -40,7 +40,7 @@ class NormalizedSite(dist.Distribution):
         return self.base.support
 
     def log_prob(self, x):
-        return self.base.log_prob(x) - self.log_z
+        return self.base.unnormalized_log_prob(x) - self.log_z
 
     def sample(self, key, sample_shape=()):
         return self.base.sample(key, sample_shape)

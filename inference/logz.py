@@ -43,7 +43,7 @@ def estimate_log_z(
     fitted = make_proposal(proposal, key_fit, target, problem=problem, scale=scale, steps=fit_steps,
                            progress=progress)
     x, log_q = fitted.sample_and_log_prob(key_draw, samples)
-    estimate = log_z_importance(-target.log_prob(x), log_q)
+    estimate = log_z_importance(-target.unnormalized_log_prob(x), log_q)
     seconds = time.perf_counter() - start
     exact = None if target.log_normalizer is None else float(target.log_normalizer)
     return {

@@ -52,10 +52,10 @@ def _estimate_rows(key, target, data, *, samples: int, fit_steps: int, progress:
     rows = []
     for name, proposal in proposals.items():
         x, log_q = proposal.sample_and_log_prob(jax.random.fold_in(key_draw, len(rows)), samples)
-        costs = -target.log_prob(x)
+        costs = -target.unnormalized_log_prob(x)
         rows.append(("importance", name, log_z_importance(costs, log_q)))
         if name == "broad":
-            mix = log_z_mixture(-target.log_prob(data), costs, proposal.log_prob(data), log_q)
+            mix = log_z_mixture(-target.unnormalized_log_prob(data), costs, proposal.log_prob(data), log_q)
             rows.append(("mixture (data + draws)", name, mix))
             if samples % 100 == 0:
                 rows.append(("IWAE k=100", name, iwae(costs, log_q, 100)))

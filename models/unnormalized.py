@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,11 @@ import jax.numpy as jnp
 from numpyro.distributions import constraints
 from numpyro.distributions.distribution import Distribution
 
-__all__ = ["Unnormalized"]
+__all__ = ["MissingNormalizerWarning", "Unnormalized"]
+
+
+class MissingNormalizerWarning(UserWarning):
+    """An ``Unnormalized`` density was evaluated as a likelihood without the normalizing handler."""
 
 CostFn = Callable[[Any, jax.Array], jax.Array]
 Sampler = Callable[[jax.Array, Any, tuple[int, ...]], jax.Array]
@@ -86,12 +91,26 @@ class Unnormalized(Distribution):
         """The cost (energy) :math:`c_\\theta(x)`, shape ``x.shape[:-len(event_shape)]``."""
         return self.cost_fn(self.params, x)
 
-    def log_prob(self, x: jax.Array) -> jax.Array:
+    def unnormalized_log_prob(self, x: jax.Array) -> jax.Array:
         """Unnormalized log density :math:`\\log b(x) - c_\\theta(x)` (no :math:`\\log Z`)."""
         log_density = -self.cost(x)
         if self.base_log_prob is not None:
             log_density = log_density + self.base_log_prob(x)
         return log_density
+
+    def log_prob(self, x: jax.Array) -> jax.Array:
+        """The NumPyro density: :meth:`unnormalized_log_prob`, with a warning (once per call site).
+
+        NumPyro calls this for an observed site; if it is reached, no normalizing handler replaced
+        the site, and a posterior built on it ignores :math:`-N\\log Z(\\theta)` (DESIGN.md §1).
+        Library code calls :meth:`unnormalized_log_prob`, which never warns.
+        """
+        warnings.warn(
+            "Unnormalized.log_prob: this density has no -log Z(θ); a posterior that observes data through it "
+            "ignores the normalizer. Wrap the model in inference.handler.normalized(model, proposal, n, key)",
+            MissingNormalizerWarning, stacklevel=2,
+        )
+        return self.unnormalized_log_prob(x)
 
     def normalized_log_prob(self, x: jax.Array) -> jax.Array:
         """:math:`\\log p_\\theta(x)`, using the exact ``log_normalizer``."""
@@ -100,7 +119,7 @@ class Unnormalized(Distribution):
                 "normalized_log_prob: this Unnormalized distribution has no exact "
                 "log_normalizer; estimate log Z with inference.estimators instead"
             )
-        return self.log_prob(x) - self.log_normalizer
+        return self.unnormalized_log_prob(x) - self.log_normalizer
 
     def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
         if self.sampler is None:

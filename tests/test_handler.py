@@ -11,7 +11,7 @@ from numpyro.infer.util import log_density, log_likelihood
 
 from inference.handler import normalized
 from inference.proposals import Gaussian
-from models.unnormalized import Unnormalized
+from models.unnormalized import MissingNormalizerWarning, Unnormalized
 
 DIM = 2
 
@@ -45,7 +45,8 @@ def test_joint_has_minus_n_log_z_exactly_once(estimator, data):
     handled = normalized(model, proposal, 4000, jax.random.key(1), estimator=estimator)
     precision = 2.7
     joint, _ = log_density(handled, (data,), {}, {"precision": precision})
-    plain, _ = log_density(model, (data,), {}, {"precision": precision})
+    with pytest.warns(MissingNormalizerWarning):  # the plain model: the unhandled likelihood
+        plain, _ = log_density(model, (data,), {}, {"precision": precision})
     site = isotropic_energy(precision)
     if estimator == "exact":
         log_z = jnp.log(2 * jnp.pi) - jnp.log(precision)
@@ -75,12 +76,22 @@ def test_nuts_on_the_handled_model_matches_the_conjugate_posterior(data):
         assert abs(float(draws.std()) - sd) < 0.3 * sd
 
 
-def test_without_the_handler_the_posterior_is_wrong(data):
+def test_without_the_handler_the_posterior_is_wrong_and_says_so(data):
     # the classic bug the library exists to prevent: the unnormalized likelihood drives prec to 0
     mean, sd = conjugate(data)
     mcmc = MCMC(NUTS(model), num_warmup=300, num_samples=500, progress_bar=False)
-    mcmc.run(jax.random.key(4), data)
+    with pytest.warns(MissingNormalizerWarning, match="ignores the normalizer"):
+        mcmc.run(jax.random.key(4), data)
     assert abs(float(mcmc.get_samples()["precision"].mean()) - mean) > 10 * sd
+
+
+def test_the_handled_model_does_not_warn(data):
+    import warnings
+
+    handled = normalized(model, Gaussian.isotropic(DIM, 0.8), 500, jax.random.key(5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MissingNormalizerWarning)
+        log_density(handled, (data,), {}, {"precision": 2.0})
 
 
 def test_pointwise_log_likelihood_has_one_value_per_observation(data):
