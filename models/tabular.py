@@ -33,6 +33,8 @@ __all__ = [
     "log_partition",
     "occupancy",
     "sample_trajectories",
+    "simulate",
+    "soft_action_logits",
     "trajectory_cost",
     "trajectory_log_base",
 ]
@@ -157,23 +159,50 @@ def sample_trajectories(
     :math:`s_{t+1} \\propto P(s'|s_t,a_t)\\beta_{t+1}(s')` (the dynamics tilted by the future).
     """
     costs, transitions, log_initial = _check_problem(costs, transitions, initial, horizon)
+    log_beta, action_logits = soft_action_logits(costs, transitions, horizon)
+    return simulate(key, transitions, log_initial + log_beta[0], action_logits, n, successor_log_weights=log_beta[1:])
+
+
+def soft_action_logits(costs: jax.Array, transitions: Transitions, horizon: int) -> tuple[jax.Array, jax.Array]:
+    """``(log β (T+1, S), ℓ (T, S, A))`` with :math:`\\ell_t(s,a) = -c(s,a) + \\log\\sum_{s'} P(s'|s,a)\\beta_{t+1}(s')`:
+    the exact action conditional of :math:`p_c`, up to its normalizer over actions."""
     log_beta = backward_messages(costs, transitions, horizon)
+    return log_beta, -costs[None] + jax.vmap(_expected_next, in_axes=(0, None))(log_beta[1:], transitions)
+
+
+def simulate(
+    key: jax.Array,
+    transitions: Transitions,
+    initial_logits: jax.Array,
+    action_logits: jax.Array,
+    n: int,
+    *,
+    successor_log_weights: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Roll out ``n`` trajectories: :math:`s_0 \\propto e^{\\ell_0}`, :math:`a_t \\propto e^{\\ell_t(s_t, \\cdot)}`
+    (``action_logits (T, S, A)``), :math:`s_{t+1} \\propto P(s'|s_t,a_t)\\,e^{w_{t}(s')}`
+    (``successor_log_weights (T, S)``; ``None``: the dynamics untilted, a policy's rollout).
+
+    Returns ``(states (n, T+1), actions (n, T))``; shared by the exact sampler and policies.
+    """
+    horizon = action_logits.shape[0]
+    if successor_log_weights is None:
+        successor_log_weights = jnp.zeros((horizon, transitions.num_states), transitions.log_probs.dtype)
     key_0, key_steps = jax.random.split(key)
-    states_0 = jax.random.categorical(key_0, log_initial + log_beta[0], shape=(n,)).astype(jnp.int32)
+    states_0 = jax.random.categorical(key_0, initial_logits, shape=(n,)).astype(jnp.int32)
 
     def forward(states, inputs):
-        key_t, log_beta_next = inputs
+        key_t, logits_t, weights_next = inputs
         key_action, key_state = jax.random.split(key_t)
-        logits_action = -costs[states] + _expected_next(log_beta_next, transitions)[states]
-        actions = jax.random.categorical(key_action, logits_action).astype(jnp.int32)
+        actions = jax.random.categorical(key_action, logits_t[states]).astype(jnp.int32)
         successors = transitions.successors[states, actions]
-        logits_next = transitions.log_probs[states, actions] + log_beta_next[successors]
+        logits_next = transitions.log_probs[states, actions] + weights_next[successors]
         slot = jax.random.categorical(key_state, logits_next)
         next_states = jnp.take_along_axis(successors, slot[:, None], axis=1)[:, 0]
         return next_states, (next_states, actions)
 
     keys = jax.random.split(key_steps, horizon)
-    _, (later_states, actions) = jax.lax.scan(forward, states_0, (keys, log_beta[1:]))
+    _, (later_states, actions) = jax.lax.scan(forward, states_0, (keys, action_logits, successor_log_weights))
     states = jnp.concatenate([states_0[None], later_states], axis=0).T
     return states, actions.T
 

@@ -16,29 +16,17 @@ import jax.numpy as jnp
 
 from inference.proposals.base import check_count
 from models.lqr import _tilt, backward_riccati
-from models.tabular import Transitions, backward_messages, log_partition, sample_trajectories, trajectory_cost
+from models.tabular import (
+    Transitions,
+    log_partition,
+    sample_trajectories,
+    simulate,
+    soft_action_logits,
+    trajectory_cost,
+)
 from models.trajectory import TrajectoryLayout
 
 __all__ = ["LinearGaussianPolicy", "MLPGaussianPolicy", "TabularExact", "TabularPolicy"]
-
-
-def _simulate(key, transitions: Transitions, initial_logits, horizon, n, action_logits_at):
-    """Roll out ``n`` trajectories: ``s_0 ~ softmax(initial_logits)``, ``a_t ~ softmax(action_logits_at(t, s_t))``,
-    ``s' ~ P``."""
-    key_0, key_steps = jax.random.split(key)
-    states_0 = jax.random.categorical(key_0, initial_logits, shape=(n,)).astype(jnp.int32)
-
-    def forward(states, inputs):
-        t, key_t = inputs
-        key_action, key_state = jax.random.split(key_t)
-        actions = jax.random.categorical(key_action, action_logits_at(t, states)).astype(jnp.int32)
-        slot = jax.random.categorical(key_state, transitions.log_probs[states, actions])
-        next_states = jnp.take_along_axis(transitions.successors[states, actions], slot[:, None], axis=1)[:, 0]
-        return next_states, (next_states, actions)
-
-    keys = jax.random.split(key_steps, horizon)
-    _, (later, actions) = jax.lax.scan(forward, states_0, (jnp.arange(horizon), keys))
-    return jnp.concatenate([states_0[None], later], 0).T, actions.T
 
 
 class TabularPolicy(eqx.Module):
@@ -86,10 +74,9 @@ class TabularPolicy(eqx.Module):
         """:math:`\\pi_t(a|s) \\propto e^{-c(s,a)} \\sum_{s'} P(s'|s,a)\\beta_{t+1}(s')`: the exact action
         conditional of :math:`p_c`. Equal to :math:`p_c` for deterministic dynamics; under stochastic ones
         it leaves the transitions untilted, and the weights account for the difference."""
-        log_beta = backward_messages(costs, transitions, horizon)
-        expected = jax.nn.logsumexp(transitions.log_probs[None] + log_beta[1:, transitions.successors], axis=-1)
+        log_beta, action_logits = soft_action_logits(costs, transitions, horizon)
         initial = jnp.asarray(initial)
-        return cls(-costs[None] + expected, transitions, initial, jnp.where(initial > 0, jnp.log(initial), 0.0) + log_beta[0])
+        return cls(action_logits, transitions, initial, jnp.where(initial > 0, jnp.log(initial), 0.0) + log_beta[0])
 
     def _log_policy(self) -> jax.Array:
         return jax.nn.log_softmax(self.logits, axis=-1)
@@ -97,9 +84,7 @@ class TabularPolicy(eqx.Module):
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         check_count(n)
         transitions = jax.lax.stop_gradient(self.transitions)
-        logits = self.logits
-        states, actions = _simulate(key, transitions, self._log_start(), self.logits.shape[0], n,
-                                    lambda t, s: logits[t, s])
+        states, actions = simulate(key, transitions, self._log_start(), self.logits, n)
         return self.layout.pack(states, actions)
 
     def log_prob(self, x: jax.Array) -> jax.Array:
