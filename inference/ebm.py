@@ -99,7 +99,7 @@ def build_training(
     check_method(method, problem)
     key_energy, key_flow, key_fit = jax.random.split(key, 3)
     if problem.irl is not None:
-        energy, proposal = irl_setup(problem, train)
+        energy, proposal = irl_setup(problem, train, key_energy)
     else:
         energy = MLPEnergy(key_energy, problem.dim)
         interval = float(jnp.max(jnp.abs(train))) + 1.0

@@ -74,15 +74,19 @@ def fit_policy_to_demos(key: jax.Array, policy, demos: jax.Array, *, steps: int 
     return policy
 
 
-def base_policy(problem: Problem, key: jax.Array | None = None):
+def _linear_dynamics(system) -> tuple:
+    # what a linear-Gaussian policy simulates with: (A, B, W, m0, S0)
+    return system.A, system.B, system.W, system.m0, system.S0
+
+
+def base_policy(problem: Problem, key: jax.Array):
     """The broad policy of a trajectory problem: uniform actions (tabular), N(0, I) forces (LQR,
-    point mass: an MLP policy that starts there)."""
+    point mass: an MLP policy, initialized from ``key``, that starts there)."""
     spec = problem.irl
     if spec.kind == "pointmass":
-        return MLPGaussianPolicy(jax.random.key(0) if key is None else key, spec.system)
+        return MLPGaussianPolicy(key, spec.system)
     if spec.kind == "lqr":
-        system = spec.system
-        return LinearGaussianPolicy.broad((system.A, system.B, system.W, system.m0, system.S0), system.horizon)
+        return LinearGaussianPolicy.broad(_linear_dynamics(spec.system), spec.system.horizon)
     return TabularPolicy.uniform(spec.system.transitions, spec.system.initial, spec.system.horizon)
 
 
@@ -92,18 +96,18 @@ def soft_optimal_policy(problem: Problem, theta: jax.Array):
     system = spec.system
     if spec.kind == "lqr":
         Q, R = spec.matrices(theta)
-        return LinearGaussianPolicy.soft_optimal((system.A, system.B, system.W, system.m0, system.S0), Q, R,
-                                                 system.horizon)
+        return LinearGaussianPolicy.soft_optimal(_linear_dynamics(system), Q, R, system.horizon)
     return TabularPolicy.soft_optimal(spec.cost_table(theta), system.transitions, system.initial, system.horizon)
 
 
-def irl_setup(problem: Problem, train: jax.Array) -> tuple[Any, Any]:
+def irl_setup(problem: Problem, train: jax.Array, key: jax.Array) -> tuple[Any, Any]:
     """Initial θ (zeros) and the proposal: the base policy cloned from the demonstrations."""
     spec = problem.irl
+    key_init, key_fit = jax.random.split(key)
     theta = jnp.zeros(len(spec.theta_names), jnp.zeros(()).dtype)
-    policy = base_policy(problem)
+    policy = base_policy(problem, key_init)
     if spec.kind == "pointmass":
-        return theta, fit_policy_to_demos(jax.random.key(1), policy, train)
+        return theta, fit_policy_to_demos(key_fit, policy, train)
     if spec.kind == "lqr":
         return theta, linear_gaussian_cloning(policy, train)
     return theta, behaviour_cloning(policy, train)

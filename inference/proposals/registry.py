@@ -91,7 +91,8 @@ def _policy(key, target, problem, *, steps, progress):
     learning_rate = {"tabular": 0.1, "lqr": 1e-2}.get(problem.irl.kind, 3e-3)
     optimizer = optax.chain(optax.clip_by_global_norm(10.0),
                             optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05)))
-    proposal, _ = fit_sampler(key, base_policy(problem), target, steps=steps, num_samples=512, optimizer=optimizer,
+    key_init, key_fit = jax.random.split(key)
+    proposal, _ = fit_sampler(key_fit, base_policy(problem, key_init), target, steps=steps, num_samples=512, optimizer=optimizer,
                               progress=progress)
     return proposal
 
@@ -99,7 +100,7 @@ def _policy(key, target, problem, *, steps, progress):
 def _base(key, target, problem, **_):
     from inference.irl import base_policy
 
-    return base_policy(problem)
+    return base_policy(problem, key)
 
 
 def _soft_optimal(key, target, problem, **_):
