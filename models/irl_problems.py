@@ -65,8 +65,7 @@ class IRLSpec(NamedTuple):
 def tabular_spec(mdp: MDP) -> IRLSpec:
     """The IRL pieces of any tabular MDP with linear costs; checks the MDP first (the errors say
     which state, action or feature is wrong)."""
-    check_mdp(mdp)
-    mdp = mdp._replace(transitions=as_transitions(mdp.transitions))  # dense (S, A, S) becomes sparse once
+    mdp = check_mdp(mdp)
     layout = TrajectoryLayout(mdp.horizon)
 
     def cost_table(theta):
@@ -86,8 +85,9 @@ def tabular_spec(mdp: MDP) -> IRLSpec:
     return IRLSpec(layout, cost_fn, log_partition_fn, sampler, cost_table, mdp, mdp.feature_names)
 
 
-def check_mdp(mdp: MDP) -> None:
-    """Transitions rows sum to 1, ``initial`` is a distribution, features are finite ``(S, A, F)``."""
+def check_mdp(mdp: MDP) -> MDP:
+    """Transitions rows sum to 1, ``initial`` is a distribution, features are finite ``(S, A, F)``;
+    returns the MDP with its transitions sparse (a dense (S, A, S) array is converted once, here)."""
     transitions = as_transitions(mdp.transitions)
     features = np.asarray(mdp.features)
     expected = (transitions.num_states, transitions.num_actions, len(mdp.feature_names))
@@ -103,6 +103,7 @@ def check_mdp(mdp: MDP) -> None:
         raise ValueError(f"initial: expected {transitions.num_states} probabilities that sum to 1")
     if not isinstance(mdp.horizon, int) or mdp.horizon < 1:
         raise ValueError(f"horizon: expected a positive integer, got {mdp.horizon!r}")
+    return mdp._replace(transitions=transitions)
 
 
 def gridworld_spec(size: int = 8, *, horizon: int = 20, slip: float = 0.1) -> IRLSpec:
