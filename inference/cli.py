@@ -79,7 +79,42 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-every", type=_positive_int, default=250)
     train.add_argument("--checkpoint-every", type=_positive_int, default=500)
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    from inference.compare import COMPARE_PROBLEMS, CompareSettings
+
+    defaults = CompareSettings()
+    comp = commands.add_parser("compare", help="posterior cost estimates under several proposals vs the exact normalizer")
+    comp.add_argument("--problem", default="gridworld", help=f"one of: {', '.join(COMPARE_PROBLEMS)}")
+    comp.add_argument("--proposals", default="exact,uniform,gcl,gan",
+                      help="comma-separated: exact, uniform, gcl, gan, cloned (IRL) (default: %(default)s)")
+    comp.add_argument("--demos", type=_positive_int, default=None,
+                      help=f"demonstrations (data points) drawn from θ* (default {defaults.demos})")
+    comp.add_argument("--train-steps", type=_positive_int, default=None,
+                      help=f"training steps of the gcl and gan samplers (default {defaults.train_steps}, quick 300)")
+    comp.add_argument("--draws", type=_positive_int, default=None,
+                      help=f"fixed proposal draws behind each log Z(θ) (default {defaults.proposal_draws}, quick 4000)")
+    comp.add_argument("--chains", type=_positive_int, default=None, help=f"NUTS chains (default {defaults.num_chains})")
+    comp.add_argument("--samples", type=_positive_int, default=None,
+                      help=f"NUTS draws per chain (default {defaults.num_samples}; warm-up the same)")
+    comp.add_argument("--quick", action="store_true", help="a short run (under 3 minutes on 2 CPU cores)")
+    comp.add_argument("--seed", type=int, default=0)
+    comp.add_argument("--out", default="maxent-gan-compare", help="output folder (default: %(default)s)")
+    comp.add_argument("--force", action="store_true", help="overwrite a non-empty output folder")
+    comp.add_argument("--json", action="store_true", help="print the summary as JSON instead of the report")
     return parser
+
+
+def run_compare(args) -> dict:
+    """The settings from the flags (``--quick`` first, then explicit sizes), then :func:`inference.compare.compare`."""
+    from inference.compare import CompareSettings, compare
+
+    settings = CompareSettings.quick() if args.quick else CompareSettings()
+    changes = {"demos": args.demos, "train_steps": args.train_steps, "proposal_draws": args.draws,
+               "num_chains": args.chains, "num_samples": args.samples, "num_warmup": args.samples}
+    settings = CompareSettings(**{**settings.__dict__, **{k: v for k, v in changes.items() if v is not None}})
+    proposals = tuple(name.strip() for name in args.proposals.split(",") if name.strip())
+    return compare(args.problem, proposals, settings=settings, seed=args.seed, out=args.out, force=args.force,
+                   progress=sys.stderr.isatty())
 
 
 def run_train(args) -> dict:
@@ -165,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_train(args)
             elif args.command == "logz":
                 result, k_hat = run_logz(args)
+            elif args.command == "compare":
+                result = run_compare(args)
             else:
                 from inference.report import render_markdown, run_identities
 
@@ -188,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<16} {value}")
             print(f"\nWritten to {args.out}/ (summary.json, trace.json, figures/, checkpoints/)", file=sys.stderr)
         return 1 if result["stopped"] else 0
+    if args.command == "compare":
+        from inference.compare import render_report
+
+        print(json.dumps(result, allow_nan=False) if args.json else render_report(result), end="\n")
+        print(f"\nWritten to {args.out}/ (report.md, summary.json, figures/, posterior_<proposal>.nc)", file=sys.stderr)
+        return 0
     if args.command == "logz":
         if args.json:
             print(json.dumps(result, allow_nan=False))

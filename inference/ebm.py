@@ -91,6 +91,7 @@ def build_training(
     learning_rate: float = 1e-3,
     num_samples: int = 256,
     flow_epochs: int = 100,
+    tilted: bool = False,
     progress: bool = False,
 ) -> tuple[TrainingAlgorithm, Any]:
     """The algorithm and its initial state. EBMs: an MLP energy and a spline flow fitted to the
@@ -99,7 +100,7 @@ def build_training(
     check_method(method, problem)
     key_energy, key_flow, key_fit = jax.random.split(key, 3)
     if problem.irl is not None:
-        energy, proposal = irl_setup(problem, train, key_energy)
+        energy, proposal = irl_setup(problem, train, key_energy, tilted=tilted)
     else:
         energy = MLPEnergy(key_energy, problem.dim)
         interval = float(jnp.max(jnp.abs(train))) + 1.0
@@ -169,11 +170,13 @@ def train_ebm(
     resume: bool = False,
     progress: bool = True,
     data: tuple[jax.Array, jax.Array] | None = None,
+    tilted: bool = False,
 ) -> EBMRun:
     """Train the MLP energy (EBMs) or the linear cost (IRL) on ``problem``'s data by ``method``
     (exact, gcl, gan). ``learning_rate=None`` picks 1e-3 for networks, 0.05 for IRL weights.
 
     ``data=(train, test)`` trains on your own points instead (each ``(n, problem.dim)``).
+    ``tilted`` (tabular IRL): the sampler also learns transition tilts, so it can reach :math:`p_\\theta`.
     Names and data are checked before any training starts.
     """
     problem = make_problem(problem) if isinstance(problem, str) else problem
@@ -196,7 +199,7 @@ def train_ebm(
     start = time.perf_counter()
     algorithm, state = build_training(
         problem, method, key_build, train, steps=steps, learning_rate=learning_rate, num_samples=num_samples,
-        flow_epochs=flow_epochs, progress=progress,
+        flow_epochs=flow_epochs, tilted=tilted, progress=progress,
     )
     result = run_training(
         key_train, algorithm, state, train, steps=steps, batch_size=batch_size,

@@ -15,15 +15,24 @@ standard where a problem has one). Written by hand on ``numpyro.primitives.Messe
 from __future__ import annotations
 
 import jax
+import numpy as np
 import numpyro.distributions as dist
 from numpyro.primitives import Messenger
 
 from inference.estimators import log_mean_exp, log_z_mixture
 from models.unnormalized import Unnormalized
 
-__all__ = ["ESTIMATORS", "NormalizedSite", "normalized"]
+__all__ = ["ESTIMATORS", "NormalizedSite", "normalized", "shard_rows"]
 
 ESTIMATORS = ("importance", "mixture", "exact")
+
+
+def shard_rows(tree, devices=None):
+    """Place every array of ``tree`` on ``devices`` (default: all), split along its first axis."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.asarray(jax.devices() if devices is None else devices), ("rows",))
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec("rows")))
 
 
 class NormalizedSite(dist.Distribution):
@@ -56,10 +65,13 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
         num_samples: proposal draws, taken once.
         key: the key of those draws.
         estimator: ``"importance"``, ``"mixture"`` or ``"exact"``.
+        shard: spread the draws over all of ``jax.devices()`` along their first axis
+            (``jax.sharding``): every cost evaluation then runs on all devices at once.
+            ``num_samples`` must be a multiple of the device count.
     """
 
     def __init__(self, fn=None, proposal=None, num_samples: int = 4000, key: jax.Array | None = None, *,
-                 estimator: str = "importance"):
+                 estimator: str = "importance", shard: bool = False):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator: unknown name {estimator!r}; valid: {', '.join(ESTIMATORS)}")
         if estimator != "exact":
@@ -69,7 +81,13 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
                 raise ValueError("key: the proposal draws need a key (they are drawn once, here)")
             if not isinstance(num_samples, int) or num_samples < 2:
                 raise ValueError(f"num_samples: expected an integer >= 2, got {num_samples!r}")
+            devices = jax.devices()
+            if shard and num_samples % len(devices):
+                raise ValueError(f"num_samples: {num_samples} draws cannot be sharded evenly over "
+                                 f"{len(devices)} devices; use a multiple of {len(devices)}")
             self.draws, self.log_q = proposal.sample_and_log_prob(key, num_samples)
+            if shard:
+                self.draws, self.log_q = shard_rows((self.draws, self.log_q), devices)
         self.proposal, self.estimator = proposal, estimator
         super().__init__(fn)
 

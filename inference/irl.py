@@ -34,7 +34,7 @@ def behaviour_cloning(policy: TabularPolicy, demos: jax.Array, *, pseudo_count: 
     counts = jnp.zeros(policy.logits.shape, policy.logits.dtype).at[times, states[:, :-1], actions].add(1.0)
     starts = jnp.zeros(policy.initial.shape, policy.logits.dtype).at[states[:, 0]].add(1.0)
     return TabularPolicy(jnp.log(counts + pseudo_count), policy.transitions, policy.initial,
-                         jnp.log(starts + pseudo_count))
+                         jnp.log(starts + pseudo_count), policy.successor_logits)
 
 
 def linear_gaussian_cloning(policy: LinearGaussianPolicy, demos: jax.Array, *, ridge: float = 1e-6) -> LinearGaussianPolicy:
@@ -79,33 +79,37 @@ def _linear_dynamics(system) -> tuple:
     return system.A, system.B, system.W, system.m0, system.S0
 
 
-def base_policy(problem: Problem, key: jax.Array):
+def base_policy(problem: Problem, key: jax.Array, *, tilted: bool = False):
     """The broad policy of a trajectory problem: uniform actions (tabular), N(0, I) forces (LQR,
-    point mass: an MLP policy, initialized from ``key``, that starts there)."""
+    point mass: an MLP policy, initialized from ``key``, that starts there). ``tilted``: a tabular
+    sampler that can also learn transition tilts (the family that contains :math:`p_\\theta`)."""
     spec = problem.irl
     if spec.kind == "pointmass":
         return MLPGaussianPolicy(key, spec.system)
     if spec.kind == "lqr":
         return LinearGaussianPolicy.broad(_linear_dynamics(spec.system), spec.system.horizon)
-    return TabularPolicy.uniform(spec.system.transitions, spec.system.initial, spec.system.horizon)
+    return TabularPolicy.uniform(spec.system.transitions, spec.system.initial, spec.system.horizon, tilted=tilted)
 
 
-def soft_optimal_policy(problem: Problem, theta: jax.Array):
-    """The exact action conditional of :math:`p_\\theta` as a policy (DESIGN.md §1: a proposal that moves with θ)."""
+def soft_optimal_policy(problem: Problem, theta: jax.Array, *, tilted: bool = False):
+    """The exact action conditional of :math:`p_\\theta` as a policy (DESIGN.md §1: a proposal that moves with θ);
+    tabular and ``tilted``: with the transition tilts too, i.e. :math:`p_\\theta` itself."""
     spec = problem.irl
     system = spec.system
     if spec.kind == "lqr":
         Q, R = spec.matrices(theta)
         return LinearGaussianPolicy.soft_optimal(_linear_dynamics(system), Q, R, system.horizon)
-    return TabularPolicy.soft_optimal(spec.cost_table(theta), system.transitions, system.initial, system.horizon)
+    return TabularPolicy.soft_optimal(spec.cost_table(theta), system.transitions, system.initial, system.horizon,
+                                      tilted=tilted)
 
 
-def irl_setup(problem: Problem, train: jax.Array, key: jax.Array) -> tuple[Any, Any]:
-    """Initial θ (zeros) and the proposal: the base policy cloned from the demonstrations."""
+def irl_setup(problem: Problem, train: jax.Array, key: jax.Array, *, tilted: bool = False) -> tuple[Any, Any]:
+    """Initial θ (zeros) and the proposal: the base policy (``tilted``: see :func:`base_policy`) cloned
+    from the demonstrations (the tilts start at zero)."""
     spec = problem.irl
     key_init, key_fit = jax.random.split(key)
     theta = jnp.zeros(len(spec.theta_names), jnp.zeros(()).dtype)
-    policy = base_policy(problem, key_init)
+    policy = base_policy(problem, key_init, tilted=tilted)
     if spec.kind == "pointmass":
         return theta, fit_policy_to_demos(key_fit, policy, train)
     if spec.kind == "lqr":

@@ -35,19 +35,28 @@ class TabularPolicy(eqx.Module):
 
     Relative to the dynamics, :math:`\\log q(\\tau) = \\log q_0(s_0) - \\log p_0(s_0) + \\sum_t \\log\\pi_t(a_t|s_t)`
     (the exact model tilts the start by :math:`\\beta_0`; a fixed start would pay for it in every weight).
+
+    With ``successor_logits`` ``(T, S)`` the sampler also tilts the transitions,
+    :math:`q(s'|s,a) \\propto P(s'|s,a)e^{w_t(s')}`, adding
+    :math:`\\sum_t w_t(s_{t+1}) - \\log\\sum_{s'}P(s'|s_t,a_t)e^{w_t(s')}` to :math:`\\log q`. Under stochastic
+    dynamics the trajectory model :math:`p_\\theta` tilts its transitions by :math:`\\beta_{t+1}`, so only this
+    family contains it (a tabular *trajectory sampler*: it needs the dynamics, which the tabular problems know).
+    ``None`` (the default) is a plain policy on the untilted dynamics.
     """
 
     logits: jax.Array
     initial_logits: jax.Array
+    successor_logits: jax.Array | None
     transitions: Transitions
     initial: jax.Array
     reparameterized: ClassVar[bool] = False
 
-    def __init__(self, logits, transitions, initial, initial_logits=None):
+    def __init__(self, logits, transitions, initial, initial_logits=None, successor_logits=None):
         self.logits = logits
         self.transitions = transitions
         self.initial = jnp.asarray(initial)
         self.initial_logits = jnp.zeros_like(self.initial) if initial_logits is None else jnp.asarray(initial_logits)
+        self.successor_logits = None if successor_logits is None else jnp.asarray(successor_logits)
 
     def _log_start(self) -> jax.Array:
         # masked to the support of p_0 (-inf outside), so q stays absolutely continuous w.r.t. ν;
@@ -63,20 +72,26 @@ class TabularPolicy(eqx.Module):
         return TrajectoryLayout(self.logits.shape[0])
 
     @classmethod
-    def uniform(cls, transitions: Transitions, initial: jax.Array, horizon: int) -> TabularPolicy:
-        """Every action equally likely: the broad proposal of a tabular problem."""
+    def uniform(cls, transitions: Transitions, initial: jax.Array, horizon: int, *,
+                tilted: bool = False) -> TabularPolicy:
+        """Every action equally likely: the broad proposal of a tabular problem (``tilted``: with
+        transition tilts, all zero, to be learned)."""
         dtype = jnp.asarray(initial).dtype
         shape = (horizon, transitions.num_states, transitions.num_actions)
-        return cls(jnp.zeros(shape, dtype), transitions, jnp.asarray(initial))
+        successor_logits = jnp.zeros(shape[:2], dtype) if tilted else None
+        return cls(jnp.zeros(shape, dtype), transitions, jnp.asarray(initial), successor_logits=successor_logits)
 
     @classmethod
-    def soft_optimal(cls, costs: jax.Array, transitions: Transitions, initial: jax.Array, horizon: int) -> TabularPolicy:
+    def soft_optimal(cls, costs: jax.Array, transitions: Transitions, initial: jax.Array, horizon: int, *,
+                     tilted: bool = False) -> TabularPolicy:
         """:math:`\\pi_t(a|s) \\propto e^{-c(s,a)} \\sum_{s'} P(s'|s,a)\\beta_{t+1}(s')`: the exact action
         conditional of :math:`p_c`. Equal to :math:`p_c` for deterministic dynamics; under stochastic ones
-        it leaves the transitions untilted, and the weights account for the difference."""
+        it leaves the transitions untilted, and the weights account for the difference. ``tilted``
+        also tilts the transitions by :math:`\\beta_{t+1}`: then it *is* :math:`p_c`."""
         log_beta, action_logits = soft_action_logits(costs, transitions, horizon)
         initial = jnp.asarray(initial)
-        return cls(action_logits, transitions, initial, jnp.where(initial > 0, jnp.log(initial), 0.0) + log_beta[0])
+        return cls(action_logits, transitions, initial, jnp.where(initial > 0, jnp.log(initial), 0.0) + log_beta[0],
+                   successor_logits=log_beta[1:] if tilted else None)
 
     def _log_policy(self) -> jax.Array:
         return jax.nn.log_softmax(self.logits, axis=-1)
@@ -84,14 +99,24 @@ class TabularPolicy(eqx.Module):
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         check_count(n)
         transitions = jax.lax.stop_gradient(self.transitions)
-        states, actions = simulate(key, transitions, self._log_start(), self.logits, n)
+        states, actions = simulate(key, transitions, self._log_start(), self.logits, n,
+                                   successor_log_weights=self.successor_logits)
         return self.layout.pack(states, actions)
 
     def log_prob(self, x: jax.Array) -> jax.Array:
         states, actions = self.layout.unpack(x)
         times = jnp.arange(self.logits.shape[0])
         log_start = self._log_start()[states[:, 0]] - jnp.log(self._initial()[states[:, 0]])
-        return log_start + self._log_policy()[times[None, :], states[:, :-1], actions].sum(-1)
+        log_q = log_start + self._log_policy()[times[None, :], states[:, :-1], actions].sum(-1)
+        if self.successor_logits is None:
+            return log_q
+        # q(s'|s,a) / P(s'|s,a) = e^{w_t(s')} / Σ_k P_k(s,a) e^{w_t(succ_k)}
+        transitions = jax.lax.stop_gradient(self.transitions)
+        w = self.successor_logits
+        successors = transitions.successors[states[:, :-1], actions]  # (n, T, K)
+        log_norm = jax.nn.logsumexp(transitions.log_probs[states[:, :-1], actions] + w[times[None, :, None], successors],
+                                    axis=-1)
+        return log_q + (w[times[None, :], states[:, 1:]] - log_norm).sum(-1)
 
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         x = self.sample(key, n)
