@@ -87,7 +87,8 @@ def _irl_family(problem: Problem) -> Family:
     def train(method, key, data, test, steps):
         with warnings.catch_warnings():  # its log Z evaluations at θ̂ are not the product here
             warnings.simplefilter("ignore", UnreliableEstimateWarning)
-                    problem, method, steps=steps, seed=int(jax.random.randint(key, (), 0, 2**31 - 1)),
+            run = train_ebm(
+                problem, method, steps=steps, seed=int(jax.random.randint(key, (), 0, 2**31 - 1)),
                 data=(data, test), tilted=True, eval_every=max(steps, 1), progress=False)
         return {"theta": run.result.state.energy}, run.result.state.proposal
 
