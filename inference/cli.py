@@ -1,6 +1,7 @@
 """The ``maxent-gan`` command line.
 
-``maxent-gan`` alone runs the main job (``identities`` on its defaults). Errors exit with
+``maxent-gan`` alone runs the main job (``compare`` on its defaults: posterior cost estimates on the
+gridworld under each proposal against the exact normalizer). Errors exit with
 code 2 and one line on stderr, never a traceback.
 """
 
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="maxent-gan", description="GANs, IRL and EBMs as one estimator of log Z (Finn et al. 2016).")
     commands = parser.add_subparsers(dest="command")
 
-    ident = commands.add_parser("identities", help="check the paper's three identities; write a report (default)")
+    ident = commands.add_parser("identities", help="check the paper's three identities; write a report")
     ident.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}")
     ident.add_argument("--dim", type=_positive_int, default=5)
     ident.add_argument("--samples", type=_positive_int, default=4000, help="data points and proposal draws")
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     from inference.compare import COMPARE_PROBLEMS, CompareSettings
 
     defaults = CompareSettings()
-    comp = commands.add_parser("compare", help="posterior cost estimates under several proposals vs the exact normalizer")
+    comp = commands.add_parser("compare", help="posterior cost estimates under several proposals vs the exact normalizer (the main job, default)")
     comp.add_argument("--problem", default="gridworld", help=f"one of: {', '.join(COMPARE_PROBLEMS)}")
     comp.add_argument("--proposals", default="exact,uniform,gcl,gan",
                       help="comma-separated: exact, uniform, gcl, gan, cloned (IRL) (default: %(default)s)")
@@ -187,7 +188,7 @@ def _print_logz_table(result: dict, k_hat: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
-        argv = ["identities", *argv]  # the main job is the default command
+        argv = ["compare", *argv]  # the main job is the default command
     try:
         args = build_parser().parse_args(argv)
         import jax

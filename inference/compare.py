@@ -268,10 +268,10 @@ def _add_verdicts(summary: dict) -> None:
         if exact is not None:
             shift = np.abs(np.subtract(row["posterior_mean"], exact["posterior_mean"])) / np.asarray(exact["posterior_sd"])
             row["shift_max_sd"] = float(shift.max())
-        row["verdict"] = _verdict(name, row, exact is not None)
+        row["verdict"] = _verdict(name, row, have_exact=exact is not None)
 
 
-def _verdict(name: str, row: dict, have_exact: bool) -> str:
+def _verdict(name: str, row: dict, *, have_exact: bool) -> str:
     if name == "exact":
         return "the gold standard: the exact log Z(θ) at every step"
     k_hat = row["k_hat_median"]

@@ -53,18 +53,19 @@ def test_errors_exit_2_with_one_line(args, message, capsys, tmp_path):
     assert captured.err.count("\n") == 1 and message in captured.err and "Traceback" not in captured.err
 
 
-def test_main_job_writes_its_report_and_refuses_to_overwrite(tmp_path, capsys):
+def test_identities_writes_its_report_and_refuses_to_overwrite(tmp_path, capsys):
     out = tmp_path / "report"
-    assert main(["--out", str(out), "--samples", "500", "--fit-steps", "200", "--dim", "3"]) == 0
+    quick = ["identities", "--samples", "500", "--fit-steps", "200", "--dim", "3"]
+    assert main([*quick, "--out", str(out)]) == 0
     assert "the paper's identities" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert all(claim["holds"] for claim in summary["claims"].values())
     assert (out / "report.md").read_text().startswith("# maxent-gan")
     assert (out / "figures" / "identities.png").stat().st_size > 10_000
     assert not list(out.rglob("*.tmp"))  # nothing half-written
-    assert main(["--out", str(out)]) == 2
+    assert main(["identities", "--out", str(out)]) == 2
     assert "pass --force" in capsys.readouterr().err
-    assert main(["--out", str(out), "--samples", "500", "--fit-steps", "200", "--dim", "3", "--force"]) == 0
+    assert main([*quick, "--out", str(out), "--force"]) == 0
 
 
 def test_bad_problem_name_creates_no_output_folder(tmp_path, capsys):

@@ -1,0 +1,74 @@
+"""`maxent-gan compare`, the main job: outputs, summary fields, verdicts, and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from inference.compare import CompareSettings, compare
+from inference.posterior import load_posterior
+from tests.test_cli import run
+
+TINY = ["--demos", "40", "--samples", "60", "--chains", "2", "--draws", "1000", "--train-steps", "20"]
+
+
+def test_compare_writes_report_figures_netcdf_and_summary(tmp_path):
+    out = tmp_path / "report"
+    result = run("compare", "--proposals", "exact,uniform,gcl", "--out", str(out), *TINY)
+    assert result.returncode == 0, result.stderr
+    assert "# Posterior cost estimates on gridworld" in result.stdout
+    for name in ("report.md", "summary.json", "figures/forest.png", "figures/k_hat.png", "figures/costs.png",
+                 "posterior_exact.nc", "posterior_uniform.nc", "posterior_gcl.nc"):
+        assert (out / name).is_file(), name
+    assert not list(out.rglob("*.tmp"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["theta_true"] == [-1.0, 4.0, 3.0, 0.3]
+    assert list(summary["proposals"]) == ["exact", "uniform", "gcl"]
+    for row in summary["proposals"].values():
+        assert {"posterior_mean", "posterior_sd", "rhat_max", "k_hat_median", "ess_median", "seconds"} <= set(row)
+        assert len(row["posterior_mean"]) == len(row["posterior_sd"]) == 4
+    exact, uniform = summary["proposals"]["exact"], summary["proposals"]["uniform"]
+    assert exact["k_hat_median"] is None and exact["shift_max_sd"] == 0.0
+    # the broad proposal cannot stand in for Z(θ) on 20-step trajectories: k-hat says so
+    assert uniform["k_hat_median"] > 0.7 and "flags it" in uniform["verdict"]
+    # the exact-normalizer posterior sits near θ* (40 demonstrations, a short run: within 4 sd)
+    z = np.abs(np.subtract(exact["posterior_mean"], summary["theta_true"])) / np.asarray(exact["posterior_sd"])
+    assert np.all(z < 4), z
+    idata = load_posterior(out / "posterior_gcl.nc")
+    assert idata.log_likelihood["tau"].shape == (2, 60, 40)  # one value per demonstration
+    assert {"log_z", "log_z_ess", "log_z_k_hat", "log_z_error"} <= set(idata.sample_stats.data_vars)
+
+
+def test_gaussian_and_lqr_families_run_end_to_end():
+    settings = CompareSettings(demos=50, train_steps=30, proposal_draws=1000, num_warmup=60, num_samples=60,
+                               num_chains=2)
+    gaussian = compare("gaussian", ("exact", "gan"), settings=settings)
+    assert gaussian["theta_names"] == ["loc[0]", "loc[1]", "log_precision[0]", "log_precision[1]"]
+    assert np.isfinite(gaussian["proposals"]["gan"]["posterior_mean"]).all()
+    lqr = compare("lqr", ("exact", "cloned"), settings=settings)
+    assert len(lqr["theta_true"]) == 3 and lqr["proposals"]["cloned"]["k_hat_median"] is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--problem", "nope"], "problem: unknown name 'nope' for compare; valid: gridworld, lqr, gaussian"),
+        (["--proposals", "exact,flow"],
+         "proposals: unknown name 'flow' for gridworld; valid: exact, uniform, gcl, gan, cloned"),
+        (["--proposals", "exact,exact"], "proposals: a name is repeated"),
+        (["--demos", "0"], "argument --demos: expected a positive integer, got 0"),
+    ],
+)
+def test_bad_names_fail_before_any_work(tmp_path, args, message):
+    out = tmp_path / "never"
+    result = run("compare", "--out", str(out), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not out.exists()  # nothing created before the names were checked
+
+
+def test_existing_output_is_not_overwritten_without_force(tmp_path):
+    (tmp_path / "old.txt").write_text("keep")
+    result = run("compare", "--out", str(tmp_path), *TINY)
+    assert result.returncode == 2 and "pass --force" in result.stderr
+    assert (tmp_path / "old.txt").read_text() == "keep"
