@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int, default=256)
     train.add_argument("--samples", type=_positive_int, default=256, help="proposal draws per step")
     train.add_argument("--train-size", type=_positive_int, default=5000, help="training points (toys)")
+    train.add_argument("--test-size", type=_positive_int, default=5000,
+                       help="held-out points (the point mass keeps at most 500: its demonstrations come from NUTS)")
     train.add_argument("--learning-rate", type=float, default=None,
                        help="default: 1e-3 for energy networks, 0.05 for IRL cost weights")
     train.add_argument("--flow-epochs", type=_positive_int, default=100, help="epochs of the sampler's warm start")
@@ -138,7 +140,7 @@ def run_train(args) -> dict:
     else:
         prepare_out_dir(out, force=args.force)
     run = train_ebm(
-        problem, args.method, steps=args.steps, seed=args.seed, num_train=args.train_size,
+        problem, args.method, steps=args.steps, seed=args.seed, num_train=args.train_size, num_test=args.test_size,
         batch_size=args.batch_size, num_samples=args.samples, learning_rate=args.learning_rate,
         flow_epochs=args.flow_epochs,
         eval_every=args.eval_every, checkpoint_dir=out / "checkpoints", checkpoint_every=args.checkpoint_every,

@@ -103,7 +103,7 @@ plt.show()
 # %%
 pointmass = make_problem("pointmass")
 pm_run = train_ebm(pointmass, "gcl", steps=40 if QUICK else 1500, num_train=100 if QUICK else 300,
-                   num_test=200 if QUICK else 1000, batch_size=100 if QUICK else 300,
+                   num_test=50 if QUICK else 1000, batch_size=100 if QUICK else 300,
                    eval_every=20 if QUICK else 100, progress=False)
 s = ebm_summary(pm_run)
 print(f"θ* = {np.asarray(pointmass.true_params)}, learned θ = {np.round(s['theta'], 3)}; "

@@ -164,7 +164,7 @@ def test_logz_on_the_gridworld_with_the_exact_proposal_is_exact():
 def test_train_on_the_point_mass_estimates_what_it_cannot_compute(tmp_path):
     out = tmp_path / "pm"
     result = run("train", "--problem", "pointmass", "--method", "gan", "--out", str(out), "--json", "--steps", "10",
-                 "--train-size", "50", "--eval-every", "10")
+                 "--train-size", "50", "--test-size", "50", "--eval-every", "10")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["log_z_exact"] is None and summary["epic"] is None and math.isfinite(summary["held_out_nll_is"])

@@ -289,7 +289,7 @@ def test_pointmass_trains_by_gcl_and_refuses_exact():
     problem = make_problem("pointmass")
     with pytest.raises(ValueError, match="pointmass has none, use gcl or gan"):
         train_ebm(problem, "exact", steps=1, progress=False)
-    run = train_ebm(problem, "gcl", steps=150, num_train=100, num_test=200, batch_size=100, eval_every=150,
+    run = train_ebm(problem, "gcl", steps=150, num_train=100, num_test=50, batch_size=100, eval_every=150,
                     progress=False)
     summary = ebm_summary(run)
     assert summary["stopped"] is None and summary["log_z_exact"] is None and summary["held_out_nll_is"] is not None

@@ -1,0 +1,138 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 — Swap the proposal, watch k-hat
+#
+# In the posterior of notebook 06 the proposal is the only approximation: it stands in for the
+# intractable $Z(\theta)$ through one fixed set of importance draws. Which proposal, then? Here
+# we swap it in one argument and score every posterior against the exact-normalizer one, on
+# the gridworld (100 demonstrations from a known θ*):
+#
+# - `uniform`: every action equally likely (the broad proposal);
+# - `cloned`: a policy fitted to the demonstrations by counting (behaviour cloning);
+# - `soft-optimal at θ*`: the exact action conditional of the *true* cost, an oracle a user
+#   would not have, and still not $p_{\theta}$ (it cannot tilt the slips);
+# - `gcl`: the sampler guided cost learning trains alongside the cost, with transition tilts.
+#
+# The question for each: is the posterior right, and does Pareto $\hat k$ tell us when it is not?
+# Set `MAXENT_GAN_QUICK=1` for a short run (the test suite does).
+
+# %%
+import os
+import warnings
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+
+from inference.compare import CompareSettings, compare, render_report
+from inference.diagnostics import UnreliableEstimateWarning
+from inference.ebm import train_ebm
+from inference.irl import base_policy, irl_setup, soft_optimal_policy
+from inference.posterior import sample_posterior
+from models.problems import make_problem
+
+jax.config.update("jax_enable_x64", True)
+warnings.simplefilter("ignore", UnreliableEstimateWarning)  # k-hat is reported below instead
+QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
+NUTS_SETTINGS = dict(num_warmup=100 if QUICK else 500, num_samples=100 if QUICK else 500, num_chains=2)
+DRAWS = 2000 if QUICK else 16_000
+problem = make_problem("gridworld")
+demos, test = problem.data(jax.random.key(0), 100, 1000)
+gcl = train_ebm(problem, "gcl", steps=300 if QUICK else 1500, data=(demos, test), tilted=True, progress=False,
+                eval_every=10_000)
+proposals = {
+    "uniform": base_policy(problem, jax.random.key(2)),
+    "cloned": irl_setup(problem, demos, jax.random.key(2))[1],
+    "soft-optimal at θ*": soft_optimal_policy(problem, problem.true_params),
+    "gcl": gcl.result.state.proposal,
+}
+
+# %% [markdown]
+# ## One line per proposal
+# The exact posterior first, then the same call with `proposal=` swapped:
+
+# %%
+exact = sample_posterior(problem.model, demos, key=jax.random.key(1), estimator="exact", **NUTS_SETTINGS)
+posteriors = {name: sample_posterior(problem.model, demos, key=jax.random.key(1), proposal=q, num_draws=DRAWS,
+                                     **NUTS_SETTINGS)
+              for name, q in proposals.items()}
+
+
+def mean_sd(idata):
+    theta = idata.posterior["theta"].values.reshape(-1, 4)
+    return theta.mean(0), theta.std(0)
+
+
+exact_mean, exact_sd = mean_sd(exact)
+rows = []
+for name, idata in posteriors.items():
+    mean, _ = mean_sd(idata)
+    shift = float(np.max(np.abs(mean - exact_mean) / exact_sd))
+    k_hat = float(np.nanmedian(idata.sample_stats["log_z_k_hat"].values))
+    ess = float(np.nanmedian(idata.sample_stats["log_z_ess"].values))
+    rows.append((name, shift, k_hat, ess))
+    print(f"{name:>20}: largest shift {shift:10.2f} sd   median k-hat {k_hat:7.2f}   median ESS {ess:7.0f} of {DRAWS}")
+
+# %% [markdown]
+# ## Does k-hat catch a bad proposal?
+# Each point is one proposal: how far its posterior mean moved from the exact one (in
+# exact-posterior sd, log scale) against its median $\hat k$ over the posterior draws.
+
+# %%
+figure, ax = plt.subplots(figsize=(5.5, 3.5))
+for name, shift, k_hat, _ in rows:
+    ax.scatter(k_hat, shift, s=40)
+    ax.annotate(name, (k_hat, shift), textcoords="offset points", xytext=(5, 4), fontsize=8)
+ax.axvline(0.7, color="r", ls="--", lw=1)
+ax.axhline(0.2, color="gray", ls=":", lw=1)
+ax.set_xscale("symlog", linthresh=1.0)
+ax.set_yscale("log")
+ax.set_xlabel("median Pareto k-hat (red: 0.7)")
+ax.set_ylabel("largest shift from exact (sd)")
+figure.tight_layout()
+
+# %% [markdown]
+# The uniform proposal's $\hat k$ is far above 0.7 and its posterior is off by orders of
+# magnitude: with $10^3$ to $10^4$ random trajectories, almost none look like a demonstration,
+# so $\hat Z(\theta)$ is a sum over a few draws and NUTS exploits it. Cloning and the
+# untilted soft-optimal policy are much closer but still flagged ($\hat k$ near or above 0.7)
+# and still shifted. The tilted GCL sampler has the lowest $\hat k$ and the smallest shift.
+# The ordering of $\hat k$ is the ordering of the damage: a user without the exact posterior
+# can read $\hat k$ and know which posterior to trust.
+#
+# ## The whole comparison in one call
+# `inference.compare.compare` (the CLI's `maxent-gan compare`) does all of the above: it trains
+# the GCL and GAN-form samplers, samples every posterior, and renders the report. Here on the
+# LQR, whose $\log Z(\theta)$ comes from a Riccati recursion:
+
+# %%
+if QUICK:
+    settings = CompareSettings.quick(proposal_draws=2000, num_warmup=100, num_samples=100)
+    summary = compare("lqr", ("exact", "uniform", "cloned"), settings=settings, seed=0)
+else:
+    summary = compare("lqr", ("exact", "uniform", "cloned", "gcl", "gan"), settings=CompareSettings(), seed=0)
+print(render_report(summary))
+
+# %% [markdown]
+# On the LQR, linear-Gaussian policies come close to $p_\theta$ (it also tilts the noise, which a
+# policy cannot), so the cloned and learned policies keep $\hat k$ below 0.7, while the broad
+# N(0, I) forces are flagged. A low $\hat k$ is necessary, not sufficient: with few draws the
+# posterior can still move by a fraction of an sd (the fixed draws' error, multiplied by the
+# number of demonstrations), and the verdict column says so and asks for more draws; the short
+# run of the test suite shows this, the full run (16 000 draws) much less.
+# `maxent-gan compare --problem lqr` writes the same report with its figures and one netCDF file
+# per proposal.
