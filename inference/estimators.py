@@ -85,15 +85,15 @@ def log_z_importance(costs: ArrayLike, log_q: ArrayLike) -> LogZEstimate:
 
 
 def _balance(log_z, ratio_data, ratio_samples):
-    """:math:`\\log(\\bar D_p + \\bar D_q)`, :math:`D = \\sigma(r - \\log Z)`; zero at the optimum.
+    """:math:`\log \bar D_p - \log(1 - \bar D_q)`, :math:`D = \sigma(r - \log Z)`; zero at the optimum.
 
-    :math:`\\partial_{\\log Z} L_{disc} = 0 \\iff \\tfrac12 \\bar D_p + \\tfrac12 \\bar D_q = \\tfrac12`.
-    Strictly decreasing in log Z, so the root is unique.
+    :math:`\partial_{\log Z} L_{disc} = 0 \iff \tfrac12 \bar D_p + \tfrac12 \bar D_q = \tfrac12`, i.e.
+    :math:`\bar D_p = 1 - \bar D_q`. Both sides in log space (:math:`1 - D = \sigma(\log Z - r)`), so
+    neither rounds to 1 when the ratios are far apart (``log(D̄p + D̄q)`` did: it was exactly 0 on a
+    whole interval around the root once every D was within 1e-16 of 0 or 1). Strictly decreasing
+    in log Z, so the root is unique.
     """
-    return jnp.logaddexp(
-        log_mean_exp(log_sigmoid(ratio_data - log_z)),
-        log_mean_exp(log_sigmoid(ratio_samples - log_z)),
-    )
+    return log_mean_exp(log_sigmoid(ratio_data - log_z)) - log_mean_exp(log_sigmoid(log_z - ratio_samples))
 
 
 @jax.custom_jvp
