@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from models.problems import Problem, make_problem
 
 __all__ = ["COMPARE_PROBLEMS", "CompareSettings", "Family", "compare", "compare_proposal_names", "posterior_family"]
 
-COMPARE_PROBLEMS = ("gridworld", "lqr", "gaussian")
+COMPARE_PROBLEMS = ("gridworld", "lqr", "gaussian", "rings", "8gaussians", "moons", "checkerboard", "pinwheel")
 SHIFT_OK = 0.2  # |posterior mean - exact posterior mean| in exact-posterior sd: the target of issue 6
 
 
@@ -96,9 +97,28 @@ def _irl_family(problem: Problem) -> Family:
                   ("theta",), spec.theta_names, lambda key: base_policy(problem, key), train)
 
 
+def _train_parametric(cost_fn, params, proposal, method, key, data, steps, *, learning_rate=0.05,
+                      proposal_learning_rate=0.02, log_z0=0.0):
+    """GCL or the GAN form on a small parametric cost family (the algorithms of ``inference.training``)."""
+    import optax
+
+    from inference.driver import run_training
+    from inference.training import gan_form, guided_cost_learning
+
+    energy_opt = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05))
+    proposal_opt = optax.chain(optax.clip_by_global_norm(10.0),
+                               optax.adam(optax.cosine_decay_schedule(proposal_learning_rate, steps, alpha=0.05)))
+    if method == "gcl":
+        algorithm = guided_cost_learning(cost_fn, energy_opt, proposal_opt, num_samples=256)
+    else:
+        algorithm = gan_form(cost_fn, energy_opt, proposal_opt, num_samples=256, log_z0=log_z0)
+    result = run_training(key, algorithm, algorithm.init(params, proposal), data, steps=steps, progress=False,
+                          desc=f"{method} sampler")
+    return result.state.energy, result.state.proposal
+
+
 def _gaussian_family(problem: Problem) -> Family:
     from inference.proposals import Gaussian
-    from inference.training import gan_form, guided_cost_learning
     from models.gaussian import gaussian_model, quadratic_cost
 
     dim = problem.dim
@@ -110,25 +130,38 @@ def _gaussian_family(problem: Problem) -> Family:
         return quadratic_cost({"loc": p["loc"], "precision": jnp.diag(jnp.exp(p["log_precision"]))}, x)
 
     def train(method, key, data, test, steps):
-        import optax
-
-        from inference.driver import run_training
-
         params = {"loc": jnp.zeros(dim), "log_precision": jnp.zeros(dim)}
-        proposal = Gaussian.isotropic(dim, 2.0)
-        energy_opt = optax.adam(optax.cosine_decay_schedule(0.05, steps, alpha=0.05))
-        proposal_opt = optax.adam(optax.cosine_decay_schedule(0.02, steps, alpha=0.05))
-        if method == "gcl":
-            algorithm = guided_cost_learning(cost_fn, energy_opt, proposal_opt, num_samples=256)
-        else:
-            algorithm = gan_form(cost_fn, energy_opt, proposal_opt, num_samples=256, log_z0=0.5 * dim * np.log(8 * np.pi))
-        result = run_training(key, algorithm, algorithm.init(params, proposal), data, steps=steps, progress=False,
-                              desc=f"{method} on gaussian")
-        return result.state.energy, result.state.proposal
+        return _train_parametric(cost_fn, params, Gaussian.isotropic(dim, 2.0), method, key, data, steps,
+                                 log_z0=0.5 * dim * np.log(2 * np.pi))
 
     names = tuple(f"loc[{i}]" for i in range(dim)) + tuple(f"log_precision[{i}]" for i in range(dim))
     return Family(problem, gaussian_model, cost_fn, theta_true, ("loc", "log_precision"), names,
                   lambda key: Gaussian.isotropic(dim, 2.0), train)
+
+
+def _toy_family(problem: Problem) -> Family:
+    from inference.proposals import Gaussian
+    from inference.proposals.flow import Flow, fit_flow_to_data
+    from models.toys import toy_family_cost, toy_family_log_partition, toy_family_model
+
+    base = problem.true_params
+    zero = jnp.zeros((), jnp.zeros(()).dtype)
+    theta_true = {"log_spread": zero, "log_scale": zero}
+    half = float(problem.bounds[0][1])
+
+    def cost_fn(p, x):
+        return toy_family_cost(base, p, x)
+
+    def train(method, key, data, test, steps):
+        key_init, key_fit, key_train = jax.random.split(key, 3)
+        flow = Flow.coupling(key_init, 2, interval=float(jnp.max(jnp.abs(data))) + 1.0, layers=8)
+        flow, _ = fit_flow_to_data(key_fit, flow, data, max_epochs=50, progress=False)
+        params = {"log_spread": zero, "log_scale": zero}
+        return _train_parametric(cost_fn, params, flow, method, key_train, data, steps, learning_rate=0.02,
+                                 proposal_learning_rate=1e-3, log_z0=float(toy_family_log_partition(base, params)))
+
+    return Family(problem, partial(toy_family_model, base=base), cost_fn, theta_true, ("log_spread", "log_scale"),
+                  ("log_spread", "log_scale"), lambda key: Gaussian.isotropic(2, half / 2), train)
 
 
 def posterior_family(problem: str | Problem) -> Family:
@@ -137,7 +170,9 @@ def posterior_family(problem: str | Problem) -> Family:
     if name not in COMPARE_PROBLEMS:
         raise ValueError(f"problem: unknown name {name!r} for compare; valid: {', '.join(COMPARE_PROBLEMS)}")
     problem = make_problem(name) if isinstance(problem, str) else problem
-    return _irl_family(problem) if problem.irl is not None else _gaussian_family(problem)
+    if problem.irl is not None:
+        return _irl_family(problem)
+    return _gaussian_family(problem) if name == "gaussian" else _toy_family(problem)
 
 
 def compare_proposal_names(problem: str) -> tuple[str, ...]:

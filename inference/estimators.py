@@ -85,7 +85,7 @@ def log_z_importance(costs: ArrayLike, log_q: ArrayLike) -> LogZEstimate:
 
 
 def _balance(log_z, ratio_data, ratio_samples):
-    """:math:`\log \bar D_p - \log(1 - \bar D_q)`, :math:`D = \sigma(r - \log Z)`; zero at the optimum.
+    r""":math:`\log \bar D_p - \log(1 - \bar D_q)`, :math:`D = \sigma(r - \log Z)`; zero at the optimum.
 
     :math:`\partial_{\log Z} L_{disc} = 0 \iff \tfrac12 \bar D_p + \tfrac12 \bar D_q = \tfrac12`, i.e.
     :math:`\bar D_p = 1 - \bar D_q`. Both sides in log space (:math:`1 - D = \sigma(\log Z - r)`), so

@@ -12,7 +12,7 @@ fixed point, ``log_z_mixture``), ``"exact"`` (the site's own exact ``log_normali
 standard where a problem has one). Written by hand on ``numpyro.primitives.Messenger``.
 
 A caution on ``"mixture"`` inside a posterior: the data enter their own normalizer, so each
-observation's term is bounded by :math:`\hat Z/N` and the likelihood keeps growing as the cost
+observation's term is bounded by :math:`\\hat Z/N` and the likelihood keeps growing as the cost
 family separates the data from the draws (the estimate drifts toward the empirical
 distribution). On the gridworld with a cloned policy NUTS ran off to |θ| > 1000 that way,
 k-hat > 40 flagging it. Use ``"importance"`` with a good proposal for posteriors.

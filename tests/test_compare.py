@@ -54,7 +54,7 @@ def test_gaussian_and_lqr_families_run_end_to_end():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--problem", "nope"], "problem: unknown name 'nope' for compare; valid: gridworld, lqr, gaussian"),
+        (["--problem", "nope"], "problem: unknown name 'nope' for compare; valid: gridworld, lqr, gaussian, rings"),
         (["--proposals", "exact,flow"],
          "proposals: unknown name 'flow' for gridworld; valid: exact, uniform, gcl, gan, cloned"),
         (["--proposals", "exact,exact"], "proposals: a name is repeated"),
@@ -74,3 +74,24 @@ def test_existing_output_is_not_overwritten_without_force(tmp_path):
     result = run("compare", "--out", str(tmp_path), *TINY)
     assert result.returncode == 2 and "pass --force" in result.stderr
     assert (tmp_path / "old.txt").read_text() == "keep"
+
+
+def test_toy_family_is_the_toy_at_zero_and_keeps_an_exact_log_z():
+    import jax
+    import jax.numpy as jnp
+
+    from models.mixture import mixture_cost, mixture_log_partition
+    from models.toys import toy_family_cost, toy_family_log_partition, toy_params
+
+    base = toy_params("rings")
+    x = 2.0 * jax.random.normal(jax.random.key(0), (64, 2))
+    zero = {"log_spread": jnp.array(0.0), "log_scale": jnp.array(0.0)}
+    np.testing.assert_allclose(toy_family_cost(base, zero, x), mixture_cost(base, x), rtol=1e-12)
+    # widening every blob by e^s multiplies Z by e^{2s} in 2D; stretching the shape leaves Z alone
+    moved = {"log_spread": jnp.array(0.4), "log_scale": jnp.array(-0.3)}
+    assert abs(float(toy_family_log_partition(base, moved) - mixture_log_partition(base)) - 2 * -0.3) < 1e-12
+    summary = compare("rings", ("exact",), settings=CompareSettings(demos=100, num_warmup=50, num_samples=50,
+                                                                    num_chains=2))
+    assert summary["theta_names"] == ["log_spread", "log_scale"]
+    mean, sd = np.asarray(summary["proposals"]["exact"]["posterior_mean"]), summary["proposals"]["exact"]["posterior_sd"]
+    assert np.all(np.abs(mean) < 4 * np.asarray(sd) + 0.05), (mean, sd)
