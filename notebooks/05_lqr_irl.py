@@ -76,7 +76,7 @@ for row in rows:
 
 # %%
 runs = [train_ebm(problem, method, steps=STEPS, data=(demos, test), batch_size=300,
-                  eval_every=20 if QUICK else 100, progress=False) for method in METHODS]
+                  eval_every=STEPS if QUICK else 100, progress=False) for method in METHODS]
 for run in runs:
     s = ebm_summary(run)
     print(f"{s['method']:>5}: θ = {np.round(s['theta'], 3)}, |θ - θ*| = {s['theta_error']:.3f}, "
@@ -104,9 +104,9 @@ plt.show()
 
 # %%
 pointmass = make_problem("pointmass")
-pm_run = train_ebm(pointmass, "gcl", steps=40 if QUICK else 1500, num_train=100 if QUICK else 300,
+pm_run = train_ebm(pointmass, "gcl", steps=STEPS if QUICK else 1500, num_train=100 if QUICK else 300,
                    num_test=50 if QUICK else 1000, batch_size=100 if QUICK else 300,
-                   eval_every=20 if QUICK else 100, progress=False)
+                   eval_every=STEPS if QUICK else 100, progress=False)
 s = ebm_summary(pm_run)
 print(f"θ* = {np.asarray(pointmass.true_params)}, learned θ = {np.round(s['theta'], 3)}; "
       f"log Z by the policy: {s['log_z_is']:.3f} (k-hat {s['k_hat']:.2f}); held-out NLL (IS) {s['held_out_nll_is']:.3f}")

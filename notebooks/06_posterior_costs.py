@@ -108,7 +108,7 @@ figure.tight_layout()
 # trajectory model tilts its own transitions, and only then is $p_\theta$ in the family.
 
 # %%
-gcl = train_ebm(problem, "gcl", steps=300 if QUICK else 1500, data=(demos, test), tilted=True, progress=False,
+gcl = train_ebm(problem, "gcl", steps=150 if QUICK else 1500, data=(demos, test), tilted=True, progress=False,
                 eval_every=10_000)
 sampler = gcl.result.state.proposal
 learned = sample_posterior(problem.model, demos, key=jax.random.key(1), proposal=sampler, num_draws=DRAWS,

@@ -75,7 +75,7 @@ def test_bad_problem_name_creates_no_output_folder(tmp_path, capsys):
     assert not out.exists()
 
 
-TRAIN_QUICK = ["--steps", "6", "--eval-every", "3", "--checkpoint-every", "3", "--train-size", "300",
+TRAIN_QUICK = ["--steps", "6", "--eval-every", "6", "--checkpoint-every", "3", "--train-size", "300",
                "--flow-epochs", "1", "--batch-size", "64", "--samples", "64"]
 
 
