@@ -258,6 +258,9 @@ def compare(
             num_chains=settings.num_chains, chain_method=_chain_method(settings.num_chains),
         )
         idata.posterior.attrs["proposal"] = name
+        dim = f"{family.sites[0]}_dim_0"
+        if len(family.sites) == 1 and idata.posterior.sizes.get(dim) == len(family.names):
+            idata.posterior = idata.posterior.assign_coords({dim: list(family.names)})  # forest plot labels
         idatas[name] = idata
         results[name] = _posterior_row(family, idata, time.perf_counter() - start, train_seconds)
         if out is not None:
