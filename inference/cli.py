@@ -109,12 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_compare(args) -> dict:
     """The settings from the flags (``--quick`` first, then explicit sizes), then :func:`inference.compare.compare`."""
+    from dataclasses import replace
+
     from inference.compare import CompareSettings, compare
 
     settings = CompareSettings.quick() if args.quick else CompareSettings()
     changes = {"demos": args.demos, "train_steps": args.train_steps, "proposal_draws": args.draws,
                "num_chains": args.chains, "num_samples": args.samples, "num_warmup": args.samples}
-    settings = CompareSettings(**{**settings.__dict__, **{k: v for k, v in changes.items() if v is not None}})
+    settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
     proposals = tuple(name.strip() for name in args.proposals.split(",") if name.strip())
     return compare(args.problem, proposals, settings=settings, seed=args.seed, out=args.out, force=args.force,
                    progress=sys.stderr.isatty())

@@ -55,14 +55,12 @@ class CompareSettings:
 class Family:
     """A cost family with a posterior: the NumPyro model, its latent sites, and the pieces training needs.
 
-    ``cost_fn(params, x)`` takes ``params`` as the model's latent sites (a dict); ``theta_true``
-    is θ* in the same form (for the Gaussian: the best member of the diagonal family);
-    ``sites`` orders the sites when θ is flattened.
+    ``theta_true`` is θ* as the model's latent sites (a dict; for the Gaussian: the best member of
+    the diagonal family); ``sites`` orders the sites when θ is flattened.
     """
 
     problem: Problem
     model: Callable[..., None]
-    cost_fn: Callable[[dict, jax.Array], jax.Array]
     theta_true: dict
     sites: tuple[str, ...]
     names: tuple[str, ...]
@@ -83,8 +81,6 @@ def _irl_family(problem: Problem) -> Family:
     from inference.ebm import train_ebm
     from inference.irl import base_policy
 
-    spec = problem.irl
-
     def train(method, key, data, test, steps):
         with warnings.catch_warnings():  # its log Z evaluations at θ̂ are not the product here
             warnings.simplefilter("ignore", UnreliableEstimateWarning)
@@ -93,8 +89,8 @@ def _irl_family(problem: Problem) -> Family:
                 data=(data, test), tilted=True, eval_every=max(steps, 1), progress=False)
         return {"theta": run.result.state.energy}, run.result.state.proposal
 
-    return Family(problem, problem.model, lambda p, x: spec.cost_fn(p["theta"], x), {"theta": problem.true_params},
-                  ("theta",), spec.theta_names, lambda key: base_policy(problem, key), train)
+    return Family(problem, problem.model, {"theta": problem.true_params}, ("theta",), problem.irl.theta_names,
+                  lambda key: base_policy(problem, key), train)
 
 
 def _train_parametric(cost_fn, params, proposal, method, key, data, steps, *, learning_rate=0.05,
@@ -103,11 +99,11 @@ def _train_parametric(cost_fn, params, proposal, method, key, data, steps, *, le
     import optax
 
     from inference.driver import run_training
+    from inference.ebm import _schedule
     from inference.training import gan_form, guided_cost_learning
 
-    energy_opt = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05))
-    proposal_opt = optax.chain(optax.clip_by_global_norm(10.0),
-                               optax.adam(optax.cosine_decay_schedule(proposal_learning_rate, steps, alpha=0.05)))
+    energy_opt = optax.adam(_schedule(learning_rate, steps))
+    proposal_opt = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(_schedule(proposal_learning_rate, steps)))
     if method == "gcl":
         algorithm = guided_cost_learning(cost_fn, energy_opt, proposal_opt, num_samples=256)
     else:
@@ -135,13 +131,13 @@ def _gaussian_family(problem: Problem) -> Family:
                                  log_z0=0.5 * dim * np.log(2 * np.pi))
 
     names = tuple(f"loc[{i}]" for i in range(dim)) + tuple(f"log_precision[{i}]" for i in range(dim))
-    return Family(problem, gaussian_model, cost_fn, theta_true, ("loc", "log_precision"), names,
+    return Family(problem, gaussian_model, theta_true, ("loc", "log_precision"), names,
                   lambda key: Gaussian.isotropic(dim, 2.0), train)
 
 
 def _toy_family(problem: Problem) -> Family:
+    from inference.ebm import data_flow
     from inference.proposals import Gaussian
-    from inference.proposals.flow import Flow, fit_flow_to_data
     from models.toys import toy_family_cost, toy_family_log_partition, toy_family_model
 
     base = problem.true_params
@@ -154,21 +150,24 @@ def _toy_family(problem: Problem) -> Family:
 
     def train(method, key, data, test, steps):
         key_init, key_fit, key_train = jax.random.split(key, 3)
-        flow = Flow.coupling(key_init, 2, interval=float(jnp.max(jnp.abs(data))) + 1.0, layers=8)
-        flow, _ = fit_flow_to_data(key_fit, flow, data, max_epochs=50, progress=False)
+        flow = data_flow(key_init, key_fit, data, max_epochs=50)
         params = {"log_spread": zero, "log_scale": zero}
         return _train_parametric(cost_fn, params, flow, method, key_train, data, steps, learning_rate=0.02,
                                  proposal_learning_rate=1e-3, log_z0=float(toy_family_log_partition(base, params)))
 
-    return Family(problem, partial(toy_family_model, base=base), cost_fn, theta_true, ("log_spread", "log_scale"),
+    return Family(problem, partial(toy_family_model, base=base), theta_true, ("log_spread", "log_scale"),
                   ("log_spread", "log_scale"), lambda key: Gaussian.isotropic(2, half / 2), train)
+
+
+def _check_problem(name: str) -> None:
+    if name not in COMPARE_PROBLEMS:
+        raise ValueError(f"problem: unknown name {name!r} for compare; valid: {', '.join(COMPARE_PROBLEMS)}")
 
 
 def posterior_family(problem: str | Problem) -> Family:
     """The cost family whose posterior ``compare`` samples; the error lists the problems that have one."""
     name = problem if isinstance(problem, str) else problem.name
-    if name not in COMPARE_PROBLEMS:
-        raise ValueError(f"problem: unknown name {name!r} for compare; valid: {', '.join(COMPARE_PROBLEMS)}")
+    _check_problem(name)
     problem = make_problem(name) if isinstance(problem, str) else problem
     if problem.irl is not None:
         return _irl_family(problem)
@@ -183,8 +182,7 @@ def compare_proposal_names(problem: str) -> tuple[str, ...]:
 
 def check_compare_args(problem: str, proposals: tuple[str, ...], settings: CompareSettings) -> None:
     """Names and sizes, checked before any work (the errors list the valid names)."""
-    if problem not in COMPARE_PROBLEMS:
-        raise ValueError(f"problem: unknown name {problem!r} for compare; valid: {', '.join(COMPARE_PROBLEMS)}")
+    _check_problem(problem)
     valid = compare_proposal_names(problem)
     if not proposals:
         raise ValueError(f"proposals: empty; valid: {', '.join(valid)}")
@@ -280,6 +278,11 @@ def compare(
     return summary
 
 
+def _finite_stat(stat, values: np.ndarray) -> float | None:
+    # None when no draw has a finite value (the exact estimator has no draws: all NaN)
+    return finite_or_none(stat(values)) if np.isfinite(values).any() else None
+
+
 def _posterior_row(family: Family, idata: az.InferenceData, seconds: float, train_seconds: float) -> dict:
     draws = family.flatten({s: idata.posterior[s].values for s in family.sites})  # (chain, draw, k)
     rhat = az.rhat(idata, var_names=list(family.sites))
@@ -289,9 +292,9 @@ def _posterior_row(family: Family, idata: az.InferenceData, seconds: float, trai
         "posterior_mean": draws.mean((0, 1)).tolist(),
         "posterior_sd": draws.std((0, 1)).tolist(),
         "rhat_max": float(max(float(rhat[s].max()) for s in family.sites)),
-        "k_hat_median": finite_or_none(np.nanmedian(k_hat)) if np.isfinite(k_hat).any() else None,
-        "k_hat_max": finite_or_none(np.nanmax(k_hat)) if np.isfinite(k_hat).any() else None,
-        "ess_median": finite_or_none(np.nanmedian(ess)) if np.isfinite(ess).any() else None,
+        "k_hat_median": _finite_stat(np.nanmedian, k_hat),
+        "k_hat_max": _finite_stat(np.nanmax, k_hat),
+        "ess_median": _finite_stat(np.nanmedian, ess),
         "divergences": int(stats["diverging"].values.sum()),
         "seconds": seconds,
         "train_seconds": train_seconds,

@@ -81,6 +81,16 @@ def _exact_log_partition(problem: Problem, resolution: int = TRAIN_RESOLUTION):
     return None
 
 
+def data_flow(key_init: jax.Array, key_fit: jax.Array, data: jax.Array, *, max_epochs: int = 100,
+              progress: bool = False) -> Flow:
+    """A spline coupling flow fitted to ``data`` by maximum likelihood: the sampler's warm start."""
+    dim = data.shape[-1]
+    interval = float(jnp.max(jnp.abs(data))) + 1.0
+    flow = Flow.coupling(key_init, dim, interval=interval, layers=8 if dim == 2 else 6)
+    flow, _ = fit_flow_to_data(key_fit, flow, data, max_epochs=max_epochs, progress=progress)
+    return flow
+
+
 def build_training(
     problem: Problem,
     method: str,
@@ -103,9 +113,7 @@ def build_training(
         energy, proposal = irl_setup(problem, train, key_energy, tilted=tilted)
     else:
         energy = MLPEnergy(key_energy, problem.dim)
-        interval = float(jnp.max(jnp.abs(train))) + 1.0
-        proposal = Flow.coupling(key_flow, problem.dim, interval=interval, layers=8 if problem.dim == 2 else 6)
-        proposal, _ = fit_flow_to_data(key_fit, proposal, train, max_epochs=flow_epochs, progress=progress)
+        proposal = data_flow(key_flow, key_fit, train, max_epochs=flow_epochs, progress=progress)
     cost_fn = _cost_fn(problem)
     energy_opt = _energy_optimizer(learning_rate, steps)
     proposal_opt = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(_schedule(learning_rate, steps)))

@@ -31,7 +31,7 @@ from numpyro import handlers
 from numpyro.infer import MCMC, NUTS
 
 from inference.diagnostics import _k_hat_numpy, effective_sample_size
-from inference.handler import ESTIMATORS, NormalizedSite, normalized
+from inference.handler import NormalizedSite, normalized
 
 __all__ = ["CHAIN_METHODS", "load_posterior", "normalizer_stats", "sample_posterior", "save_posterior"]
 
@@ -74,8 +74,6 @@ def sample_posterior(
         shard: spread the proposal draws over all devices (``jax.sharding``).
         progress: NUTS's progress bar.
     """
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator: unknown name {estimator!r}; valid: {', '.join(ESTIMATORS)}")
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method: unknown name {chain_method!r}; valid: {', '.join(CHAIN_METHODS)}")
     for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
