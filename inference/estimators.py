@@ -9,6 +9,7 @@ always; NaN/inf when the values are concrete), so they also run under ``jit``.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -18,7 +19,12 @@ from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
 
 from inference._validation import check_same_length, check_vector
-from inference.diagnostics import effective_sample_size, pareto_k_hat, warn_if_unreliable
+from inference.diagnostics import (
+    UnreliableEstimateWarning,
+    effective_sample_size,
+    pareto_k_hat,
+    warn_if_unreliable,
+)
 
 __all__ = [
     "BoundEstimate",
@@ -84,16 +90,30 @@ def log_z_importance(costs: ArrayLike, log_q: ArrayLike) -> LogZEstimate:
     return estimate
 
 
+def _log_mean_sigmoid(logits: jax.Array) -> jax.Array:
+    """:math:`\\log \\overline{\\sigma(x)}`, accurate at both ends.
+
+    Near 1 it is computed as :math:`\\log(1 - \\overline{\\sigma(-x)})` with ``log1p``: there the
+    direct ``log_mean_exp(log_sigmoid(x))`` keeps only an absolute 1e-16, so a balance between
+    two means that are both within 1e-12 of 1 would be flat to rounding (the root off by 0.02
+    nats where data and draws barely overlap).
+    """
+    log_direct = log_mean_exp(log_sigmoid(logits))
+    log_complement = log_mean_exp(log_sigmoid(-logits))
+    near_one = log_complement < -math.log(2.0)
+    safe = jnp.where(near_one, log_complement, -1.0)  # keeps the unused branch's gradient finite
+    return jnp.where(near_one, jnp.log1p(-jnp.exp(safe)), log_direct)
+
+
 def _balance(log_z, ratio_data, ratio_samples):
     r""":math:`\log \bar D_p - \log(1 - \bar D_q)`, :math:`D = \sigma(r - \log Z)`; zero at the optimum.
 
     :math:`\partial_{\log Z} L_{disc} = 0 \iff \tfrac12 \bar D_p + \tfrac12 \bar D_q = \tfrac12`, i.e.
-    :math:`\bar D_p = 1 - \bar D_q`. Both sides in log space (:math:`1 - D = \sigma(\log Z - r)`), so
-    neither rounds to 1 when the ratios are far apart (``log(D̄p + D̄q)`` did: it was exactly 0 on a
-    whole interval around the root once every D was within 1e-16 of 0 or 1). Strictly decreasing
-    in log Z, so the root is unique.
+    :math:`\bar D_p = 1 - \bar D_q`. Both sides in log space (:math:`1 - D = \sigma(\log Z - r)`), each
+    accurate near 0 and near 1 (:func:`_log_mean_sigmoid`), so the balance keeps its relative
+    precision however far apart the ratios are. Strictly decreasing in log Z: the root is unique.
     """
-    return log_mean_exp(log_sigmoid(ratio_data - log_z)) - log_mean_exp(log_sigmoid(log_z - ratio_samples))
+    return _log_mean_sigmoid(ratio_data - log_z) - _log_mean_sigmoid(log_z - ratio_samples)
 
 
 @jax.custom_jvp
@@ -196,7 +216,31 @@ def log_z_mixture(
         log_weights=log_weights,
     )
     warn_if_unreliable("log_z_mixture", estimate.k_hat, estimate.ess, num_data + num_samples)
+    _warn_if_separated(log_z, -cost_data - log_q_data)
     return estimate
+
+
+MIN_OVERLAP = 0.01
+
+
+def _warn_if_separated(log_z: jax.Array, ratio_data: jax.Array) -> None:
+    """Warn when the discriminator at the fixed point tells data from draws almost surely.
+
+    The overlap :math:`2(1 - \\bar D_p)` is 1 when the data look like the proposal's draws and
+    tends to 0 as they separate; then the balance is flat (slope of the order of the overlap)
+    and log Z is set by a few points in the tails of the two sets, not by the bulk.
+    """
+    if isinstance(log_z, jax.core.Tracer):
+        return
+    overlap = 2.0 * float(jnp.exp(_log_mean_sigmoid(log_z - ratio_data)))
+    if overlap < MIN_OVERLAP:
+        warnings.warn(
+            f"log_z_mixture: data and proposal draws barely overlap (overlap {overlap:.1e} < {MIN_OVERLAP}): "
+            "the discriminator separates them, so log Z rests on the tails of both; use a proposal "
+            "closer to the data",
+            UnreliableEstimateWarning,
+            stacklevel=2,
+        )
 
 
 def _bound(log_weights: jax.Array, values: jax.Array) -> BoundEstimate:

@@ -1,8 +1,15 @@
-"""Float64 for the whole suite (identities are checked to 1e-10), set before any test runs."""
+"""Float64 for the whole suite (identities are checked to 1e-10), set before any test runs; hypothesis profiles."""
 
 import os
 
 import jax
+from hypothesis import settings
+
+# CI and ./dev test are deterministic: the same examples on every run (derandomize), no example
+# database. The exploratory search is opt-in: HYPOTHESIS_PROFILE=explore ./dev test tests/test_properties.py
+settings.register_profile("ci", max_examples=40, derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", max_examples=2000, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 jax.config.update("jax_enable_x64", True)
 os.environ.setdefault("MAXENT_GAN_QUICK", "1")
