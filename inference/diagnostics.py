@@ -1,12 +1,33 @@
-"""Diagnostics of importance weights: effective sample size and Pareto k-hat (PSIS).
+"""Diagnostics of importance weights: effective sample size, Pareto k-hat (PSIS), the forward
+check, and the one rule that calls an estimate unreliable.
 
 Vehtari et al., *Pareto smoothed importance sampling*: k-hat < 0.5 good, 0.5-0.7 usable,
 > 0.7 unreliable. ArviZ (``az.psislw``) fits the tail; this module only adapts it to JAX.
+
+**The rule** (:func:`unreliable_reasons`; every output and warning of the library uses it). An
+importance estimate of log Z is *unreliable* when any of these holds:
+
+1. the reverse check (weights :math:`\\tilde p/q` of q's own draws): k-hat > 0.7, or k-hat could
+   not be fitted;
+2. its ESS is below ``min(100, n/10)`` of its n draws (a few draws carry the estimate even when
+   the tail PSIS fits looks light: ESS 7 of 10 000 with k-hat 0.53 was a 0.26-nat error);
+3. the forward check, where data or exact draws exist (:func:`forward_check`): the same
+   log-ratio :math:`\\log\\tilde p(x) - \\log q(x)` over points that come from the target. A
+   proposal that misses mass has huge ratios exactly there, which q's own draws never visit:
+   forward ESS below ``min(100, m/10)`` of its m points, or forward k-hat above
+   :math:`0.7/(1 - 0.7) = 2.33`, flags it. (Under p the ratio's tail is heavier than under q:
+   a tail of index k for q's weights is one of index k/(1 - k) for the data's ratios, so 2.33 is
+   the reverse 0.7 seen from the data side.) Measured on 8gaussians with one mode of q dropped
+   (components widened 1.3x): error -0.133 nats, reverse k-hat 0.22-0.31 and ESS 6600-8200 of
+   10 000 (passes), forward ESS 32-39 of 2000 (flagged).
+
+Where neither data nor exact draws exist, only the reverse check is possible, and outputs say so.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import arviz as az
 import jax
@@ -15,14 +36,22 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 __all__ = [
+    "K_HAT_FORWARD",
     "K_HAT_UNRELIABLE",
+    "MIN_ESS",
+    "ForwardCheck",
     "UnreliableEstimateWarning",
     "effective_sample_size",
+    "forward_check",
+    "min_ess",
     "pareto_k_hat",
+    "unreliable_reasons",
     "warn_if_unreliable",
 ]
 
 K_HAT_UNRELIABLE = 0.7
+K_HAT_FORWARD = K_HAT_UNRELIABLE / (1 - K_HAT_UNRELIABLE)  # the same tail seen under p (module docstring)
+MIN_ESS = 100  # and at most a tenth of the draws: see min_ess
 CONSTANT_WEIGHTS_NATS = 1e-9  # log weights spread less than this count as constant
 
 
@@ -70,22 +99,75 @@ def pareto_k_hat(log_weights: jax.Array) -> jax.Array:
     )
 
 
-def warn_if_unreliable(name: str, k_hat: jax.Array, ess: jax.Array, num: int) -> None:
-    """Warn when k-hat says the estimate is unreliable (only for concrete values)."""
-    if isinstance(k_hat, jax.core.Tracer):
+class ForwardCheck(NamedTuple):
+    """The forward check: :math:`\\log\\tilde p(x_i) - \\log q(x_i)` over points x_i from the target.
+
+    ``log_z_upper`` is :math:`-\\log \\frac1m\\sum_i q(x_i)/\\tilde p(x_i)`, consistent for log Z when
+    the x_i are exact draws (:math:`E_p[q/\\tilde p] = 1/Z` for a normalized q) and biased *high*
+    (Jensen), so with the reverse estimate, biased low, it brackets log Z in expectation
+    (bidirectional Monte Carlo, Grosse et al. 2015). With data in place of exact draws it is a
+    reading, not a bound.
+    """
+
+    log_z_upper: jax.Array
+    ess: jax.Array
+    k_hat: jax.Array
+    log_ratios: jax.Array
+
+
+def forward_check(costs: jax.Array, log_q: jax.Array) -> ForwardCheck:
+    """:class:`ForwardCheck` of points from the target (data or exact draws).
+
+    Args:
+        costs: (m,) costs :math:`c(x_i)` (minus the log base density, if any) of the points.
+        log_q: (m,) proposal log densities at the same points.
+    """
+    log_ratios = -costs - log_q
+    count = log_ratios.shape[0]
+    return ForwardCheck(
+        log_z_upper=-(logsumexp(-log_ratios) - np.log(count)),
+        ess=effective_sample_size(log_ratios),
+        k_hat=pareto_k_hat(log_ratios),
+        log_ratios=log_ratios,
+    )
+
+
+def min_ess(num: int) -> float:
+    """The smallest ESS the rule accepts from ``num`` draws: ``min(MIN_ESS, num / 10)``."""
+    return min(float(MIN_ESS), num / 10)
+
+
+def _check_reasons(label: str, k_hat: float, ess: float, num: int, limit: float = K_HAT_UNRELIABLE) -> list[str]:
+    reasons = []
+    if k_hat == np.inf or np.isnan(k_hat):
+        cause = ("too few to fit the weights' tail" if num < 25 else
+                 "the weights' tail could not be fitted, e.g. a few draws carry all the weight")
+        reasons.append(f"{label}Pareto k-hat could not be estimated from {num} draws ({cause})")
+    elif k_hat > limit:
+        reasons.append(f"{label}Pareto k-hat = {k_hat:.2f} > {limit:.3g}")
+    if ess < min_ess(num):
+        reasons.append(f"{label}ESS {ess:.1f} of {num} < {min_ess(num):g}")
+    return reasons
+
+
+def unreliable_reasons(k_hat, ess, num: int, *, forward: ForwardCheck | None = None) -> list[str]:
+    """The rule of this module's docstring: why an estimate is unreliable (empty: reliable).
+
+    ``k_hat`` and ``ess`` are those of q's own ``num`` draws; ``forward`` the forward check, if any.
+    """
+    reasons = _check_reasons("", float(k_hat), float(ess), num)
+    if forward is not None:
+        reasons += _check_reasons("forward check: ", float(forward.k_hat), float(forward.ess),
+                                  forward.log_ratios.shape[0], K_HAT_FORWARD)
+    return reasons
+
+
+def warn_if_unreliable(name: str, k_hat: jax.Array, ess: jax.Array, num: int, *,
+                       forward: ForwardCheck | None = None) -> None:
+    """Warn (:class:`UnreliableEstimateWarning`) when :func:`unreliable_reasons` finds any (concrete values only)."""
+    if any(isinstance(v, jax.core.Tracer) for v in (k_hat, ess, None if forward is None else forward.k_hat)):
         return
-    k_hat = float(k_hat)
-    if k_hat == np.inf:
-        warnings.warn(
-            f"{name}: Pareto k-hat could not be estimated from {num} draws (too few to fit "
-            f"the weights' tail); treat the estimate as unreliable",
-            UnreliableEstimateWarning,
-            stacklevel=3,
-        )
-    elif k_hat > K_HAT_UNRELIABLE:
-        warnings.warn(
-            f"{name}: Pareto k-hat = {k_hat:.2f} > {K_HAT_UNRELIABLE}: the estimate is "
-            f"unreliable (ESS {float(ess):.1f} of {num}); use a proposal closer to the target",
-            UnreliableEstimateWarning,
-            stacklevel=3,
-        )
+    reasons = unreliable_reasons(k_hat, ess, num, forward=forward)
+    if reasons:
+        warnings.warn(f"{name}: the estimate is unreliable: {'; '.join(reasons)}; use a proposal closer to the "
+                      "target", UnreliableEstimateWarning, stacklevel=3)

@@ -20,9 +20,12 @@ from jax.typing import ArrayLike
 
 from inference._validation import check_same_length, check_vector
 from inference.diagnostics import (
+    ForwardCheck,
     UnreliableEstimateWarning,
     effective_sample_size,
+    forward_check,
     pareto_k_hat,
+    unreliable_reasons,
     warn_if_unreliable,
 )
 
@@ -39,12 +42,26 @@ __all__ = [
 
 
 class LogZEstimate(NamedTuple):
-    """An estimate of log Z with its importance-weight diagnostics."""
+    """An estimate of log Z with its importance-weight diagnostics.
+
+    ``forward`` is the forward check over points from the target (data or exact draws), where the
+    caller gave them (:func:`inference.diagnostics.forward_check`); ``reliable`` applies the
+    library's one rule (:func:`inference.diagnostics.unreliable_reasons`) to both.
+    """
 
     log_z: jax.Array
     ess: jax.Array
     k_hat: jax.Array
     log_weights: jax.Array
+    forward: ForwardCheck | None = None
+
+    def unreliable_reasons(self) -> list[str]:
+        """Why the estimate is unreliable under the library's rule (empty: reliable)."""
+        return unreliable_reasons(self.k_hat, self.ess, self.log_weights.shape[0], forward=self.forward)
+
+    @property
+    def reliable(self) -> bool:
+        return not self.unreliable_reasons()
 
 
 class BoundEstimate(NamedTuple):
@@ -69,7 +86,8 @@ def _checked_pair(cost_name, costs, log_q_name, log_q):
     return costs, log_q
 
 
-def log_z_importance(costs: ArrayLike, log_q: ArrayLike) -> LogZEstimate:
+def log_z_importance(costs: ArrayLike, log_q: ArrayLike, *, cost_data: ArrayLike | None = None,
+                     log_q_data: ArrayLike | None = None) -> LogZEstimate:
     """Plain importance sampling, :math:`\\hat Z = \\frac1n\\sum_i e^{-c(x_i)}/q(x_i)`, x ~ q.
 
     Consistent, unbiased in Z, biased low in log Z (Jensen).
@@ -77,16 +95,24 @@ def log_z_importance(costs: ArrayLike, log_q: ArrayLike) -> LogZEstimate:
     Args:
         costs: (n,) costs :math:`c(x_i)` of draws from the proposal.
         log_q: (n,) proposal log densities at the same draws.
+        cost_data, log_q_data: (m,) the same at points from the target (data, or exact draws),
+            for the forward check (``forward``), which sees mass q misses; both or neither.
     """
     costs, log_q = _checked_pair("costs", costs, "log_q", log_q)
+    if (cost_data is None) != (log_q_data is None):
+        raise ValueError("cost_data, log_q_data: give both (the forward check) or neither")
+    forward = None
+    if cost_data is not None:
+        forward = forward_check(*_checked_pair("cost_data", cost_data, "log_q_data", log_q_data))
     log_weights = -costs - log_q
     estimate = LogZEstimate(
         log_z=log_mean_exp(log_weights),
         ess=effective_sample_size(log_weights),
         k_hat=pareto_k_hat(log_weights),
         log_weights=log_weights,
+        forward=forward,
     )
-    warn_if_unreliable("log_z_importance", estimate.k_hat, estimate.ess, costs.shape[0])
+    warn_if_unreliable("log_z_importance", estimate.k_hat, estimate.ess, costs.shape[0], forward=forward)
     return estimate
 
 

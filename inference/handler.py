@@ -11,7 +11,8 @@ Estimators: ``"importance"`` (plain IS with the fixed draws), ``"mixture"`` (the
 fixed point, ``log_z_mixture``), ``"exact"`` (the site's own exact ``log_normalizer``: the gold
 standard where a problem has one). Written by hand on ``numpyro.primitives.Messenger``.
 
-A caution on ``"mixture"`` inside a posterior: the data enter their own normalizer, so each
+A caution on ``"mixture"`` inside a posterior (``sample_posterior`` refuses it; here it stays for
+evaluating the GCL objective's log density): the data enter their own normalizer, so each
 observation's term is bounded by :math:`\\hat Z/N` and the likelihood keeps growing as the cost
 family separates the data from the draws (the estimate drifts toward the empirical
 distribution). On the gridworld with a cloned policy NUTS ran off to |θ| > 1000 that way,
@@ -19,6 +20,8 @@ k-hat > 40 flagging it. Use ``"importance"`` with a good proposal for posteriors
 """
 
 from __future__ import annotations
+
+import warnings
 
 import jax
 import numpy as np
@@ -85,7 +88,7 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
                 raise ValueError(f"proposal: the {estimator!r} estimator needs a proposal")
             if key is None:
                 raise ValueError("key: the proposal draws need a key (they are drawn once, here)")
-            if not isinstance(num_samples, int) or num_samples < 2:
+            if not isinstance(num_samples, int | np.integer) or (num_samples := int(num_samples)) < 2:  # a static shape
                 raise ValueError(f"num_samples: expected an integer >= 2, got {num_samples!r}")
             devices = jax.devices()
             if shard and num_samples % len(devices):
@@ -109,6 +112,16 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
         points = data.reshape((-1,) + site.event_shape)
         return log_z_mixture(site.cost(points), cost_samples, self.proposal.log_prob(points), self.log_q).log_z
 
+    def __enter__(self):
+        self._replaced = 0
+        return super().__enter__()
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        if exc_type is None and not self._replaced:
+            warnings.warn("normalized: the model has no observed Unnormalized site, so the handler changed "
+                          "nothing (observe the data through models.Unnormalized)", UserWarning, stacklevel=2)
+        return super().__exit__(exc_type, exc_value, traceback)
+
     def process_message(self, msg):
         if msg["type"] != "sample" or not msg["is_observed"]:
             return
@@ -119,4 +132,5 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
             return
         # replace the density, never add a factor here: a factor would land inside the plate (trap 2)
         site = NormalizedSite(base, self.log_normalizer(base, msg["value"]))
+        self._replaced += 1
         msg["fn"] = site.expand(fn.batch_shape) if fn is not base else site

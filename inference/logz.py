@@ -29,7 +29,11 @@ def estimate_log_z(
 
     Returns ``log_z``, ``log_z_exact`` (or None), ``error``, ``ess``, ``k_hat`` (a float:
     ``-inf`` when all weights are equal, ``+inf`` when too few draws; JSON writers turn those
-    into null) and ``seconds`` (fit + draws). Names are checked before any work.
+    into null), the forward check (``forward_source``: ``"exact draws"`` of the target, the
+    problem's ``"data"``, or ``None`` when neither exists and only q's own draws could be checked;
+    ``forward_k_hat``, ``forward_ess``, ``forward_points``, ``log_z_upper``), ``reliable`` and
+    ``unreliable_reasons`` (the rule of :mod:`inference.diagnostics`) and ``seconds`` (fit + draws +
+    checks). Names are checked before any work.
     """
     if proposal not in proposal_names(problem):
         raise ValueError(f"proposal: unknown name {proposal!r} for {problem.name}; "
@@ -39,13 +43,18 @@ def estimate_log_z(
         raise ValueError(f"problem: {problem.name} has no reference energy to estimate log Z of; "
                          "train one with `maxent-gan train`")
     key_fit, key_draw = jax.random.split(jax.random.key(seed))
+    key_forward = jax.random.fold_in(jax.random.key(seed), 1)  # a third stream; fit and draws as before
     start = time.perf_counter()
     fitted = make_proposal(proposal, key_fit, target, problem=problem, scale=scale, steps=fit_steps,
                            progress=progress)
     x, log_q = fitted.sample_and_log_prob(key_draw, samples)
-    estimate = log_z_importance(-target.unnormalized_log_prob(x), log_q)
+    source, points = _forward_points(problem, key_forward)
+    forward = {} if points is None else {"cost_data": -target.unnormalized_log_prob(points),
+                                         "log_q_data": fitted.log_prob(points)}
+    estimate = log_z_importance(-target.unnormalized_log_prob(x), log_q, **forward)
     seconds = time.perf_counter() - start
     exact = None if target.log_normalizer is None else float(target.log_normalizer)
+    check = estimate.forward
     return {
         "proposal": proposal,
         "log_z": float(estimate.log_z),
@@ -53,8 +62,28 @@ def estimate_log_z(
         "error": None if exact is None else float(estimate.log_z) - exact,
         "ess": float(estimate.ess),
         "k_hat": float(estimate.k_hat),
+        "forward_source": source,
+        "forward_points": None if check is None else int(check.log_ratios.shape[0]),
+        "forward_k_hat": None if check is None else float(check.k_hat),
+        "forward_ess": None if check is None else float(check.ess),
+        "log_z_upper": None if check is None else float(check.log_z_upper),
+        "reliable": estimate.reliable,
+        "unreliable_reasons": estimate.unreliable_reasons(),
         "seconds": seconds,
     }
+
+
+FORWARD_POINTS = 2000  # exact draws for the forward check (data: the training split, at most this many)
+
+
+def _forward_points(problem: Problem, key: jax.Array) -> tuple[str | None, jax.Array | None]:
+    """Points from the target for the forward check: exact draws, else the problem's data, else none."""
+    if problem.target.has_exact_sampler:
+        return "exact draws", problem.target.sample(key, (FORWARD_POINTS,))
+    if problem.data is not None:
+        train, _ = problem.data(key, FORWARD_POINTS // 4, 1)
+        return "data", train[:FORWARD_POINTS]
+    return None, None
 
 
 def compare_proposals(problem: Problem, proposals: tuple[str, ...] | None = None, **options) -> list[dict[str, Any]]:

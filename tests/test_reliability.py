@@ -1,0 +1,135 @@
+"""The one reliability rule (inference.diagnostics), the forward check, and posteriors that warn."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+from inference.diagnostics import UnreliableEstimateWarning, forward_check, min_ess, unreliable_reasons
+from inference.estimators import log_z_importance
+from inference.handler import normalized
+from inference.posterior import sample_posterior
+from inference.proposals import Gaussian
+from models.unnormalized import Unnormalized
+from tests.test_handler import DIM, conjugate, model
+
+
+def two_modes():
+    """½ N(-10, 1) + ½ N(10, 1) in 1-D as a cost: exact log Z = ½ log 2π."""
+    cost = lambda _, x: -jnp.logaddexp(-0.5 * (x[..., 0] + 10) ** 2, -0.5 * (x[..., 0] - 10) ** 2) + jnp.log(2.0)  # noqa: E731
+    return Unnormalized(cost, None, event_shape=(1,), log_normalizer=0.5 * jnp.log(2 * jnp.pi))
+
+
+def test_forward_check_sees_the_mode_that_q_misses():
+    """q = N(10, 1) is exactly one of two modes: its own weights are constant (k-hat -inf, "exact"), the data's not."""
+    target = two_modes()
+    key_q, key_data = jax.random.split(jax.random.key(0))
+    q = Gaussian.from_covariance(jnp.array([10.0]), jnp.eye(1))
+    x, log_q = q.sample_and_log_prob(key_q, 10_000)
+    signs = jnp.where(jax.random.bernoulli(key_data, 0.5, (2000, 1)), 1.0, -1.0)
+    data = 10 * signs + jax.random.normal(jax.random.fold_in(key_data, 1), (2000, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnreliableEstimateWarning)  # the reverse check alone sees nothing
+        reverse = log_z_importance(target.cost(x), log_q)
+    assert abs(float(reverse.log_z - target.log_normalizer) + np.log(2)) < 0.02  # half the mass is missing
+    assert reverse.k_hat == -np.inf and reverse.ess > 9999 and reverse.reliable
+    with pytest.warns(UnreliableEstimateWarning, match="forward check"):
+        both = log_z_importance(target.cost(x), log_q, cost_data=target.cost(data), log_q_data=q.log_prob(data))
+    assert not both.reliable
+    assert both.forward.ess < 100
+    assert float(both.log_z) == float(reverse.log_z)  # the check does not change the estimate
+
+
+def test_forward_estimate_is_exact_for_an_exact_proposal_and_consistent_for_a_broad_one():
+    """E_p[q/p̃] = 1/Z: with q = p the forward ratios are constant; with a broad q the estimate converges."""
+    target = Unnormalized(lambda _, x: 0.5 * jnp.sum(x**2, -1) / 0.7**2, None, event_shape=(2,),
+                          log_normalizer=jnp.log(2 * jnp.pi * 0.7**2))
+    exact = float(target.log_normalizer)
+    points = 0.7 * jax.random.normal(jax.random.key(0), (20_000, 2))
+    same = Gaussian.isotropic(2, 0.7)
+    check = forward_check(target.cost(points), same.log_prob(points))
+    assert abs(float(check.log_z_upper) - exact) < 1e-10 and check.k_hat == -np.inf
+    broad = Gaussian.isotropic(2, 1.0)
+    check = forward_check(target.cost(points), broad.log_prob(points))
+    ratios = np.exp(-np.asarray(check.log_ratios) + exact)  # q/p, mean 1
+    stderr = ratios.std() / np.sqrt(ratios.size)
+    assert abs(float(check.log_z_upper) - exact) < 5 * stderr
+
+
+def test_a_tiny_ess_is_unreliable_even_with_a_light_k_hat():
+    # ESS 7 of 10 000 with k-hat 0.53 was a 0.26-nat error that passed silently
+    assert unreliable_reasons(0.53, 7.0, 10_000) == ["ESS 7.0 of 10000 < 100"]
+    assert unreliable_reasons(0.53, 150.0, 10_000) == []
+    assert min_ess(300) == 30.0 and min_ess(10**6) == 100.0
+    assert unreliable_reasons(np.inf, 5000.0, 10_000)[0].startswith("Pareto k-hat could not be estimated")
+    check = forward_check(jnp.zeros(50), jnp.zeros(50))
+    assert unreliable_reasons(0.1, 5000.0, 10_000, forward=check) == []  # constant forward ratios: exact
+
+
+def test_mismatched_forward_arguments_are_refused():
+    with pytest.raises(ValueError, match="cost_data, log_q_data: give both"):
+        log_z_importance(jnp.zeros(10), jnp.zeros(10), cost_data=jnp.zeros(3))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return jax.random.normal(jax.random.key(0), (60, DIM)) / jnp.sqrt(3.0)
+
+
+def test_a_too_narrow_proposal_makes_the_posterior_warn_with_the_fraction_of_draws(data):
+    # data sd 0.58, proposal sd 0.25: log Ẑ(θ) misses the target's tails at every posterior draw
+    with pytest.warns(UnreliableEstimateWarning, match=r"unreliable at \d+% of the posterior draws"):
+        idata = sample_posterior(model, data, key=jax.random.key(1), proposal=Gaussian.isotropic(DIM, 0.25),
+                                 num_draws=2000, num_warmup=150, num_samples=150, num_chains=2)
+    assert idata.posterior.attrs["unreliable_fraction"] > 0.5
+    assert np.all(idata.sample_stats["log_z_forward_k_hat"].values > 0.7)  # the data see the missing tails
+
+
+def test_a_good_proposal_passes_with_nuts_statistics_kept(data):
+    import arviz as az
+    import matplotlib
+
+    matplotlib.use("Agg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnreliableEstimateWarning)
+        idata = sample_posterior(model, data, key=jax.random.key(1), proposal=Gaussian.isotropic(DIM, 0.8),
+                                 num_draws=np.int64(3000), num_warmup=np.int64(150), num_samples=150, num_chains=2)
+    stats = idata.sample_stats
+    assert {"energy", "lp", "step_size", "tree_depth", "acceptance_rate", "diverging"} <= set(stats.data_vars)
+    assert np.all(stats["log_z_reliable"].values == 1.0) and idata.posterior.attrs["unreliable_fraction"] == 0.0
+    assert np.all(stats["log_z_forward_ess"].values > 30)
+    az.plot_energy(idata)
+    mean, sd = conjugate(data)
+    assert abs(float(idata.posterior["precision"].mean()) - mean) < 0.5 * sd
+
+
+def test_the_mixture_estimator_is_refused_for_posteriors(data):
+    with pytest.raises(ValueError, match="estimator: 'mixture' is biased inside a posterior"):
+        sample_posterior(model, data, key=jax.random.key(0), proposal=Gaussian.isotropic(DIM, 0.8),
+                         estimator="mixture")
+
+
+def plain_model(x):
+    loc = numpyro.sample("loc", dist.Normal(0.0, 1.0))
+    with numpyro.plate("data", x.shape[0]):
+        numpyro.sample("x", dist.Normal(loc, 1.0).expand([DIM]).to_event(1), obs=x)
+
+
+def test_a_model_without_an_unnormalized_site_is_refused_or_warned(data):
+    with pytest.raises(ValueError, match="model: no observed site has an Unnormalized distribution"):
+        sample_posterior(plain_model, data, key=jax.random.key(0), proposal=Gaussian.isotropic(DIM, 0.8))
+    from numpyro.infer.util import log_density
+
+    with pytest.warns(UserWarning, match="normalized: the model has no observed Unnormalized site"):
+        log_density(normalized(plain_model, Gaussian.isotropic(DIM, 0.8), 100, jax.random.key(0)), (data,), {},
+                    {"loc": 0.0})
+
+
+def test_nan_in_the_data_is_named_before_nuts(data):
+    bad = data.at[7, 1].set(jnp.nan)
+    with pytest.raises(ValueError, match="data: the observed site 'x' has a NaN or infinite value \\(first at row 7\\)"):
+        sample_posterior(model, bad, key=jax.random.key(0), proposal=Gaussian.isotropic(DIM, 0.8))
