@@ -95,9 +95,12 @@ def fit_sampler(
         beta = jnp.asarray(annealing_schedule(i, steps, anneal))
         new_state, info = sampler_step(jax.random.fold_in(key, i), state, target, optimizer, num_samples, beta)
         loss = float(info.loss)
-        if not (np.isfinite(loss) and bool(all_finite(new_state.proposal))):
-            warnings.warn(f"fit_sampler: loss became {loss} at step {i}; returning the proposal of step {i - 1}",
-                          stacklevel=2)
+        finite_loss, finite_params = bool(np.isfinite(loss)), bool(all_finite(new_state.proposal))
+        if not (finite_loss and finite_params):
+            cause = (f"the loss became {loss}" if not finite_loss else
+                     f"the proposal's parameters became non-finite (the loss, {loss:.6g}, was finite: its "
+                     "gradient was not)")
+            warnings.warn(f"fit_sampler: {cause} at step {i}; returning the proposal of step {i - 1}", stacklevel=2)
             break
         state = new_state
         losses.append(loss)

@@ -133,3 +133,14 @@ def test_nan_in_the_data_is_named_before_nuts(data):
     bad = data.at[7, 1].set(jnp.nan)
     with pytest.raises(ValueError, match="data: the observed site 'x' has a NaN or infinite value \\(first at row 7\\)"):
         sample_posterior(model, bad, key=jax.random.key(0), proposal=Gaussian.isotropic(DIM, 0.8))
+
+
+def test_the_sampler_fit_guard_names_non_finite_parameters_not_the_finite_loss():
+    from inference.sampler import fit_sampler
+
+    # a finite cost whose gradient is NaN (sqrt at 0 in an unselected branch): the loss stays finite
+    target = Unnormalized(lambda _, x: jnp.sum(x**2 + jnp.where(True, 0.0, jnp.sqrt(x - x)), -1), None,
+                          event_shape=(2,))
+    with pytest.warns(UserWarning, match=r"parameters became non-finite \(the loss, [-0-9.e]+, was finite"):
+        fitted, losses = fit_sampler(jax.random.key(0), Gaussian.isotropic(2, 1.0), target, steps=5, progress=False)
+    assert losses.size == 0 and np.all(np.isfinite(np.asarray(fitted.log_prob(jnp.zeros((1, 2))))))
