@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from models.tabular import check_positive_int
+
 __all__ = ["LQR", "backward_riccati", "log_partition", "lqr_cost", "sample_trajectories"]
 
 
@@ -86,11 +88,13 @@ def log_partition(
     horizon: int,
 ) -> jax.Array:
     """Exact :math:`\\log Z` of the LQR trajectory MaxEnt model; differentiable in every matrix."""
-    A, B, Q, R, W, m0, S0 = _check(A, B, Q, R, W, m0, S0, horizon)
+    A, B, Q, R, W, m0, S0, horizon = _check(A, B, Q, R, W, m0, S0, horizon)
     riccati = backward_riccati(A, B, Q, R, W, horizon)
     P0, k0 = riccati.P[0], riccati.k[0]
     inner = jnp.eye(A.shape[0], dtype=A.dtype) + S0 @ P0
-    return -k0 - 0.5 * jnp.linalg.slogdet(inner)[1] - 0.5 * m0 @ P0 @ jnp.linalg.solve(inner, m0)
+    log_z = -k0 - 0.5 * jnp.linalg.slogdet(inner)[1] - 0.5 * m0 @ P0 @ jnp.linalg.solve(inner, m0)
+    _check_overflow(log_z, A=A, B=B, Q=Q, R=R, W=W, m0=m0, S0=S0)
+    return log_z
 
 
 def sample_trajectories(
@@ -102,7 +106,8 @@ def sample_trajectories(
     :math:`u_t \\sim N(-H^{-1}Gx_t, H^{-1})`; :math:`x_{t+1} \\sim N((I+WP_{t+1})^{-1}\\mu,\\
     W - WP_{t+1}(I+WP_{t+1})^{-1}W)` with :math:`\\mu = Ax_t + Bu_t`.
     """
-    A, B, Q, R, W, m0, S0 = _check(A, B, Q, R, W, m0, S0, horizon)
+    A, B, Q, R, W, m0, S0, horizon = _check(A, B, Q, R, W, m0, S0, horizon)
+    n = check_positive_int("n", n)
     riccati = backward_riccati(A, B, Q, R, W, horizon)
     dx = A.shape[0]
     eye = jnp.eye(dx, dtype=A.dtype)
@@ -128,6 +133,8 @@ def sample_trajectories(
     keys = jax.random.split(key_steps, horizon)
     _, (later, actions) = jax.lax.scan(forward, x0, (keys, riccati.gain, riccati.action_cov, riccati.P[1:]))
     states = jnp.concatenate([x0[None], later], axis=0)
+    _check_overflow(states, A=A, B=B, Q=Q, R=R, W=W, m0=m0, S0=S0)
+    _check_overflow(actions, A=A, B=B, Q=Q, R=R, W=W, m0=m0, S0=S0)
     return jnp.swapaxes(states, 0, 1), jnp.swapaxes(actions, 0, 1)
 
 
@@ -143,8 +150,29 @@ def lqr_cost(Q: jax.Array, R: jax.Array, states: jax.Array, actions: jax.Array) 
     return 0.5 * (jnp.einsum("nti,ij,ntj->n", x, Q, x) + jnp.einsum("nti,ij,ntj->n", actions, R, actions))
 
 
+def _check_overflow(result: jax.Array, **inputs: jax.Array) -> None:
+    # finite inputs (checked in _check) and a non-finite result: blame the largest input
+    if isinstance(result, jax.core.Tracer) or bool(np.all(np.isfinite(np.asarray(result)))):
+        return
+    # a concrete result means concrete inputs
+    sizes = {name: float(np.abs(np.asarray(value)).max()) for name, value in inputs.items()}
+    name = max(sizes, key=sizes.get)
+    raise ValueError(
+        f"{name}: the Riccati recursion overflowed (entries up to {sizes[name]:.3g}); "
+        "rescale the system or shorten the horizon"
+    )
+
+
 def _check(A, B, Q, R, W, m0, S0, horizon):
     A, B, Q, R, W, m0, S0 = (jnp.asarray(v) for v in (A, B, Q, R, W, m0, S0))
+    names = ("A", "B", "Q", "R", "W", "m0", "S0")
+    for name, value in zip(names, (A, B, Q, R, W, m0, S0), strict=True):
+        if jnp.iscomplexobj(value):
+            raise ValueError(f"{name}: expected real values, got dtype {value.dtype}")
+    # one floating dtype for every matrix (lax.scan needs its carry's dtype fixed)
+    dtype = jnp.result_type(A, B, Q, R, W, m0, S0)
+    dtype = dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.zeros(()).dtype
+    A, B, Q, R, W, m0, S0 = (v.astype(dtype) for v in (A, B, Q, R, W, m0, S0))
     n = A.shape[0] if A.ndim == 2 else -1
     if A.ndim != 2 or A.shape != (n, n):
         raise ValueError(f"A: expected a square (n, n) matrix, got shape {A.shape}")
@@ -155,8 +183,11 @@ def _check(A, B, Q, R, W, m0, S0, horizon):
                                ("S0", S0, (n, n))):
         if value.shape != shape:
             raise ValueError(f"{name}: expected shape {shape}, got {value.shape}")
-    if not isinstance(horizon, int) or horizon < 1:
-        raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
+    horizon = check_positive_int("horizon", horizon)
+    for name, value in zip(names, (A, B, Q, R, W, m0, S0), strict=True):
+        if not isinstance(value, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(value))):
+            index = tuple(int(i) for i in np.argwhere(~np.isfinite(np.asarray(value)))[0])
+            raise ValueError(f"{name}: non-finite value at index {index}")
     # the action integral converges only for R > 0; Q, W, S0 must be positive semi-definite
     for name, value, strict in (("R", R, True), ("Q", Q, False), ("W", W, False), ("S0", S0, False)):
         if not isinstance(value, jax.core.Tracer):
@@ -166,4 +197,4 @@ def _check(A, B, Q, R, W, m0, S0, horizon):
             if smallest <= 0 if strict else smallest < -1e-10:
                 kind = "positive definite" if strict else "positive semi-definite"
                 raise ValueError(f"{name}: expected a {kind} matrix, smallest eigenvalue {smallest:.3g}")
-    return A, B, Q, R, W, m0, S0
+    return A, B, Q, R, W, m0, S0, horizon

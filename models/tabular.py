@@ -73,16 +73,24 @@ def as_transitions(transitions: Transitions | ArrayLike, *, atol: float = 1e-6) 
     count). Every row must be a probability vector: the error names the first bad ``(s, a)``.
     """
     if isinstance(transitions, Transitions):
+        _check_not_empty(transitions.successors.shape)
         probs = np.asarray(transitions.log_probs) if _concrete(transitions.log_probs) else None
         if probs is not None:
             _check_rows(np.exp(probs).sum(-1), atol)
         return transitions
+    if np.iscomplexobj(transitions):
+        raise ValueError(f"transitions: expected real probabilities, got dtype {np.asarray(transitions).dtype}")
     dense = np.asarray(transitions, dtype=float)
     if dense.ndim != 3 or dense.shape[0] != dense.shape[2]:
         raise ValueError(f"transitions: expected shape (S, A, S), got {dense.shape}")
-    if not np.all(np.isfinite(dense)) or np.any(dense < 0):
-        s, a, _ = np.argwhere(~np.isfinite(dense) | (dense < 0))[0]
-        raise ValueError(f"transitions: row (s={s}, a={a}) has a negative or non-finite probability")
+    _check_not_empty(dense.shape)
+    for bad, what in ((~np.isfinite(dense), "is not finite"), (dense < 0, "is negative")):
+        if bad.any():
+            s, a, s_next = np.argwhere(bad)[0]
+            raise ValueError(
+                f"transitions: entry (s={s}, a={a}, s'={s_next}) {what} ({dense[s, a, s_next]:.6g}); "
+                "rows must be probabilities"
+            )
     _check_rows(dense.sum(-1), atol)
     width = max(int((dense > 0).sum(-1).max()), 1)
     successors = np.argsort(-dense, axis=-1, kind="stable")[..., :width]
@@ -95,6 +103,19 @@ def as_transitions(transitions: Transitions | ArrayLike, *, atol: float = 1e-6) 
 
 def _concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
+
+
+def check_positive_int(name: str, value) -> int:
+    """``value`` as an ``int``, or a ``ValueError`` naming ``name`` (bools and floats are refused)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_not_empty(shape: tuple[int, ...]) -> None:
+    # NumPy's max over an empty axis would fail later with a message that names no argument
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"transitions: expected at least one state and one action, got shape {shape}")
 
 
 def _check_rows(row_sums: np.ndarray, atol: float) -> None:
@@ -121,7 +142,8 @@ def backward_messages(costs: ArrayLike, transitions: Transitions | ArrayLike, ho
         log_beta = jax.nn.logsumexp(-costs + _expected_next(log_beta_next, transitions), axis=-1)
         return log_beta, log_beta_next
 
-    log_beta_last = jnp.zeros(costs.shape[0], costs.dtype)
+    # the carry takes the promoted dtype (float32 costs with float64 dynamics give float64 messages)
+    log_beta_last = jnp.zeros(costs.shape[0], jnp.result_type(costs, transitions.log_probs))
     log_beta_0, later = jax.lax.scan(backward, log_beta_last, None, length=horizon)
     # `later` holds β_T, β_{T-1}, ..., β_1 in scan order
     return jnp.concatenate([log_beta_0[None], later[::-1]], axis=0)
@@ -142,7 +164,9 @@ def occupancy(
 ) -> jax.Array:
     """Expected state-action visit counts under :math:`p_\\theta`, shape ``(S, A)``:
     :math:`-\\partial \\log Z / \\partial c(s,a)`, the MaxEnt IRL feature-matching term."""
-    return -jax.grad(log_partition)(jnp.asarray(costs), transitions, initial, horizon)
+    # checked before grad, which would otherwise fail first on complex or empty costs
+    costs, transitions, _ = _check_problem(costs, transitions, initial, horizon)
+    return -jax.grad(log_partition)(costs, transitions, initial, horizon)
 
 
 def sample_trajectories(
@@ -159,6 +183,7 @@ def sample_trajectories(
     :math:`s_{t+1} \\propto P(s'|s_t,a_t)\\beta_{t+1}(s')` (the dynamics tilted by the future).
     """
     costs, transitions, log_initial = _check_problem(costs, transitions, initial, horizon)
+    n = check_positive_int("n", n)
     log_beta, action_logits = soft_action_logits(costs, transitions, horizon)
     return simulate(key, transitions, log_initial + log_beta[0], action_logits, n, successor_log_weights=log_beta[1:])
 
@@ -261,19 +286,27 @@ def check_trajectories(
 def _check_problem(costs, transitions, initial, horizon):
     transitions = as_transitions(transitions)
     costs = jnp.asarray(costs)
+    for name, value in (("costs", costs), ("initial", initial)):
+        if jnp.iscomplexobj(value):
+            raise ValueError(f"{name}: expected real values, got dtype {jnp.asarray(value).dtype}")
     if costs.shape != (transitions.num_states, transitions.num_actions):
         raise ValueError(
             f"costs: expected shape (S, A) = ({transitions.num_states}, {transitions.num_actions}) to match "
             f"transitions, got {costs.shape}"
         )
-    if not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
-    initial = jnp.asarray(initial, costs.dtype if jnp.issubdtype(costs.dtype, jnp.floating) else None)
+    check_positive_int("horizon", horizon)
+    # one dtype for costs, dynamics and start (lax.scan needs its carry's dtype fixed)
+    costs = costs.astype(jnp.result_type(costs, transitions.log_probs))
+    initial = jnp.asarray(initial, costs.dtype)
     if initial.shape != (transitions.num_states,):
         raise ValueError(f"initial: expected shape ({transitions.num_states},), got {initial.shape}")
     if _concrete(initial):
         values = np.asarray(initial)
-        if np.any(values < 0) or not np.all(np.isfinite(values)) or abs(values.sum() - 1) > 1e-6:
+        for bad, what in ((~np.isfinite(values), "is not finite"), (values < 0, "is negative")):
+            if bad.any():
+                index = int(np.argwhere(bad)[0, 0])
+                raise ValueError(f"initial: entry {index} {what} ({values[index]:.6g}); expected probabilities")
+        if abs(values.sum() - 1) > 1e-6:
             raise ValueError(f"initial: expected probabilities that sum to 1, got sum {values.sum():.6g}")
     if _concrete(costs) and not bool(np.all(np.isfinite(np.asarray(costs)))):
         s, a = np.argwhere(~np.isfinite(np.asarray(costs)))[0]

@@ -89,7 +89,20 @@ class Unnormalized(Distribution):
 
     def cost(self, x: jax.Array) -> jax.Array:
         """The cost (energy) :math:`c_\\theta(x)`, shape ``x.shape[:-len(event_shape)]``."""
-        return self.cost_fn(self.params, x)
+        # shapes are static in JAX, so these checks also hold under jit and grad
+        shape, event_shape = tuple(jnp.shape(x)), tuple(self.event_shape)
+        batch_ndim = len(shape) - len(event_shape)
+        if batch_ndim < 0 or shape[batch_ndim:] != event_shape:
+            raise ValueError(
+                f"x: expected trailing shape {event_shape} (the target's event_shape), got shape {shape}"
+            )
+        costs = self.cost_fn(self.params, x)
+        if tuple(jnp.shape(costs)) != shape[:batch_ndim]:
+            raise ValueError(
+                f"cost_fn: returned shape {tuple(jnp.shape(costs))} for points of batch shape {shape[:batch_ndim]}; "
+                "expected one cost per point"
+            )
+        return costs
 
     def unnormalized_log_prob(self, x: jax.Array) -> jax.Array:
         """Unnormalized log density :math:`\\log b(x) - c_\\theta(x)` (no :math:`\\log Z`)."""
