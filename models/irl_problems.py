@@ -19,7 +19,7 @@ from numpyro.distributions import constraints
 from models import lqr
 from models.gridworld import MDP, gridworld, linear_costs
 from models.pointmass import PointMass, pointmass_cost
-from models.tabular import as_transitions, log_partition, sample_trajectories, trajectory_cost
+from models.tabular import as_transitions, check_positive_int, log_partition, sample_trajectories, trajectory_cost
 from models.trajectory import TrajectoryLayout
 from models.unnormalized import Unnormalized
 
@@ -101,9 +101,7 @@ def check_mdp(mdp: MDP) -> MDP:
     initial = np.asarray(mdp.initial)
     if initial.shape != (transitions.num_states,) or np.any(initial < 0) or abs(initial.sum() - 1.0) > 1e-6:
         raise ValueError(f"initial: expected {transitions.num_states} probabilities that sum to 1")
-    if not isinstance(mdp.horizon, int) or mdp.horizon < 1:
-        raise ValueError(f"horizon: expected a positive integer, got {mdp.horizon!r}")
-    return mdp._replace(transitions=transitions)
+    return mdp._replace(transitions=transitions, horizon=check_positive_int("horizon", mdp.horizon))
 
 
 def gridworld_spec(size: int = 8, *, horizon: int = 20, slip: float = 0.1) -> IRLSpec:

@@ -180,3 +180,15 @@ def test_unnormalized_right_shapes_still_pass():
     rows = target.sample(jax.random.key(0), (5,))
     assert rows.shape == (5, spec.layout.size)
     assert target.unnormalized_log_prob(rows).shape == (5,)
+
+
+def test_a_user_mdp_horizon_accepts_numpy_integers_and_refuses_bools():
+    import numpy as np
+
+    from models.gridworld import gridworld
+    from models.irl_problems import tabular_spec
+
+    mdp = gridworld(4, horizon=5)
+    assert tabular_spec(mdp._replace(horizon=np.int64(5))).layout.horizon == 5
+    with pytest.raises(ValueError, match="horizon: expected a positive integer, got True"):
+        tabular_spec(mdp._replace(horizon=True))
