@@ -144,3 +144,14 @@ def test_the_sampler_fit_guard_names_non_finite_parameters_not_the_finite_loss()
     with pytest.warns(UserWarning, match=r"parameters became non-finite \(the loss, [-0-9.e]+, was finite"):
         fitted, losses = fit_sampler(jax.random.key(0), Gaussian.isotropic(2, 1.0), target, steps=5, progress=False)
     assert losses.size == 0 and np.all(np.isfinite(np.asarray(fitted.log_prob(jnp.zeros((1, 2))))))
+
+
+def test_a_proposal_of_the_wrong_dimension_is_refused_naming_both_shapes(data):
+    # a 5-D proposal for a 2-D energy read as "exact" (k-hat -inf), and moved a posterior by 7 sd
+    wrong = Gaussian.isotropic(5, 1.0)
+    x = wrong.sample(jax.random.key(0), 100)
+    with pytest.raises(ValueError, match=r"x: expected trailing shape \(2,\).*got shape \(100, 5\)"):
+        two_dims = Unnormalized(lambda _, x: 0.5 * jnp.sum(x**2, -1), None, event_shape=(2,))
+        two_dims.cost(x)
+    with pytest.raises(ValueError, match=r"x: expected trailing shape \(2,\)"):
+        sample_posterior(model, data, key=jax.random.key(0), proposal=wrong, num_draws=100)
