@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 
@@ -24,11 +25,36 @@ class _UsageError(Exception):
     pass
 
 
+MAX_DIM = 1000  # --dim (the Gaussian's): a d x d covariance, fitted and drawn from
+MAX_DEMOS = 100_000  # compare --demos: every NUTS step evaluates the cost of every demonstration
+SEED_LIMIT = 2**63
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63), got {text}")  # "argument --seed: ..."
+    return value
+
+
+def _check_dim(dim: int) -> None:
+    if dim > MAX_DIM:
+        raise ValueError(f"dim: expected at most {MAX_DIM}, got {dim}")
+
+
+def _check_finite_positive(name: str, value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: expected a finite positive number, got {value}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ident = commands.add_parser("identities", help="check the paper's three identities; write a report")
     ident.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}")
-    ident.add_argument("--dim", type=_positive_int, default=5)
+    ident.add_argument("--dim", type=_positive_int, default=5, help=f"the Gaussian's dimension (at most {MAX_DIM})")
     ident.add_argument("--samples", type=_positive_int, default=4000, help="data points and proposal draws")
-    ident.add_argument("--seed", type=int, default=0)
+    ident.add_argument("--seed", type=_seed, default=0)
     ident.add_argument("--fit-steps", type=_positive_int, default=1000, help="reverse-KL steps of the fitted proposal")
     ident.add_argument("--out", default="maxent-gan-report", help="output folder (default: %(default)s)")
     ident.add_argument("--force", action="store_true", help="overwrite a non-empty output folder")
@@ -50,12 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     logz = commands.add_parser("logz", help="estimate log Z of a problem with a proposal")
     logz.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}")
-    logz.add_argument("--dim", type=_positive_int, default=2)
+    logz.add_argument("--dim", type=_positive_int, default=2, help=f"the Gaussian's dimension (at most {MAX_DIM})")
     logz.add_argument("--proposal", default=None,
                       help=f"points: one of {', '.join(PROPOSALS)} (default gaussian); trajectories: one of "
                            f"{', '.join(TRAJECTORY_PROPOSALS)} (default policy)")
     logz.add_argument("--samples", type=_positive_int, default=10_000)
-    logz.add_argument("--seed", type=int, default=0)
+    logz.add_argument("--seed", type=_seed, default=0)
     logz.add_argument("--scale", type=float, default=2.0, help="standard deviation of the broad Gaussian")
     logz.add_argument("--fit-steps", type=_positive_int, default=None,
                       help="fit steps of learned proposals (default: 1000 Gaussian, 4000 flow, 100 epochs flow-data)")
@@ -67,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--problem", default="rings", help=f"one of: {', '.join(PROBLEMS)}")
     train.add_argument("--method", default="gcl", help=f"one of: {', '.join(METHODS)}")
     train.add_argument("--steps", type=_positive_int, default=3000)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--out", default="maxent-gan-train", help="output folder (default: %(default)s)")
     train.add_argument("--force", action="store_true", help="overwrite a non-empty output folder")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
@@ -91,16 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--proposals", default="exact,uniform,gcl,gan",
                       help="comma-separated: exact, uniform, gcl, gan, cloned (IRL) (default: %(default)s)")
     comp.add_argument("--demos", type=_positive_int, default=None,
-                      help=f"demonstrations (data points) drawn from θ* (default {defaults.demos})")
+                      help=f"demonstrations (data points) drawn from θ* (default {defaults.demos}, at most {MAX_DEMOS})")
     comp.add_argument("--train-steps", type=_positive_int, default=None,
                       help=f"training steps of the gcl and gan samplers (default {defaults.train_steps}, quick 300)")
     comp.add_argument("--draws", type=_positive_int, default=None,
-                      help=f"fixed proposal draws behind each log Z(θ) (default {defaults.proposal_draws}, quick 4000)")
+                      help=f"fixed proposal draws behind each log Z(θ), at least 2 "
+                           f"(default {defaults.proposal_draws}, quick 4000)")
     comp.add_argument("--chains", type=_positive_int, default=None, help=f"NUTS chains (default {defaults.num_chains})")
     comp.add_argument("--samples", type=_positive_int, default=None,
                       help=f"NUTS draws per chain (default {defaults.num_samples}; warm-up the same)")
     comp.add_argument("--quick", action="store_true", help="a short run (under 3 minutes on 2 CPU cores)")
-    comp.add_argument("--seed", type=int, default=0)
+    comp.add_argument("--seed", type=_seed, default=0)
     comp.add_argument("--out", default="maxent-gan-compare", help="output folder (default: %(default)s)")
     comp.add_argument("--force", action="store_true", help="overwrite a non-empty output folder")
     comp.add_argument("--json", action="store_true", help="print the summary as JSON instead of the report")
@@ -113,6 +140,11 @@ def run_compare(args) -> dict:
 
     from inference.compare import CompareSettings, compare
 
+    # the sizes the library would report under its own names (num_samples), or only after the work
+    if args.demos is not None and args.demos > MAX_DEMOS:
+        raise ValueError(f"demos: expected at most {MAX_DEMOS}, got {args.demos}")
+    if args.draws is not None and args.draws < 2:
+        raise ValueError(f"draws: expected at least 2 proposal draws, got {args.draws}")
     settings = CompareSettings.quick() if args.quick else CompareSettings()
     changes = {"demos": args.demos, "train_steps": args.train_steps, "proposal_draws": args.draws,
                "num_chains": args.chains, "num_samples": args.samples, "num_warmup": args.samples}
@@ -126,29 +158,36 @@ def run_train(args) -> dict:
     """Train, then write checkpoints, figures and the summary into ``args.out``."""
     from pathlib import Path
 
+    from inference.driver import CHECKPOINT
     from inference.ebm import check_method, train_ebm
     from inference.ebm_report import write_training_outputs
-    from inference.io import prepare_out_dir
+    from inference.io import staged_out_dir
     from models.problems import make_problem
 
     problem = make_problem(args.problem)  # names and arguments are checked before any work
     check_method(args.method, problem)
-    if args.learning_rate is not None and not args.learning_rate > 0:
-        raise ValueError(f"learning-rate: expected a positive number, got {args.learning_rate}")
+    _check_finite_positive("learning-rate", args.learning_rate)
+    if args.seed >= 2**32:  # training runs in float32, where jax.random.key keeps the low 32 bits only
+        raise ValueError(f"seed: expected an integer in [0, 2**32) for train (float32), got {args.seed}")
+
+    def train(out: Path) -> dict:  # train_ebm checks a resumed checkpoint before any work
+        run = train_ebm(
+            problem, args.method, steps=args.steps, seed=args.seed, num_train=args.train_size,
+            num_test=args.test_size, batch_size=args.batch_size, num_samples=args.samples,
+            learning_rate=args.learning_rate, flow_epochs=args.flow_epochs, eval_every=args.eval_every,
+            checkpoint_dir=out / "checkpoints", checkpoint_every=args.checkpoint_every, resume=args.resume,
+            progress=sys.stderr.isatty(),
+        )
+        return write_training_outputs(run, out)
+
     out = Path(args.out)
-    if args.resume:
-        if not (out / "checkpoints" / "checkpoint.json").is_file():
+    if args.resume:  # in place: the checkpoint is there
+        if not (out / "checkpoints" / CHECKPOINT).is_file():
             raise ValueError(f"resume: no checkpoint in {out / 'checkpoints'}; run without --resume first")
-    else:
-        prepare_out_dir(out, force=args.force)
-    run = train_ebm(
-        problem, args.method, steps=args.steps, seed=args.seed, num_train=args.train_size, num_test=args.test_size,
-        batch_size=args.batch_size, num_samples=args.samples, learning_rate=args.learning_rate,
-        flow_epochs=args.flow_epochs,
-        eval_every=args.eval_every, checkpoint_dir=out / "checkpoints", checkpoint_every=args.checkpoint_every,
-        resume=args.resume, progress=sys.stderr.isatty(),
-    )
-    return write_training_outputs(run, out)
+        return train(out)
+    # a fresh folder swapped in at the end; one stopped after a checkpoint is kept, for --resume
+    with staged_out_dir(out, force=args.force, keep_if=f"checkpoints/{CHECKPOINT}") as staging:
+        return train(staging)
 
 
 def run_logz(args) -> tuple[dict, float]:
@@ -157,6 +196,8 @@ def run_logz(args) -> tuple[dict, float]:
     from inference.logz import estimate_log_z
     from models.problems import make_problem
 
+    _check_dim(args.dim)
+    _check_finite_positive("scale", args.scale)
     problem = make_problem(args.problem, dim=args.dim)  # names are checked before any work
     if args.proposal is None:
         args.proposal = "policy" if problem.irl is not None else "gaussian"
@@ -210,12 +251,16 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 from inference.report import render_markdown, run_identities
 
+                _check_dim(args.dim)
                 result = run_identities(problem=args.problem, dim=args.dim, samples=args.samples, seed=args.seed,
                                         fit_steps=args.fit_steps, out=args.out, force=args.force,
                                         progress=sys.stderr.isatty())
     except (_UsageError, ValueError) as error:
         print(f"maxent-gan: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the run's temporary folder is already removed: --out is as it was
+        print("maxent-gan: interrupted", file=sys.stderr)
+        return 130
     from inference.diagnostics import UnreliableEstimateWarning
     from inference.driver import TrainingDivergedWarning
 
@@ -232,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if result["stopped"] else 0
     if args.command == "compare":
         from inference.compare import render_report
+        from inference.io import json_safe
 
-        print(json.dumps(result, allow_nan=False) if args.json else render_report(result), end="\n")
+        print(json.dumps(json_safe(result), allow_nan=False) if args.json else render_report(result), end="\n")
         print(f"\nWritten to {args.out}/ (report.md, summary.json, figures/, posterior_<proposal>.nc)", file=sys.stderr)
         return 0
     if args.command == "logz":

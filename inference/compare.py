@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from inference.diagnostics import K_HAT_UNRELIABLE, UnreliableEstimateWarning
-from inference.io import finite_or_none, prepare_out_dir, save_figure, write_atomic, write_json
+from inference.io import finite_or_none, json_safe, save_figure, staged_out_dir, write_atomic, write_json
 from inference.posterior import sample_posterior, save_posterior
 from models.problems import Problem, make_problem
 
@@ -223,59 +223,60 @@ def compare(
     settings = settings or CompareSettings()
     proposals = tuple(proposals)
     check_compare_args(problem, proposals, settings)
-    if out is not None:
-        out = prepare_out_dir(out, force=force)
-    family = posterior_family(problem)
-    key_data, key_train, key_post = jax.random.split(jax.random.key(seed), 3)
-    data, test = family.problem.data(key_data, settings.demos, 1000)
-    results: dict[str, dict[str, Any]] = {}
-    idatas: dict[str, az.InferenceData] = {}
-    learned: dict[str, np.ndarray] = {}
-    bar = tqdm(proposals, desc=f"compare on {problem}", disable=not progress)
-    for name in bar:
-        bar.set_postfix_str(name)
-        start = time.perf_counter()
-        train_seconds = 0.0
-        if name == "exact":
-            proposal, estimator = None, "exact"
-        elif name == "uniform":
-            proposal, estimator = family.broad(jax.random.fold_in(key_train, 0)), "importance"
-        elif name == "cloned":
-            from inference.irl import irl_setup
+    # a fresh folder beside --out, swapped in when complete: --out never mixes two runs' files, and an
+    # error or interrupt leaves it as it was
+    with staged_out_dir(out, force=force) as out:
+        family = posterior_family(problem)
+        key_data, key_train, key_post = jax.random.split(jax.random.key(seed), 3)
+        data, test = family.problem.data(key_data, settings.demos, 1000)
+        results: dict[str, dict[str, Any]] = {}
+        idatas: dict[str, az.InferenceData] = {}
+        learned: dict[str, np.ndarray] = {}
+        bar = tqdm(proposals, desc=f"compare on {problem}", disable=not progress)
+        for name in bar:
+            bar.set_postfix_str(name)
+            start = time.perf_counter()
+            train_seconds = 0.0
+            if name == "exact":
+                proposal, estimator = None, "exact"
+            elif name == "uniform":
+                proposal, estimator = family.broad(jax.random.fold_in(key_train, 0)), "importance"
+            elif name == "cloned":
+                from inference.irl import irl_setup
 
-            proposal, estimator = irl_setup(family.problem, data, jax.random.fold_in(key_train, 1))[1], "importance"
-        else:
-            params, proposal = family.train(name, jax.random.fold_in(key_train, 2 + (name == "gan")), data, test,
-                                            settings.train_steps)
-            learned[name] = family.flatten(params)
-            estimator = "importance"
-            train_seconds = time.perf_counter() - start
-        idata = sample_posterior(
-            family.model, data, key=key_post, proposal=proposal, estimator=estimator,
-            num_draws=settings.proposal_draws, num_warmup=settings.num_warmup, num_samples=settings.num_samples,
-            num_chains=settings.num_chains, chain_method=_chain_method(settings.num_chains),
-        )
-        idata.posterior.attrs["proposal"] = name
-        dim = f"{family.sites[0]}_dim_0"
-        if len(family.sites) == 1 and idata.posterior.sizes.get(dim) == len(family.names):
-            idata.posterior = idata.posterior.assign_coords({dim: list(family.names)})  # forest plot labels
-        idatas[name] = idata
-        results[name] = _posterior_row(family, idata, time.perf_counter() - start, train_seconds)
+                proposal, estimator = irl_setup(family.problem, data, jax.random.fold_in(key_train, 1))[1], "importance"
+            else:
+                params, proposal = family.train(name, jax.random.fold_in(key_train, 2 + (name == "gan")), data, test,
+                                                settings.train_steps)
+                learned[name] = family.flatten(params)
+                estimator = "importance"
+                train_seconds = time.perf_counter() - start
+            idata = sample_posterior(
+                family.model, data, key=key_post, proposal=proposal, estimator=estimator,
+                num_draws=settings.proposal_draws, num_warmup=settings.num_warmup, num_samples=settings.num_samples,
+                num_chains=settings.num_chains, chain_method=_chain_method(settings.num_chains),
+            )
+            idata.posterior.attrs["proposal"] = name
+            dim = f"{family.sites[0]}_dim_0"
+            if len(family.sites) == 1 and idata.posterior.sizes.get(dim) == len(family.names):
+                idata.posterior = idata.posterior.assign_coords({dim: list(family.names)})  # forest plot labels
+            idatas[name] = idata
+            results[name] = _posterior_row(family, idata, time.perf_counter() - start, train_seconds)
+            if out is not None:
+                save_posterior(idata, out / f"posterior_{name}.nc")
+        summary = {
+            "problem": problem,
+            "seed": seed,
+            "settings": settings.__dict__,
+            "theta_names": list(family.names),
+            "theta_true": family.flatten(family.theta_true).tolist(),
+            "proposals": results,
+            "learned_theta": {name: value.tolist() for name, value in learned.items()},
+        }
+        _add_verdicts(summary)
         if out is not None:
-            save_posterior(idata, Path(out) / f"posterior_{name}.nc")
-    summary = {
-        "problem": problem,
-        "seed": seed,
-        "settings": settings.__dict__,
-        "theta_names": list(family.names),
-        "theta_true": family.flatten(family.theta_true).tolist(),
-        "proposals": results,
-        "learned_theta": {name: value.tolist() for name, value in learned.items()},
-    }
-    _add_verdicts(summary)
-    if out is not None:
-        _write_outputs(Path(out), family, summary, idatas, data)
-    return summary
+            _write_outputs(out, family, summary, idatas, data)
+        return summary
 
 
 def _finite_stat(stat, values: np.ndarray) -> float | None:
@@ -291,7 +292,8 @@ def _posterior_row(family: Family, idata: az.InferenceData, seconds: float, trai
     return {
         "posterior_mean": draws.mean((0, 1)).tolist(),
         "posterior_sd": draws.std((0, 1)).tolist(),
-        "rhat_max": float(max(float(rhat[s].max()) for s in family.sites)),
+        # NaN when undefined (one chain, or too few draws): null in summary.json
+        "rhat_max": float(np.max([rhat[s].values.max() for s in family.sites])),
         "k_hat_median": _finite_stat(np.nanmedian, k_hat),
         "k_hat_max": _finite_stat(np.nanmax, k_hat),
         "ess_median": _finite_stat(np.nanmedian, ess),
@@ -424,7 +426,7 @@ def _write_outputs(out: Path, family: Family, summary: dict, idatas: dict, data)
         save_figure(_cost_maps(family, summary, data), figures / "costs.png")
         plt.close("all")
     write_atomic(out / "report.md", render_report(summary))
-    write_json(out / "summary.json", summary)
+    write_json(out / "summary.json", json_safe(summary))  # undefined statistics (R-hat of one chain) as null
 
 
 def _cost_maps(family: Family, summary: dict, data):

@@ -9,6 +9,7 @@ the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import warnings
@@ -26,7 +27,8 @@ from inference.diagnostics import effective_sample_size, pareto_k_hat
 from inference.io import finite_or_none, write_atomic, write_json
 from inference.training import TrainingAlgorithm, TrainState, all_finite
 
-__all__ = ["TrainingDivergedWarning", "TrainResult", "check_data", "load_checkpoint", "run_training", "trace_column"]
+__all__ = ["TrainingDivergedWarning", "TrainResult", "check_checkpoint", "check_data", "load_checkpoint", "run_training",
+           "trace_column"]
 
 CHECKPOINT = "checkpoint.json"
 
@@ -63,30 +65,101 @@ def trace_column(trace: list[dict], name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(steps, dtype=int), np.asarray(values, dtype=float)
 
 
-def _save(directory: Path, state: TrainState, step: int, trace: list[dict]) -> None:
+def _save(directory: Path, state: TrainState, step: int, trace: list[dict], run: dict | None) -> None:
     buffer = io.BytesIO()
     eqx.tree_serialise_leaves(buffer, state)
+    data = buffer.getvalue()
     name = f"state-{step:08d}.eqx"
-    write_atomic(directory / name, buffer.getvalue())
-    # the JSON names the state file it goes with, so the pair is never out of step
-    write_json(directory / CHECKPOINT, {"step": step, "state": name, "trace": trace})
+    write_atomic(directory / name, data)
+    # the JSON names the state file it goes with (and its size and hash), so the pair is never out of
+    # step and a truncated state file is caught before any work; ``run`` is what a resume must match
+    write_json(directory / CHECKPOINT, {"step": step, "state": name, "state_bytes": len(data),
+                                        "state_sha256": hashlib.sha256(data).hexdigest(), "run": run, "trace": trace})
     for old in directory.glob("state-*.eqx"):
         if old.name != name:
             old.unlink(missing_ok=True)
 
 
-def load_checkpoint(directory: str | Path, like: TrainState) -> tuple[TrainState, int, list[dict]]:
-    """The last checkpoint in ``directory``: ``(state, step, trace)``; ``like`` gives the structure."""
+def check_checkpoint(directory: str | Path, *, run: dict | None = None, steps: int | None = None) -> dict:
+    """The checkpoint's JSON, checked without the model (cheap: before any model building or warm-up).
+
+    Refuses, naming the file and what is wrong: JSON that is unreadable or lacks ``step``,
+    ``state`` or ``trace``; a state file that is missing, truncated or altered (its size and
+    SHA-256 are in the JSON); ``steps`` fewer than the checkpoint's step; and a ``run`` (the
+    settings that define the run: problem, method, seed, ...) other than the recorded one,
+    naming the first differing setting.
+    """
     directory = Path(directory)
     meta_path = directory / CHECKPOINT
     if not meta_path.is_file():
         raise ValueError(f"resume: no checkpoint in {directory} (expected {CHECKPOINT})")
-    meta = json.loads(meta_path.read_text())
+
+    def damaged(why: str) -> ValueError:
+        return ValueError(f"resume: the checkpoint {meta_path} {why}; train afresh without --resume")
+
     try:
-        state = eqx.tree_deserialise_leaves(directory / meta["state"], like)
-    except (OSError, ValueError, RuntimeError) as err:
-        raise ValueError(f"resume: the checkpoint {directory / meta['state']} does not match this run's model: {err}") from err
-    return state, int(meta["step"]), meta["trace"]
+        meta = json.loads(meta_path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise damaged(f"is not readable JSON (truncated or damaged: {err})") from None
+    if not isinstance(meta, dict):
+        raise damaged(f"holds a JSON {type(meta).__name__}, not an object with step, state and trace")
+    missing = [key for key in ("step", "state", "trace") if key not in meta]
+    if missing:
+        raise damaged(f"lacks the key(s) {', '.join(map(repr, missing))}")
+    step, name = meta["step"], meta["state"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise damaged(f"has step {step!r}, not a non-negative integer")
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise damaged(f"names the state file {name!r}, not a file name in {directory}")
+    if not isinstance(meta["trace"], list):
+        raise damaged("has a trace that is not a list")
+    _check_state_file(meta_path, directory / name, meta)
+    if steps is not None and steps < step:
+        raise ValueError(f"steps: {steps} is fewer than the {step} steps already in the checkpoint {meta_path}; "
+                         f"pass {step} or more")
+    if run is not None:
+        _check_same_run(meta_path, meta.get("run"), run)
+    return meta
+
+
+def _check_state_file(meta_path: Path, state_path: Path, meta: dict) -> None:
+    if not state_path.is_file():
+        raise ValueError(f"resume: the state file {state_path} that {meta_path} names is missing")
+    data = state_path.read_bytes()
+    size, digest = meta.get("state_bytes"), meta.get("state_sha256")
+    if size is not None and len(data) != size:
+        raise ValueError(f"resume: the state file {state_path} has {len(data)} bytes, {meta_path.name} says {size}: "
+                         "it is truncated or damaged")
+    if digest is not None and hashlib.sha256(data).hexdigest() != digest:
+        raise ValueError(f"resume: the state file {state_path} does not match the SHA-256 in {meta_path.name}: "
+                         "it is damaged")
+
+
+def _check_same_run(meta_path: Path, recorded: Any, run: dict) -> None:
+    if not isinstance(recorded, dict):
+        raise ValueError(f"resume: the checkpoint {meta_path} does not record the settings of its run (an older "
+                         "version wrote it), so it cannot be checked against this one; train afresh without --resume")
+    for key in [*run, *(key for key in recorded if key not in run)]:
+        old, new = recorded.get(key, "unrecorded"), run.get(key, "unset")
+        if old != new:
+            raise ValueError(f"{key}: the checkpoint {meta_path} was written with {key}={old!r}, this run has "
+                             f"{key}={new!r}; resume with the same {key}, or train afresh in another --out")
+
+
+def load_checkpoint(directory: str | Path, like: TrainState, *, run: dict | None = None,
+                    steps: int | None = None) -> tuple[TrainState, int, list[dict]]:
+    """The last checkpoint in ``directory``: ``(state, step, trace)``; ``like`` gives the structure.
+
+    The files are checked first (:func:`check_checkpoint`, with ``run`` and ``steps``).
+    """
+    directory = Path(directory)
+    meta = check_checkpoint(directory, run=run, steps=steps)
+    state_path = directory / meta["state"]
+    try:
+        state = eqx.tree_deserialise_leaves(state_path, like)
+    except (OSError, ValueError, RuntimeError, EOFError) as err:
+        raise ValueError(f"resume: the checkpoint {state_path} does not match this run's model: {err}") from err
+    return state, meta["step"], meta["trace"]
 
 
 def _log_row(step: int, info, evaluation: dict) -> dict[str, float | None]:
@@ -117,6 +190,7 @@ def run_training(
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 500,
     resume: bool = False,
+    run: dict | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> TrainResult:
@@ -125,6 +199,8 @@ def run_training(
     ``evaluate(state)`` (e.g. quadrature log Z, held-out NLL) is called every ``eval_every``
     steps and at the end; its values join the trace. With ``resume=True`` the run restarts
     from the checkpoint in ``checkpoint_dir`` (same key: same numbers as an unbroken run).
+    ``run`` (JSON: the settings that define the run) is recorded in each checkpoint, and a
+    resume refuses a checkpoint recorded with other settings, or with more than ``steps`` steps.
     """
     for name, value in [("steps", steps), ("batch_size", batch_size), ("log_every", log_every),
                         ("eval_every", eval_every), ("checkpoint_every", checkpoint_every)]:
@@ -132,10 +208,15 @@ def run_training(
             raise ValueError(f"{name}: expected a {'non-negative' if name == 'steps' else 'positive'} integer, got {value!r}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume: needs checkpoint_dir")
+    if run is not None:
+        try:  # now, not at the first checkpoint after the work
+            json.dumps(run, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"run: expected JSON-able settings, got {run!r} ({err})") from None
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
     start, trace = 0, []
     if resume:
-        state, start, trace = load_checkpoint(directory, state)
+        state, start, trace = load_checkpoint(directory, state, run=run, steps=steps)
     # data is an array of points or a pytree of arrays with a shared first axis (trajectories)
     num_data = jax.tree.leaves(data)[0].shape[0]
     batch_size = min(batch_size, num_data)
@@ -163,7 +244,7 @@ def run_training(
             bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
                              if k in ("energy_loss", "proposal_loss", "log_z", "k_hat") and v is not None})
         if directory is not None and (done % checkpoint_every == 0 or done == steps):
-            _save(directory, state, done, trace)
+            _save(directory, state, done, trace, run)
     if stopped and directory is not None:
-        _save(directory, state, done, trace)
+        _save(directory, state, done, trace, run)
     return TrainResult(state, trace, done, stopped)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from inference.driver import TrainResult, check_data, run_training
+from inference.driver import TrainResult, check_checkpoint, check_data, run_training
 from inference.estimators import log_mean_exp, log_z_importance
 from inference.irl import IRL_LEARNING_RATE, irl_metrics, irl_setup
 from inference.proposals.flow import Flow, fit_flow_to_data
@@ -191,6 +191,17 @@ def train_ebm(
     check_method(method, problem)
     if problem.data is None and data is None:
         raise ValueError(f"problem: {problem.name} has no data to train on; pass data=(train, test)")
+    if learning_rate is None:
+        learning_rate = IRL_LEARNING_RATE if problem.irl is not None else 1e-3
+    # what changes the numbers: a checkpoint of another run is refused (``steps`` may grow on resume)
+    run = {"problem": problem.name, "method": method, "seed": seed, "num_train": num_train, "num_test": num_test,
+           "batch_size": batch_size, "num_samples": num_samples, "learning_rate": float(learning_rate),
+           "flow_epochs": flow_epochs, "tilted": tilted, "data": "problem" if data is None else "given",
+           "float64": bool(jax.config.jax_enable_x64)}
+    if resume:  # the checkpoint's files and settings, before the data, the warm start and the compilation
+        if checkpoint_dir is None:
+            raise ValueError("resume: needs checkpoint_dir")
+        check_checkpoint(checkpoint_dir, run=run, steps=steps)
     key = jax.random.key(seed)
     key_data, key_build, key_train, key_eval = jax.random.split(key, 4)
     train, test = problem.data(key_data, num_train, num_test) if data is None else data
@@ -202,8 +213,6 @@ def train_ebm(
                 check_trajectories(*problem.irl.layout.unpack(demos), mdp.num_states, mdp.num_actions, mdp.horizon)
             except ValueError as err:
                 raise ValueError(f"{name}: {err}") from None
-    if learning_rate is None:
-        learning_rate = IRL_LEARNING_RATE if problem.irl is not None else 1e-3
     start = time.perf_counter()
     algorithm, state = build_training(
         problem, method, key_build, train, steps=steps, learning_rate=learning_rate, num_samples=num_samples,
@@ -212,7 +221,7 @@ def train_ebm(
     result = run_training(
         key_train, algorithm, state, train, steps=steps, batch_size=batch_size,
         evaluate=_evaluator(problem, test, key_eval, 10_000), eval_every=eval_every,
-        checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
+        checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume, run=run,
         progress=progress, desc=f"{method} on {problem.name}",
     )
     return EBMRun(problem, method, result, train, test, time.perf_counter() - start)

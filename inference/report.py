@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from inference.diagnostics import UnreliableEstimateWarning
 from inference.estimators import BoundEstimate, elbo, iwae, log_z_importance, log_z_mixture
 from inference.identities import check_identities, diagonal_quadratic_cost
-from inference.io import finite_or_none, prepare_out_dir, save_figure, write_atomic, write_json
+from inference.io import finite_or_none, save_figure, staged_out_dir, write_atomic, write_json
 from inference.plots import new_figure, plot_discriminator_loss, plot_gradients
 from inference.proposals import make_proposal
 from models.problems import make_problem
@@ -71,57 +71,58 @@ def run_identities(*, problem: str = "gaussian", dim: int = 5, samples: int = 40
     if samples < 100:
         raise ValueError(f"samples: expected at least 100 draws, got {samples}")
     target = make_problem(problem, dim=dim).target  # names are checked before the folder is made
-    out = prepare_out_dir(out, force=force)
-    start = time.perf_counter()
-    key_data, key_q, key_est = jax.random.split(jax.random.key(seed), 3)
-    data = target.sample(key_data, (samples,))
-    broad = make_proposal("broad", None, target)  # fixed N(0, 2² I): needs no key
-    draws = broad.sample(key_q, samples)
-    # a cost away from the truth: the identities hold at every θ, not only at θ*
-    theta = {"loc": jnp.zeros(dim), "log_precision": jnp.full(dim, 0.3)}
-    check = check_identities(data, draws, broad, diagonal_quadratic_cost, theta)
+    # a fresh folder beside ``out``, swapped in when complete (an error or interrupt leaves ``out`` as it was)
+    with staged_out_dir(out, force=force) as out:
+        start = time.perf_counter()
+        key_data, key_q, key_est = jax.random.split(jax.random.key(seed), 3)
+        data = target.sample(key_data, (samples,))
+        broad = make_proposal("broad", None, target)  # fixed N(0, 2² I): needs no key
+        draws = broad.sample(key_q, samples)
+        # a cost away from the truth: the identities hold at every θ, not only at θ*
+        theta = {"loc": jnp.zeros(dim), "log_precision": jnp.full(dim, 0.3)}
+        check = check_identities(data, draws, broad, diagonal_quadratic_cost, theta)
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UnreliableEstimateWarning)
-        rows = _estimate_rows(key_est, target, data, samples=samples, fit_steps=fit_steps, progress=progress)
-    seconds = time.perf_counter() - start
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnreliableEstimateWarning)
+            rows = _estimate_rows(key_est, target, data, samples=samples, fit_steps=fit_steps, progress=progress)
+        seconds = time.perf_counter() - start
 
-    figure, axes = new_figure(2)
-    log_q_data, log_q_draws = broad.log_prob(data), broad.log_prob(draws)
-    plot_discriminator_loss(axes[0], diagonal_quadratic_cost(theta, data), diagonal_quadratic_cost(theta, draws),
-                            log_q_data, log_q_draws, log_z_estimate=check.log_z_fixed_point)
-    axes[0].set_title("Claim 1: argmin of L_disc = mixture IS estimate")
-    names = [f"loc[{j}]" for j in range(dim)] + [f"log_prec[{j}]" for j in range(dim)]
-    plot_gradients(axes[1], check.grad_discriminator, check.grad_cost, labels=names)
-    axes[1].set_title("Claim 2: gradients at the optimal log Z")
-    save_figure(figure, out / "figures" / "identities.png")
+        figure, axes = new_figure(2)
+        log_q_data, log_q_draws = broad.log_prob(data), broad.log_prob(draws)
+        plot_discriminator_loss(axes[0], diagonal_quadratic_cost(theta, data), diagonal_quadratic_cost(theta, draws),
+                                log_q_data, log_q_draws, log_z_estimate=check.log_z_fixed_point)
+        axes[0].set_title("Claim 1: argmin of L_disc = mixture IS estimate")
+        names = [f"loc[{j}]" for j in range(dim)] + [f"log_prec[{j}]" for j in range(dim)]
+        plot_gradients(axes[1], check.grad_discriminator, check.grad_cost, labels=names)
+        axes[1].set_title("Claim 2: gradients at the optimal log Z")
+        save_figure(figure, out / "figures" / "identities.png")
 
-    log_z_exact = None if target.log_normalizer is None else float(target.log_normalizer)
-    summary = {
-        "problem": problem, "dim": dim, "samples": samples, "seed": seed,
-        "claims": {
-            "1_discriminator_optimum_is_mixture_estimate": {
-                "log_z_fixed_point": float(check.log_z_fixed_point), "log_z_argmin": float(check.log_z_argmin),
-                "gap": check.claim1_gap, "holds": check.claim1_gap < TOLERANCE},
-            "2_discriminator_gradient_is_cost_gradient": {
-                "max_gap": check.claim2_gap, "max_gap_at_log_z_plus_1": float(check.grad_gap_elsewhere),
-                "holds": check.claim2_gap < TOLERANCE},
-            "3_generator_loss_is_sampler_loss_plus_log_z": {
-                "max_gap": float(check.generator_gap), "holds": float(check.generator_gap) < TOLERANCE},
-        },
-        "log_z_exact": log_z_exact,
-        "estimates": [
-            {"estimator": estimator, "proposal": proposal,
-             "log_z": value, "error": None if log_z_exact is None else value - log_z_exact,
-             "ess": float(est.ess), "k_hat": finite_or_none(est.k_hat), "verdict": verdict(float(est.k_hat))}
-            for estimator, proposal, est, value in ((*row, _value(row[2])) for row in rows)
-        ],
-        "warnings": sorted({str(w.message) for w in caught}),
-        "seconds": seconds,
-    }
-    write_json(out / "summary.json", summary)
-    write_atomic(out / "report.md", render_markdown(summary))
-    return summary
+        log_z_exact = None if target.log_normalizer is None else float(target.log_normalizer)
+        summary = {
+            "problem": problem, "dim": dim, "samples": samples, "seed": seed,
+            "claims": {
+                "1_discriminator_optimum_is_mixture_estimate": {
+                    "log_z_fixed_point": float(check.log_z_fixed_point), "log_z_argmin": float(check.log_z_argmin),
+                    "gap": check.claim1_gap, "holds": check.claim1_gap < TOLERANCE},
+                "2_discriminator_gradient_is_cost_gradient": {
+                    "max_gap": check.claim2_gap, "max_gap_at_log_z_plus_1": float(check.grad_gap_elsewhere),
+                    "holds": check.claim2_gap < TOLERANCE},
+                "3_generator_loss_is_sampler_loss_plus_log_z": {
+                    "max_gap": float(check.generator_gap), "holds": float(check.generator_gap) < TOLERANCE},
+            },
+            "log_z_exact": log_z_exact,
+            "estimates": [
+                {"estimator": estimator, "proposal": proposal,
+                 "log_z": value, "error": None if log_z_exact is None else value - log_z_exact,
+                 "ess": float(est.ess), "k_hat": finite_or_none(est.k_hat), "verdict": verdict(float(est.k_hat))}
+                for estimator, proposal, est, value in ((*row, _value(row[2])) for row in rows)
+            ],
+            "warnings": sorted({str(w.message) for w in caught}),
+            "seconds": seconds,
+        }
+        write_json(out / "summary.json", summary)
+        write_atomic(out / "report.md", render_markdown(summary))
+        return summary
 
 
 def _fmt(value, digits=4):
