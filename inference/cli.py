@@ -206,6 +206,8 @@ def run_logz(args) -> tuple[dict, float]:
                             fit_steps=args.fit_steps, progress=not args.json and sys.stderr.isatty())
     k_hat = result["k_hat"]
     result["k_hat"] = finite_or_none(k_hat)
+    for name in ("forward_k_hat", "forward_ess", "log_z_upper"):
+        result[name] = finite_or_none(result[name])
     del result["error"]
     result.update(problem=args.problem, dim=args.dim, samples=args.samples, seed=args.seed)
     return result, k_hat
@@ -223,8 +225,20 @@ def _print_logz_table(result: dict, k_hat: float) -> None:
         ("error", "n/a" if exact is None else f"{result['log_z'] - exact:+.6f}"),
         ("ESS", f"{result['ess']:.1f} of {result['samples']}"),
         ("Pareto k-hat", f"{k_hat:.3f} ({verdict(k_hat)})"),
-        ("seconds", f"{result['seconds']:.2f}"),
     ]
+    if result["forward_source"] is None:
+        rows.append(("forward check", "not possible: no data and no exact sampler (only q's own draws checked)"))
+    else:
+        forward_k = result["forward_k_hat"]
+        rows += [
+            ("forward check", f"over {result['forward_points']} {result['forward_source']} of the target"),
+            ("  forward ESS", f"{result['forward_ess']:.1f} of {result['forward_points']}"),
+            ("  forward k-hat", "n/a (constant ratios, or too few to fit)" if forward_k is None else f"{forward_k:.3f}"),
+            ("  forward log Z", "n/a" if result["log_z_upper"] is None else f"{result['log_z_upper']:.6f}"),
+        ]
+    reasons = result["unreliable_reasons"]
+    rows += [("reliable", "yes" if not reasons else "NO: " + "; ".join(reasons)),
+             ("seconds", f"{result['seconds']:.2f}")]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

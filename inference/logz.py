@@ -73,7 +73,8 @@ def estimate_log_z(
     }
 
 
-FORWARD_POINTS = 2000  # exact draws for the forward check (data: the training split, at most this many)
+FORWARD_POINTS = 2000  # exact draws for the forward check
+FORWARD_DATA = 200  # data points for it where no exact sampler exists (the point mass's come from NUTS)
 
 
 def _forward_points(problem: Problem, key: jax.Array) -> tuple[str | None, jax.Array | None]:
@@ -81,8 +82,8 @@ def _forward_points(problem: Problem, key: jax.Array) -> tuple[str | None, jax.A
     if problem.target.has_exact_sampler:
         return "exact draws", problem.target.sample(key, (FORWARD_POINTS,))
     if problem.data is not None:
-        train, _ = problem.data(key, FORWARD_POINTS // 4, 1)
-        return "data", train[:FORWARD_POINTS]
+        train, _ = problem.data(key, FORWARD_DATA, 1)
+        return "data", train[:FORWARD_DATA]
     return None, None
 
 

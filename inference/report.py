@@ -28,7 +28,9 @@ TOLERANCE = 1e-10
 def verdict(k_hat: float) -> str:
     """Vehtari et al.'s reading of Pareto k-hat, in words."""
     if k_hat == float("inf"):
-        return "unknown (too few draws for k-hat)"
+        return "could not be fitted"
+    if k_hat == float("-inf"):
+        return "constant weights: exact"
     if k_hat < 0.5:
         return "good"
     if k_hat <= 0.7:

@@ -28,7 +28,9 @@ def test_logz_table_and_unreliable_warning(capsys):
     assert main(["logz", "--dim", "10", "--proposal", "broad", "--samples", "2000"]) == 0
     captured = capsys.readouterr()
     assert "Pareto k-hat" in captured.out and "unreliable" in captured.out
-    assert captured.err.startswith("maxent-gan: warning: log_z_importance: Pareto k-hat")
+    assert "forward check" in captured.out and "over 2000 exact draws" in captured.out
+    assert "reliable                     NO: Pareto k-hat" in captured.out
+    assert captured.err.startswith("maxent-gan: warning: log_z_importance: the estimate is unreliable: Pareto k-hat")
 
 
 def test_exact_proposal_reports_null_k_hat_in_json(capsys):

@@ -30,7 +30,10 @@ def test_compare_writes_report_figures_netcdf_and_summary(tmp_path):
     exact, uniform = summary["proposals"]["exact"], summary["proposals"]["uniform"]
     assert exact["k_hat_median"] is None and exact["shift_max_sd"] == 0.0
     # the broad proposal cannot stand in for Z(θ) on 20-step trajectories: k-hat says so
-    assert uniform["k_hat_median"] > 0.7 and "flags it" in uniform["verdict"]
+    assert uniform["k_hat_median"] > 0.7 and uniform["unreliable_fraction"] > 0.5
+    assert uniform["verdict"].startswith("far off (") and "and flagged: log Ẑ(θ) unreliable at" in uniform["verdict"]
+    assert exact["unreliable_fraction"] is None  # the exact normalizer has no draws to judge
+    assert uniform["k_hat_p95"] >= uniform["k_hat_median"] and uniform["forward_k_hat_median"] is not None
     # the exact-normalizer posterior sits near θ* (40 demonstrations, a short run: within 4 sd)
     z = np.abs(np.subtract(exact["posterior_mean"], summary["theta_true"])) / np.asarray(exact["posterior_sd"])
     assert np.all(z < 4), z
@@ -48,7 +51,7 @@ def test_gaussian_and_lqr_families_run_end_to_end():
     lqr = compare("lqr", ("cloned",), settings=settings)  # no exact run: verdicts from k-hat alone
     cloned = lqr["proposals"]["cloned"]
     assert len(lqr["theta_true"]) == 3 and cloned["k_hat_median"] is not None and "shift_max_sd" not in cloned
-    assert cloned["verdict"].startswith("median k-hat")
+    assert cloned["verdict"].startswith("log Ẑ(θ) unreliable at")
 
 
 @pytest.mark.parametrize(
