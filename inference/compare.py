@@ -66,6 +66,7 @@ class Family:
     names: tuple[str, ...]
     broad: Callable[[jax.Array], Any]  # key -> the broad proposal
     train: Callable[..., Any]  # (method, key, data, test, steps) -> (learned params, trained proposal)
+    descriptions: tuple[str, ...] | None = None  # what each weight means, for the report
 
     def flatten(self, params: dict) -> np.ndarray:
         """θ as one vector (or ``(..., k)`` for stacked draws), in the order of :attr:`names`."""
@@ -90,7 +91,7 @@ def _irl_family(problem: Problem) -> Family:
         return {"theta": run.result.state.energy}, run.result.state.proposal
 
     return Family(problem, problem.model, {"theta": problem.true_params}, ("theta",), problem.irl.theta_names,
-                  lambda key: base_policy(problem, key), train)
+                  lambda key: base_policy(problem, key), train, problem.irl.theta_descriptions)
 
 
 def _train_parametric(cost_fn, params, proposal, method, key, data, steps, *, learning_rate=0.05,
@@ -131,8 +132,10 @@ def _gaussian_family(problem: Problem) -> Family:
                                  log_z0=0.5 * dim * np.log(2 * np.pi))
 
     names = tuple(f"loc[{i}]" for i in range(dim)) + tuple(f"log_precision[{i}]" for i in range(dim))
+    descriptions = (tuple(f"centre of the quadratic cost along axis {i}" for i in range(dim))
+                    + tuple(f"log of its curvature (precision) along axis {i}" for i in range(dim)))
     return Family(problem, gaussian_model, theta_true, ("loc", "log_precision"), names,
-                  lambda key: Gaussian.isotropic(dim, 2.0), train)
+                  lambda key: Gaussian.isotropic(dim, 2.0), train, descriptions)
 
 
 def _toy_family(problem: Problem) -> Family:
@@ -156,7 +159,9 @@ def _toy_family(problem: Problem) -> Family:
                                  proposal_learning_rate=1e-3, log_z0=float(toy_family_log_partition(base, params)))
 
     return Family(problem, partial(toy_family_model, base=base), theta_true, ("log_spread", "log_scale"),
-                  ("log_spread", "log_scale"), lambda key: Gaussian.isotropic(2, half / 2), train)
+                  ("log_spread", "log_scale"), lambda key: Gaussian.isotropic(2, half / 2), train,
+                  ("log of how far the toy's blobs sit from its centre (0: the toy itself)",
+                   "log of each blob's width (0: the toy itself)"))
 
 
 def _check_problem(name: str) -> None:
@@ -234,9 +239,9 @@ def compare(
         learned: dict[str, np.ndarray] = {}
         bar = tqdm(proposals, desc=f"compare on {problem}", disable=not progress)
         for name in bar:
-            bar.set_postfix_str(name)
             start = time.perf_counter()
             train_seconds = 0.0
+            bar.set_postfix_str(f"{name}: training its sampler" if name in ("gcl", "gan") else f"{name}: NUTS")
             if name == "exact":
                 proposal, estimator = None, "exact"
             elif name == "uniform":
@@ -251,6 +256,7 @@ def compare(
                 learned[name] = family.flatten(params)
                 estimator = "importance"
                 train_seconds = time.perf_counter() - start
+            bar.set_postfix_str(f"{name}: NUTS")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UnreliableEstimateWarning)
                 idata = sample_posterior(
@@ -275,6 +281,7 @@ def compare(
             "seed": seed,
             "settings": settings.__dict__,
             "theta_names": list(family.names),
+            "theta_descriptions": None if family.descriptions is None else list(family.descriptions),
             "theta_true": family.flatten(family.theta_true).tolist(),
             "proposals": results,
             "learned_theta": {name: value.tolist() for name, value in learned.items()},
@@ -394,6 +401,9 @@ def render_report(summary: dict) -> str:
         "",
         *[f"- `{name}`: {PROPOSAL_DESCRIPTIONS.get(name, 'a user-given proposal')}" for name in rows],
         "",
+        *(["Cost weights (θ):", "", *[f"- `{n}`: {d}" for n, d in zip(names, summary["theta_descriptions"],
+                                                                       strict=True)], ""]
+          if summary.get("theta_descriptions") else []),
         "## Posterior mean ± sd of each cost weight",
         "",
         "| proposal | " + " | ".join(names) + " |",

@@ -33,6 +33,7 @@ class MDP(NamedTuple):
     features: jax.Array
     feature_names: tuple[str, ...]
     shape: tuple[int, int] | None = None
+    feature_descriptions: tuple[str, ...] | None = None  # one phrase per feature, for reports
 
     @property
     def num_states(self) -> int:
@@ -111,7 +112,15 @@ def gridworld(
         initial = np.zeros(size * size)
         initial[start[0] * size + start[1]] = 1.0
     return MDP(transitions, jnp.asarray(initial, dtype), horizon, jnp.asarray(features, dtype),
-               ("goal", "obstacle", "distance", "move"), (size, size))
+               ("goal", "obstacle", "distance", "move"), (size, size), GRIDWORLD_FEATURES)
+
+
+GRIDWORLD_FEATURES = (
+    "cost of standing on the goal cell (negative: the goal attracts)",
+    "cost of standing on a wall (obstacle) cell",
+    "cost per unit of Manhattan distance to the goal (scaled by 1/(2·size))",
+    "cost of any action but stay (effort)",
+)
 
 
 def random_mdp(

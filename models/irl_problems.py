@@ -49,6 +49,7 @@ class IRLSpec(NamedTuple):
     theta_names: tuple[str, ...]
     kind: str = "tabular"  # or "lqr", "pointmass"
     matrices: Callable[[Any], tuple[jax.Array, jax.Array]] | None = None  # LQR: θ -> (Q, R)
+    theta_descriptions: tuple[str, ...] | None = None  # one phrase per weight, for reports
 
     def target(self, theta) -> Unnormalized:
         """:math:`p_\\theta` as an :class:`Unnormalized` over packed trajectories, relative to the dynamics."""
@@ -82,7 +83,8 @@ def tabular_spec(mdp: MDP) -> IRLSpec:
         states, actions = sample_trajectories(key, cost_table(theta), mdp.transitions, mdp.initial, mdp.horizon, n)
         return layout.pack(states, actions)
 
-    return IRLSpec(layout, cost_fn, log_partition_fn, sampler, cost_table, mdp, mdp.feature_names)
+    return IRLSpec(layout, cost_fn, log_partition_fn, sampler, cost_table, mdp, mdp.feature_names,
+                   theta_descriptions=mdp.feature_descriptions)
 
 
 def check_mdp(mdp: MDP) -> MDP:
@@ -139,7 +141,10 @@ def lqr_spec(*, horizon: int = 20, dt: float = 0.1, noise: float = 0.05) -> IRLS
 
     system = lqr.LQR(A, B, None, None, W, m0, S0, horizon)
     return IRLSpec(layout, cost_fn, log_partition_fn, sampler, None, system,
-                   ("log_q_position", "log_q_velocity", "log_r_force"), kind="lqr", matrices=matrices)
+                   ("log_q_position", "log_q_velocity", "log_r_force"), kind="lqr", matrices=matrices,
+                   theta_descriptions=("log of the quadratic cost on the position (Q)",
+                                       "log of the quadratic cost on the velocity (Q)",
+                                       "log of the quadratic cost on the force (R)"))
 
 
 def pointmass_spec(task: PointMass | None = None) -> IRLSpec:
@@ -151,7 +156,9 @@ def pointmass_spec(task: PointMass | None = None) -> IRLSpec:
     def cost_fn(theta, x):
         return pointmass_cost(task, theta, *layout.unpack(x))
 
-    return IRLSpec(layout, cost_fn, None, None, None, task, ("goal", "obstacle", "log_effort"), kind="pointmass")
+    return IRLSpec(layout, cost_fn, None, None, None, task, ("goal", "obstacle", "log_effort"), kind="pointmass",
+                   theta_descriptions=("pull toward the goal", "penalty for passing near an obstacle",
+                                       "log of the cost on the applied force"))
 
 
 def irl_model(demos: jax.Array | None = None, *, spec: IRLSpec, prior_scale: float = 2.0, num_demos: int | None = None):

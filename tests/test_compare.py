@@ -17,6 +17,9 @@ def test_compare_writes_report_figures_netcdf_and_summary(tmp_path):
     result = run("compare", "--proposals", "exact,uniform", "--out", str(out), *TINY)
     assert result.returncode == 0, result.stderr
     assert "# Posterior cost estimates on gridworld" in result.stdout
+    # for a newcomer: what each proposal and each weight is, and the rules behind the verdicts
+    assert "- `uniform`: a broad proposal" in result.stdout and "- `goal`: cost of standing on the goal" in result.stdout
+    assert "How to read it:" in result.stdout and "Above 5% the posterior is flagged" in result.stdout
     for name in ("report.md", "summary.json", "figures/forest.png", "figures/k_hat.png", "figures/costs.png",
                  "posterior_exact.nc", "posterior_uniform.nc"):
         assert (out / name).is_file(), name
