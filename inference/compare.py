@@ -23,9 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from inference.diagnostics import K_HAT_UNRELIABLE, UnreliableEstimateWarning
+from inference.diagnostics import K_HAT_FORWARD, K_HAT_UNRELIABLE, UnreliableEstimateWarning
 from inference.io import finite_or_none, json_safe, save_figure, staged_out_dir, write_atomic, write_json
-from inference.posterior import sample_posterior, save_posterior
+from inference.posterior import UNRELIABLE_FRACTION, sample_posterior, save_posterior
 from models.problems import Problem, make_problem
 
 __all__ = ["COMPARE_PROBLEMS", "CompareSettings", "Family", "compare", "compare_proposal_names", "posterior_family"]
@@ -341,7 +341,6 @@ PROPOSAL_DESCRIPTIONS = {
     "gcl": "the sampler trained by guided cost learning alongside the cost (the paper's sampler step), then fixed",
     "gan": "the sampler trained as the GAN form's generator alongside the cost, then fixed",
 }
-UNRELIABLE_FRACTION = 0.05  # a posterior is flagged when more of its draws than this break the rule
 
 
 def _grade(shift: float) -> str:
@@ -449,7 +448,7 @@ def render_report(summary: dict) -> str:
         "same log-ratio over the demonstrations themselves: it sees trajectories the proposal never draws.",
         "- **draws unreliable**: the share of posterior draws whose log Ẑ(θ) breaks the library's one rule "
         f"(k-hat > {K_HAT_UNRELIABLE}, ESS < min(100, n/10), or the forward check: ESS < min(100, m/10) or k-hat "
-        f"> 2.33; `inference.diagnostics`). Above {100 * UNRELIABLE_FRACTION:.0f}% the posterior is flagged.",
+        f"> {K_HAT_FORWARD:.2f}; `inference.diagnostics`). Above {100 * UNRELIABLE_FRACTION:.0f}% the posterior is flagged.",
         "- **R-hat** above 1.01 means the NUTS chains disagree: run longer before reading the row.",
         "- **seconds**: the whole row; in brackets the part spent training the sampler first.",
         "",

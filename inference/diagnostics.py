@@ -18,8 +18,9 @@ importance estimate of log Z is *unreliable* when any of these holds:
    :math:`0.7/(1 - 0.7) = 2.33`, flags it. (Under p the ratio's tail is heavier than under q:
    a tail of index k for q's weights is one of index k/(1 - k) for the data's ratios, so 2.33 is
    the reverse 0.7 seen from the data side.) Measured on 8gaussians with one mode of q dropped
-   (components widened 1.3x): error -0.133 nats, reverse k-hat 0.22-0.31 and ESS 6600-8200 of
-   10 000 (passes), forward ESS 32-39 of 2000 (flagged).
+   (components widened 1.3x, seeds 0-4, ``benchmarks/forward_check.py``): error -0.124 to -0.133
+   nats, reverse k-hat 0.21-0.35 and ESS 4810-8326 of 10 000 (passes), forward ESS 25-43 of 2000
+   (flagged).
 
 Where neither data nor exact draws exist, only the reverse check is possible, and outputs say so.
 """
@@ -130,6 +131,14 @@ def forward_check(costs: jax.Array, log_q: jax.Array) -> ForwardCheck:
         k_hat=pareto_k_hat(log_ratios),
         log_ratios=log_ratios,
     )
+
+
+def ess_numpy(log_weights: np.ndarray) -> np.ndarray:
+    """Kish's ESS of each row of host-side log weights (NumPy twin of :func:`effective_sample_size`)."""
+    from scipy.special import logsumexp as np_logsumexp
+
+    log_weights = np.asarray(log_weights, np.float64)
+    return np.exp(2 * np_logsumexp(log_weights, axis=-1) - np_logsumexp(2 * log_weights, axis=-1))
 
 
 def min_ess(num: int) -> float:

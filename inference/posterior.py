@@ -31,7 +31,7 @@ import numpyro.distributions as dist
 from numpyro import handlers
 from numpyro.infer import MCMC, NUTS
 
-from inference.diagnostics import ForwardCheck, UnreliableEstimateWarning, _k_hat_numpy, unreliable_reasons
+from inference.diagnostics import ForwardCheck, UnreliableEstimateWarning, _k_hat_numpy, ess_numpy, unreliable_reasons
 from inference.handler import NormalizedSite, normalized
 
 __all__ = ["CHAIN_METHODS", "load_posterior", "normalizer_stats", "sample_posterior", "save_posterior"]
@@ -216,9 +216,9 @@ def _draw_stats(row: dict) -> dict[str, np.ndarray]:
     stats = {"log_z": row["log_z"]}
     if "log_weights" in row:
         log_w, forward = row["log_weights"], row["forward"]
-        stats["log_z_ess"] = _ess_numpy(log_w)
+        stats["log_z_ess"] = ess_numpy(log_w)
         stats["log_z_k_hat"] = np.array([_k_hat_numpy(w) for w in log_w])
-        stats["log_z_forward_ess"] = _ess_numpy(forward)
+        stats["log_z_forward_ess"] = ess_numpy(forward)
         stats["log_z_forward_k_hat"] = np.array([_k_hat_numpy(w) for w in forward])
         stats["log_z_reliable"] = np.array([
             not unreliable_reasons(k, e, log_w.shape[1], forward=ForwardCheck(np.nan, fe, fk, forward[i]))
@@ -231,14 +231,6 @@ def _draw_stats(row: dict) -> dict[str, np.ndarray]:
     if "log_z_error" in row:
         stats["log_z_error"] = row["log_z_error"]
     return stats
-
-
-def _ess_numpy(log_weights: np.ndarray) -> np.ndarray:
-    """Kish's ESS of each row, in log space."""
-    from scipy.special import logsumexp
-
-    log_weights = np.asarray(log_weights, np.float64)
-    return np.exp(2 * logsumexp(log_weights, axis=-1) - logsumexp(2 * log_weights, axis=-1))
 
 
 def save_posterior(idata: az.InferenceData, path: str | os.PathLike) -> Path:
