@@ -44,10 +44,12 @@ class CompareSettings:
     num_warmup: int = 500
     num_samples: int = 500
     num_chains: int = 4
+    anchor_steps: int = 500  # sampler steps at each anchor of the θ-following samplers
 
     @classmethod
     def quick(cls, **changes) -> CompareSettings:
-        return replace(cls(train_steps=300, proposal_draws=4000, num_warmup=200, num_samples=200, num_chains=2),
+        return replace(cls(train_steps=300, proposal_draws=4000, num_warmup=200, num_samples=200, num_chains=2,
+                           anchor_steps=150),
                        **changes)
 
 
@@ -67,6 +69,19 @@ class Family:
     broad: Callable[[jax.Array], Any]  # key -> the broad proposal
     train: Callable[..., Any]  # (method, key, data, test, steps) -> (learned params, trained proposal)
     descriptions: tuple[str, ...] | None = None  # what each weight means, for the report
+    cost_fn: Callable[[dict, jax.Array], jax.Array] | None = None  # (θ as the sites' dict, x) -> costs
+    refit_learning_rate: float = 0.02  # Adam's rate when the θ-following samplers refit at their anchors
+
+    def unflatten(self, theta: np.ndarray) -> dict:
+        """The inverse of :meth:`flatten`: ``(..., k)`` back to the sites' dict."""
+        theta = np.asarray(theta)
+        params, start = {}, 0
+        for site in self.sites:
+            shape = np.shape(self.theta_true[site])
+            size = int(np.prod(shape))
+            params[site] = jnp.asarray(theta[..., start:start + size].reshape(theta.shape[:-1] + shape))
+            start += size
+        return params
 
     def flatten(self, params: dict) -> np.ndarray:
         """θ as one vector (or ``(..., k)`` for stacked draws), in the order of :attr:`names`."""
@@ -90,8 +105,10 @@ def _irl_family(problem: Problem) -> Family:
                 data=(data, test), tilted=True, eval_every=max(steps, 1), progress=False)
         return {"theta": run.result.state.energy}, run.result.state.proposal
 
+    cost = problem.irl.cost_fn
     return Family(problem, problem.model, {"theta": problem.true_params}, ("theta",), problem.irl.theta_names,
-                  lambda key: base_policy(problem, key), train, problem.irl.theta_descriptions)
+                  lambda key: base_policy(problem, key), train, problem.irl.theta_descriptions,
+                  lambda p, x: cost(p["theta"], x))
 
 
 def _train_parametric(cost_fn, params, proposal, method, key, data, steps, *, learning_rate=0.05,
@@ -135,7 +152,7 @@ def _gaussian_family(problem: Problem) -> Family:
     descriptions = (tuple(f"centre of the quadratic cost along axis {i}" for i in range(dim))
                     + tuple(f"log of its curvature (precision) along axis {i}" for i in range(dim)))
     return Family(problem, gaussian_model, theta_true, ("loc", "log_precision"), names,
-                  lambda key: Gaussian.isotropic(dim, 2.0), train, descriptions)
+                  lambda key: Gaussian.isotropic(dim, 2.0), train, descriptions, cost_fn)
 
 
 def _toy_family(problem: Problem) -> Family:
@@ -161,7 +178,7 @@ def _toy_family(problem: Problem) -> Family:
     return Family(problem, partial(toy_family_model, base=base), theta_true, ("log_spread", "log_scale"),
                   ("log_spread", "log_scale"), lambda key: Gaussian.isotropic(2, half / 2), train,
                   ("log of how far the toy's blobs sit from its centre (0: the toy itself)",
-                   "log of each blob's width (0: the toy itself)"))
+                   "log of each blob's width (0: the toy itself)"), cost_fn, refit_learning_rate=1e-3)
 
 
 def _check_problem(name: str) -> None:
@@ -181,8 +198,10 @@ def posterior_family(problem: str | Problem) -> Family:
 
 def compare_proposal_names(problem: str) -> tuple[str, ...]:
     """``exact`` (the exact normalizer), ``uniform`` (broad), ``cloned`` (IRL: behaviour cloning),
-    ``gcl`` and ``gan`` (the samplers the two training methods learn)."""
-    return ("exact", "uniform", "gcl", "gan") + (("cloned",) if problem in ("gridworld", "lqr") else ())
+    ``gcl`` and ``gan`` (the samplers the two training methods learn, fixed at θ̂), ``gcl-follow`` and
+    ``gan-follow`` (the same samplers refitted at anchors over the posterior: they follow θ)."""
+    return ("exact", "uniform", "gcl", "gan", "gcl-follow", "gan-follow") + (
+        ("cloned",) if problem in ("gridworld", "lqr") else ())
 
 
 def check_compare_args(problem: str, proposals: tuple[str, ...], settings: CompareSettings) -> None:
@@ -196,7 +215,8 @@ def check_compare_args(problem: str, proposals: tuple[str, ...], settings: Compa
             raise ValueError(f"proposals: unknown name {name!r} for {problem}; valid: {', '.join(valid)}")
     if len(set(proposals)) != len(proposals):
         raise ValueError(f"proposals: a name is repeated in {','.join(proposals)}")
-    for field in ("demos", "train_steps", "proposal_draws", "num_warmup", "num_samples", "num_chains"):
+    for field in ("demos", "train_steps", "proposal_draws", "num_warmup", "num_samples", "num_chains",
+                  "anchor_steps"):
         value = getattr(settings, field)
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{field.replace('_', '-')}: expected a positive integer, got {value!r}")
@@ -238,10 +258,29 @@ def compare(
         idatas: dict[str, az.InferenceData] = {}
         learned: dict[str, np.ndarray] = {}
         bar = tqdm(proposals, desc=f"compare on {problem}", disable=not progress)
+        trained: dict[str, tuple[dict, Any, float]] = {}  # method -> (θ̂, its sampler, training seconds)
+
+        def run_nuts(proposal, estimator):
+            return sample_posterior(
+                family.model, data, key=key_post, proposal=proposal, estimator=estimator,
+                num_draws=settings.proposal_draws, num_warmup=settings.num_warmup,
+                num_samples=settings.num_samples, num_chains=settings.num_chains,
+                chain_method=_chain_method(settings.num_chains),
+            )
+
         for name in bar:
             start = time.perf_counter()
             train_seconds = 0.0
-            bar.set_postfix_str(f"{name}: training its sampler" if name in ("gcl", "gan") else f"{name}: NUTS")
+            method = name.removesuffix("-follow")
+            if method in ("gcl", "gan"):
+                bar.set_postfix_str(f"{name}: training its sampler")
+                if method not in trained:
+                    begin = time.perf_counter()
+                    params, proposal = family.train(method, jax.random.fold_in(key_train, 2 + (method == "gan")),
+                                                    data, test, settings.train_steps)
+                    trained[method] = (params, proposal, time.perf_counter() - begin)
+                params, proposal, train_seconds = trained[method]
+                learned[method] = family.flatten(params)
             if name == "exact":
                 proposal, estimator = None, "exact"
             elif name == "uniform":
@@ -250,21 +289,24 @@ def compare(
                 from inference.irl import irl_setup
 
                 proposal, estimator = irl_setup(family.problem, data, jax.random.fold_in(key_train, 1))[1], "importance"
-            else:
-                params, proposal = family.train(name, jax.random.fold_in(key_train, 2 + (name == "gan")), data, test,
-                                                settings.train_steps)
-                learned[name] = family.flatten(params)
+            elif name in ("gcl", "gan"):
                 estimator = "importance"
-                train_seconds = time.perf_counter() - start
+            else:  # θ-following: the sampler refitted at anchors spread over a pilot posterior
+                bar.set_postfix_str(f"{name}: pilot posterior and anchors")
+                begin = time.perf_counter()
+                pilot = idatas.get(method)
+                if pilot is None:
+                    with warnings.catch_warnings():  # the pilot only places the anchors
+                        warnings.simplefilter("ignore", UnreliableEstimateWarning)
+                        pilot = run_nuts(proposal, "importance")
+                proposal = _follow_theta(family, proposal, pilot, settings.anchor_steps,
+                                         jax.random.fold_in(key_train, 4 + (method == "gan")))
+                estimator = "importance"
+                train_seconds += time.perf_counter() - begin
             bar.set_postfix_str(f"{name}: NUTS")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UnreliableEstimateWarning)
-                idata = sample_posterior(
-                    family.model, data, key=key_post, proposal=proposal, estimator=estimator,
-                    num_draws=settings.proposal_draws, num_warmup=settings.num_warmup,
-                    num_samples=settings.num_samples, num_chains=settings.num_chains,
-                    chain_method=_chain_method(settings.num_chains),
-                )
+                idata = run_nuts(proposal, estimator)
             for warning in caught:  # say which proposal's posterior the warning is about
                 message = str(warning.message).replace("sample_posterior:", f"compare: the {name!r} posterior:", 1)
                 warnings.warn(message, warning.category, stacklevel=2)
@@ -291,6 +333,25 @@ def compare(
         if out is not None:
             _write_outputs(out, family, summary, idatas, data)
         return summary
+
+
+ANCHOR_SPREAD = 1.5  # the anchors' sigma points cover ±1.5·sqrt(d) pilot sd along each principal axis
+
+
+def _follow_theta(family: Family, proposal, pilot: az.InferenceData, steps: int, key: jax.Array):
+    """The θ-following sampler: ``2d + 1`` anchors over the pilot posterior (:func:`sigma_anchors`),
+    the trained sampler refitted at each (:func:`fit_at_anchors`), mixed with the balance heuristic."""
+    import optax
+
+    from inference.ebm import _schedule
+    from inference.sampler import fit_at_anchors, sigma_anchors
+
+    draws = family.flatten({site: pilot.posterior[site].values for site in family.sites})
+    draws = draws.reshape(-1, draws.shape[-1])
+    anchors = sigma_anchors(draws.mean(0), np.atleast_2d(np.cov(draws.T)), spread=ANCHOR_SPREAD)
+    optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(_schedule(family.refit_learning_rate, steps)))
+    return fit_at_anchors(key, proposal, family.cost_fn, family.unflatten(anchors), steps=steps, optimizer=optimizer,
+                          progress=False)
 
 
 def _finite_stat(stat, values: np.ndarray) -> float | None:
@@ -340,6 +401,9 @@ PROPOSAL_DESCRIPTIONS = {
     "cloned": "a policy fitted to the demonstrations by behaviour cloning, fixed",
     "gcl": "the sampler trained by guided cost learning alongside the cost (the paper's sampler step), then fixed",
     "gan": "the sampler trained as the GAN form's generator alongside the cost, then fixed",
+    "gcl-follow": "the gcl sampler refitted by reverse KL at anchors spread over its pilot posterior (the gcl row), "
+                  "mixed with the balance heuristic: a proposal that follows θ",
+    "gan-follow": "the gan sampler refitted the same way at anchors over its pilot posterior: a proposal that follows θ",
 }
 
 

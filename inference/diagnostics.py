@@ -76,9 +76,43 @@ def _k_hat_numpy(log_weights: np.ndarray) -> np.ndarray:
         # weights equal up to rounding: the proposal is exact; ArviZ would report inf
         # (ties leave no tail to fit)
         return np.asarray(-np.inf)
+    log_weights = _spread_ties(log_weights)
     with np.errstate(over="ignore"):  # ArviZ's GPD profile likelihood overflows to weight 0: harmless
         _, k_hat = az.psislw(log_weights)
     return np.asarray(k_hat, dtype=np.float64)
+
+
+def _spread_ties(log_weights: np.ndarray, tolerance: float = 1e-9) -> np.ndarray:
+    """Tied log weights spread evenly over the gap below their value (for the tail fit only).
+
+    Where the weight depends on a draw only through a discrete statistic (tabular trajectories:
+    feature counts), thousands of draws share a handful of weight values. The generalized Pareto
+    fit behind k-hat is a continuous model; on such a staircase it reports k-hat of 10-20 for
+    weights whose largest is within 4 % of the rest (ESS 15 816 of 16 000, log Z off by 1e-4:
+    the gridworld at the exact sampler of a nearby θ). Each group of ``c`` ties at level
+    :math:`u_i` becomes ``c`` evenly spaced values in :math:`(u_{i-1}, u_i]`: the largest value
+    and the order are kept, a wide gap (a real heavy tail) stays wide, a narrow one stays narrow
+    (the deterministic form of jittering discrete extremes). Leaves untied weights as they are;
+    values within ``tolerance`` nats (or the dtype's rounding) of each other count as tied.
+    """
+    flat = log_weights.reshape(-1, log_weights.shape[-1])
+    out = flat.copy()
+    for row, values in zip(out, flat, strict=True):
+        grid = max(tolerance, 64 * np.finfo(values.dtype).eps * float(np.max(np.abs(values))))
+        _, inverse, counts = np.unique(np.round(values / grid), return_inverse=True, return_counts=True)
+        levels = np.full(counts.size, -np.inf)
+        np.maximum.at(levels, inverse, values)  # a group's level: its largest member
+        if levels.size == values.size or levels.size < 2:
+            continue
+        gaps = np.diff(levels, prepend=levels[0] - (levels[1] - levels[0]))  # below the lowest: the next gap
+        order = np.lexsort((values, inverse))  # by group, then by value
+        rank_in_group = np.empty(values.size, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank_in_group[order] = np.arange(values.size) - np.repeat(starts, counts)
+        # within a group, ranks 0..c-1 ascending: value = level - gap * (c - 1 - rank) / c
+        c = counts[inverse]
+        row[:] = levels[inverse] - gaps[inverse] * (c - 1 - rank_in_group) / c
+    return out.reshape(log_weights.shape)
 
 
 def pareto_k_hat(log_weights: jax.Array) -> jax.Array:

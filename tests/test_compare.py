@@ -62,7 +62,7 @@ def test_gaussian_and_lqr_families_run_end_to_end():
     [
         (["--problem", "nope"], "problem: unknown name 'nope' for compare; valid: gridworld, lqr, gaussian, rings"),
         (["--proposals", "exact,flow"],
-         "proposals: unknown name 'flow' for gridworld; valid: exact, uniform, gcl, gan, cloned"),
+         "proposals: unknown name 'flow' for gridworld; valid: exact, uniform, gcl, gan, gcl-follow, gan-follow, cloned"),
         (["--proposals", "exact,exact"], "proposals: a name is repeated"),
         (["--demos", "0"], "argument --demos: expected a positive integer, got 0"),
     ],

@@ -155,3 +155,20 @@ def test_a_proposal_of_the_wrong_dimension_is_refused_naming_both_shapes(data):
         two_dims.cost(x)
     with pytest.raises(ValueError, match=r"x: expected trailing shape \(2,\)"):
         sample_posterior(model, data, key=jax.random.key(0), proposal=wrong, num_draws=100)
+
+
+def test_k_hat_sees_through_tied_weights_but_not_past_a_heavy_tail():
+    """Weights that depend on a draw through a count (tabular trajectories) come in ties; the tail
+    fit must neither invent a heavy tail there nor lose a real one that is rounded."""
+    from inference.diagnostics import _k_hat_numpy, _spread_ties
+
+    rng = np.random.default_rng(0)
+    staircase = -0.05 * rng.poisson(3, 16_000)  # bounded weights on a few levels
+    assert _k_hat_numpy(staircase) < 0.0  # ArviZ alone: inf
+    heavy = np.log(rng.pareto(1.0, 16_000) + 1.0)  # k = 1
+    assert abs(_k_hat_numpy(np.round(heavy, 1)) - _k_hat_numpy(heavy)) < 0.05
+    assert _k_hat_numpy(np.round(heavy, 1)) > 0.7
+    untied = rng.normal(size=500)
+    np.testing.assert_array_equal(_spread_ties(untied), untied)
+    tied = np.array([0.0, 0.0, 0.0, 1.0])
+    np.testing.assert_allclose(np.sort(_spread_ties(tied)), [-2 / 3, -1 / 3, 0.0, 1.0])
