@@ -114,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = CompareSettings()
     comp = commands.add_parser("compare", help="posterior cost estimates under several proposals vs the exact normalizer (the main job, default)")
     comp.add_argument("--problem", default="gridworld", help=f"one of: {', '.join(COMPARE_PROBLEMS)}")
-    comp.add_argument("--proposals", default="exact,uniform,gcl,gan",
-                      help="comma-separated: exact, uniform, gcl, gan, cloned (IRL) (default: %(default)s)")
+    comp.add_argument("--proposals", default="exact,gcl,gan,gcl-follow,gan-follow",
+                      help="comma-separated: exact, uniform, gcl, gan, gcl-follow, gan-follow (θ-following: the "
+                           "sampler refitted at anchors over its pilot posterior), cloned (IRL) (default: %(default)s)")
     comp.add_argument("--demos", type=_positive_int, default=None,
                       help=f"demonstrations (data points) drawn from θ* (default {defaults.demos}, at most {MAX_DEMOS})")
     comp.add_argument("--train-steps", type=_positive_int, default=None,
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--draws", type=_positive_int, default=None,
                       help=f"fixed proposal draws behind each log Z(θ), at least 2 "
                            f"(default {defaults.proposal_draws}, quick 4000)")
+    comp.add_argument("--anchor-steps", type=_positive_int, default=None,
+                      help=f"refit steps at each anchor of the θ-following samplers (default {defaults.anchor_steps}, "
+                           "quick 150)")
     comp.add_argument("--chains", type=_positive_int, default=None, help=f"NUTS chains (default {defaults.num_chains})")
     comp.add_argument("--samples", type=_positive_int, default=None,
                       help=f"NUTS draws per chain (default {defaults.num_samples}; warm-up the same)")
@@ -147,7 +151,8 @@ def run_compare(args) -> dict:
         raise ValueError(f"draws: expected at least 2 proposal draws, got {args.draws}")
     settings = CompareSettings.quick() if args.quick else CompareSettings()
     changes = {"demos": args.demos, "train_steps": args.train_steps, "proposal_draws": args.draws,
-               "num_chains": args.chains, "num_samples": args.samples, "num_warmup": args.samples}
+               "num_chains": args.chains, "num_samples": args.samples, "num_warmup": args.samples,
+               "anchor_steps": args.anchor_steps}
     settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
     proposals = tuple(name.strip() for name in args.proposals.split(",") if name.strip())
     return compare(args.problem, proposals, settings=settings, seed=args.seed, out=args.out, force=args.force,

@@ -230,7 +230,7 @@ def _chain_method(num_chains: int) -> str:
 
 def compare(
     problem: str = "gridworld",
-    proposals: tuple[str, ...] = ("exact", "uniform", "gcl", "gan"),
+    proposals: tuple[str, ...] = ("exact", "gcl", "gan", "gcl-follow", "gan-follow"),
     *,
     settings: CompareSettings | None = None,
     seed: int = 0,

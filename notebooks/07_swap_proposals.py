@@ -35,6 +35,7 @@ import os
 import warnings
 
 import jax
+import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -43,6 +44,7 @@ from inference.diagnostics import UnreliableEstimateWarning
 from inference.ebm import train_ebm
 from inference.irl import base_policy, irl_setup, soft_optimal_policy
 from inference.posterior import sample_posterior
+from inference.sampler import fit_at_anchors, sigma_anchors
 from models.problems import make_problem
 
 jax.config.update("jax_enable_x64", True)
@@ -70,6 +72,15 @@ exact = sample_posterior(problem.model, demos, key=jax.random.key(1), estimator=
 posteriors = {name: sample_posterior(problem.model, demos, key=jax.random.key(1), proposal=q, num_draws=DRAWS,
                                      **NUTS_SETTINGS)
               for name, q in proposals.items()}
+
+# a proposal that follows θ: the gcl sampler refitted at 2d + 1 anchors spread over its own (pilot)
+# posterior, mixed with the balance heuristic; no exact quantity is used to build it
+pilot = posteriors["gcl"].posterior["theta"].values.reshape(-1, 4)
+anchors = sigma_anchors(pilot.mean(0), np.cov(pilot.T))
+proposals["gcl-follow"] = fit_at_anchors(jax.random.key(3), gcl.result.state.proposal, problem.irl.cost_fn,
+                                         jnp.asarray(anchors), steps=100 if QUICK else 500, progress=False)
+posteriors["gcl-follow"] = sample_posterior(problem.model, demos, key=jax.random.key(1),
+                                            proposal=proposals["gcl-follow"], num_draws=DRAWS, **NUTS_SETTINGS)
 
 
 def mean_sd(idata):
@@ -124,6 +135,41 @@ for name, (shift, _, flagged) in table.items():
     assert shift <= 1 or flagged > 0.05, (name, shift, flagged)  # more than 1 sd off: flagged
 
 # %% [markdown]
+# ## A fixed sampler and one that follows θ
+# The gcl sampler was trained at one θ, the end of its training run, and NUTS then moves θ over
+# the whole posterior with the same draws. Its θ-following version refits a copy of it at each
+# anchor and mixes them: left, $\hat k$ at every posterior draw for both; right, how far each
+# posterior mean sits from the exact one, per cost weight.
+
+# %%
+figure, (ax_k, ax_s) = plt.subplots(1, 2, figsize=(10, 3.2))
+bins = np.linspace(-0.5, 2.0, 41)
+exact_theta = exact.posterior["theta"].values.reshape(-1, 4)
+for name, colour in (("gcl", "C0"), ("gcl-follow", "C1")):
+    k_draws = posteriors[name].sample_stats["log_z_k_hat"].values.ravel()
+    ax_k.hist(np.clip(k_draws, bins[0], bins[-1]), bins=bins, alpha=0.6, color=colour,
+              label=f"{name}: k-hat < 0.7 at {100 * np.mean(k_draws < 0.7):.0f}% of draws")
+    theta = posteriors[name].posterior["theta"].values.reshape(-1, 4)
+    shifts = (theta.mean(0) - exact_theta.mean(0)) / exact_theta.std(0)
+    ax_s.bar(np.arange(4) + (0.2 if name == "gcl-follow" else -0.2), shifts, width=0.4, color=colour, label=name)
+    print(f"{name:>10}: shift from exact {np.round(shifts, 2)} sd, median k-hat {np.median(k_draws):.2f}")
+ax_k.axvline(0.7, color="r", ls="--", lw=1)
+ax_k.set(xlabel="k-hat at each posterior draw (clipped to [-0.5, 2])", ylabel="draws")
+ax_k.legend(fontsize=8)
+ax_s.axhline(0, color="k", lw=0.8)
+ax_s.set_xticks(range(4), problem.irl.theta_names)
+ax_s.set(ylabel="posterior mean − exact (exact sd)")
+ax_s.legend(fontsize=8)
+figure.tight_layout()
+
+# %% [markdown]
+# In the full run (16 000 draws, 4 chains, the compare defaults) the refit moved the gcl
+# posterior from 0.50 to 0.21 sd of the exact one on seed 0, and the GAN form's from 0.23 to
+# 0.26 sd with its $\hat k$ below 0.7 at 96 % of the draws (from 5 %): `benchmarks/results/follow.md`.
+# The short run here uses 2 000 draws and 100 refit steps, so its numbers are rougher. Neither
+# reaches 0.1 sd: even the exact $p_\theta$ of the exact posterior mean, used as a fixed proposal,
+# is 0.18 sd off at 16 000 draws (the fixed draws' error in $\nabla \log \hat Z$, times 100
+# demonstrations), so that target needs more draws or a family that is exact at every θ.
 #
 # ## The whole comparison in one call
 # `inference.compare.compare` (the CLI's `maxent-gan compare`) does all of the above: it trains

@@ -46,3 +46,23 @@ def log_z_stderr(log_weights: jax.Array) -> float:
     """Delta-method standard error of log Z-hat: std(w) / (mean(w) sqrt(n))."""
     w = jnp.exp(log_weights - log_weights.max())
     return float(jnp.std(w) / (jnp.mean(w) * math.sqrt(w.shape[0])))
+
+
+def run_cli(*args: str):
+    """``maxent-gan ARGS`` in this process (compiled programs are shared between tests), with its
+    exit code, stdout and stderr as a ``subprocess.CompletedProcess``; the float64 setting that
+    ``train`` switches off is restored afterwards."""
+    import contextlib
+    import io
+    import subprocess
+
+    from inference.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    x64 = jax.config.jax_enable_x64
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+    return subprocess.CompletedProcess(["maxent-gan", *args], code, out.getvalue(), err.getvalue())

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from inference.compare import CompareSettings, compare
+from inference.compare import CompareSettings, compare, render_report
 from inference.posterior import load_posterior
-from tests.test_cli import run
+from tests.helpers import run_cli as run
 
 TINY = ["--demos", "40", "--samples", "60", "--chains", "2", "--draws", "1000", "--train-steps", "20"]
 
@@ -48,9 +48,15 @@ def test_compare_writes_report_figures_netcdf_and_summary(tmp_path):
 def test_gaussian_and_lqr_families_run_end_to_end():
     settings = CompareSettings(demos=50, train_steps=30, proposal_draws=1000, num_warmup=60, num_samples=60,
                                num_chains=2)
-    gaussian = compare("gaussian", ("exact", "gan"), settings=settings)
+    settings_follow = CompareSettings(**{**settings.__dict__, "anchor_steps": 40})
+    gaussian = compare("gaussian", ("exact", "gan", "gan-follow"), settings=settings_follow)
     assert gaussian["theta_names"] == ["loc[0]", "loc[1]", "log_precision[0]", "log_precision[1]"]
-    assert np.isfinite(gaussian["proposals"]["gan"]["posterior_mean"]).all()
+    for name in ("gan", "gan-follow"):
+        row = gaussian["proposals"][name]
+        assert np.isfinite(row["posterior_mean"]).all() and row["k_hat_median"] is not None, name
+    # the θ-following row reuses the gan training (the same θ̂) and says what it is
+    assert gaussian["learned_theta"].keys() == {"gan"}
+    assert "anchors" in render_report(gaussian)
     lqr = compare("lqr", ("cloned",), settings=settings)  # no exact run: verdicts from k-hat alone
     cloned = lqr["proposals"]["cloned"]
     assert len(lqr["theta_true"]) == 3 and cloned["k_hat_median"] is not None and "shift_max_sd" not in cloned

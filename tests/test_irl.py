@@ -285,15 +285,8 @@ def test_mlp_policy_density_matches_its_draws_and_starts_broad():
     assert abs(float(actions.std()) - 1.0) < 0.1 and abs(float(actions.mean())) < 0.1
 
 
-def test_pointmass_trains_by_gcl_and_refuses_exact():
+def test_pointmass_refuses_exact():
+    # training by gcl, and what it learns, is tested through the CLI (tests/test_cli.py)
     problem = make_problem("pointmass")
     with pytest.raises(ValueError, match="pointmass has none, use gcl or gan"):
         train_ebm(problem, "exact", steps=1, progress=False)
-    run = train_ebm(problem, "gcl", steps=150, num_train=100, num_test=50, batch_size=100, eval_every=150,
-                    progress=False)
-    summary = ebm_summary(run)
-    assert summary["stopped"] is None and summary["log_z_exact"] is None and summary["held_out_nll_is"] is not None
-    # from θ = 0, the cost moves toward θ* = (1, 5, -1): the goal and obstacle weights grow
-    theta = np.asarray(summary["theta"])
-    assert theta[0] > 0.3 and theta[1] > 0.5, theta
-    assert summary["cost_correlation"] > 0.9
