@@ -15,6 +15,7 @@ from models.gaussian import gaussian_model, gaussian_target_params, quadratic_en
 from models.irl_problems import GRIDWORLD_THETA, LQR_THETA, IRLSpec, gridworld_spec, irl_model, lqr_spec, pointmass_spec
 from models.mixture import mixture_energy
 from models.pointmass import POINTMASS_THETA, pointmass_demonstrations
+from models.standard_targets import STANDARD_TARGETS
 from models.toys import TOYS, toy_bounds, toy_params
 from models.unnormalized import Unnormalized
 
@@ -64,6 +65,13 @@ def _toy(name: str, dim: int) -> Problem:
     return Problem(name, target, params, model, 2, _draws(target), toy_bounds(name))
 
 
+def _standard(name: str, dim: int) -> Problem:
+    build, size = STANDARD_TARGETS[name]
+    target = build()
+    model = partial(ebm_model, energy=MLPEnergy(jax.random.key(0), size))
+    return Problem(name, target, target.params, model, size, _draws(target))
+
+
 def _digits(dim: int) -> Problem:
     def data(key, n_train, n_test):
         digits = load_digits_data(key)
@@ -110,6 +118,7 @@ PROBLEMS: dict[str, Callable[[int], Problem]] = {
     "gridworld": _gridworld,
     "lqr": _lqr,
     "pointmass": _pointmass,
+    **{name: partial(_standard, name) for name in STANDARD_TARGETS},  # gmm40, funnel10, manywell32
 }
 
 

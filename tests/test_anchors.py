@@ -108,3 +108,29 @@ def test_sigma_anchors_cover_the_covariance():
     np.testing.assert_allclose(np.cov(points[1:].T, bias=True), 1.5**2 * covariance, atol=1e-12)
     with pytest.raises(ValueError, match="covariance: expected shape"):
         sigma_anchors(mean, np.eye(2))
+
+
+def test_posterior_under_the_anchor_mixture_is_the_conjugate_posterior():
+    """NUTS on the normalized model with an anchor mixture as the proposal: each component refitted at
+    one anchor precision, the draws fixed, log Ẑ(θ) smooth in θ. The conjugate posterior is exact."""
+    from numpyro.infer import MCMC, NUTS
+
+    from inference.handler import normalized
+    from tests.test_handler import DIM, conjugate, model
+
+    data = jax.random.normal(jax.random.key(0), (200, DIM)) / jnp.sqrt(3.0)
+    mean, sd = conjugate(data)
+    anchors = sigma_anchors(np.array([mean]), np.array([[sd**2]]), spread=1.5)[:, 0]  # 3 precisions
+
+    def cost_fn(precision, x):
+        return 0.5 * precision * jnp.sum(x**2, -1)
+
+    mix = fit_at_anchors(jax.random.key(1), Gaussian.isotropic(DIM, 0.8), cost_fn, jnp.asarray(anchors), steps=300,
+                         optimizer=optax.adam(0.02), progress=False)
+    handled = normalized(model, mix, 20_000, jax.random.key(2))
+    mcmc = MCMC(NUTS(handled), num_warmup=300, num_samples=1000, progress_bar=False)
+    mcmc.run(jax.random.key(3), data)
+    draws = mcmc.get_samples()["precision"]
+    # Monte Carlo error of the mean with ~300 effective draws, plus the IS bias allowance (as for a fixed proposal)
+    assert abs(float(draws.mean()) - mean) < 0.3 * sd, (float(draws.mean()), mean)
+    assert abs(float(draws.std()) - sd) < 0.3 * sd
