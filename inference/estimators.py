@@ -131,15 +131,29 @@ def _log_mean_sigmoid(logits: jax.Array) -> jax.Array:
     return jnp.where(near_one, jnp.log1p(-jnp.exp(safe)), log_direct)
 
 
-def _balance(log_z, ratio_data, ratio_samples):
-    r""":math:`\log \bar D_p - \log(1 - \bar D_q)`, :math:`D = \sigma(r - \log Z)`; zero at the optimum.
+def _mean_sigmoid_split(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:math:`\overline{\sigma(x)}` as ``(k / n, mean s)``: :math:`\sigma(x) = [x > 0] + s(x)` with
+    :math:`s = \sigma(x)` for x <= 0 and :math:`-\sigma(-x)` for x > 0, so every s keeps its full
+    relative precision however close σ is to 0 or 1."""
+    positive = logits > 0
+    remainder = jnp.where(positive, -jax.nn.sigmoid(-logits), jax.nn.sigmoid(logits))
+    return jnp.mean(positive.astype(logits.dtype)), jnp.mean(remainder)
 
-    :math:`\partial_{\log Z} L_{disc} = 0 \iff \tfrac12 \bar D_p + \tfrac12 \bar D_q = \tfrac12`, i.e.
-    :math:`\bar D_p = 1 - \bar D_q`. Both sides in log space (:math:`1 - D = \sigma(\log Z - r)`), each
-    accurate near 0 and near 1 (:func:`_log_mean_sigmoid`), so the balance keeps its relative
-    precision however far apart the ratios are. Strictly decreasing in log Z: the root is unique.
+
+def _balance(log_z, ratio_data, ratio_samples):
+    r""":math:`ar D_p - (1 - ar D_q)`, :math:`D = \sigma(r - \log Z)`; zero at the optimum.
+
+    :math:`\partial_{\log Z} L_{disc} = 0 \iff 	frac12 ar D_p + 	frac12 ar D_q = 	frac12`, i.e.
+    :math:`ar D_p = 1 - ar D_q` (:math:`1 - D = \sigma(\log Z - r)`). Each mean is split into the
+    share of saturated terms and a remainder (:func:`_mean_sigmoid_split`): the shares cancel exactly
+    where they match, and the remainders keep their relative precision, so the balance is accurate
+    where terms within 1e-12 of 0 or 1 decide the root (one data point like the draws and one far
+    from them: a balance of log-means there was flat to rounding, the root off by 2e-6).
+    Strictly decreasing in log Z: the root is unique.
     """
-    return _log_mean_sigmoid(ratio_data - log_z) - _log_mean_sigmoid(log_z - ratio_samples)
+    share_p, rest_p = _mean_sigmoid_split(ratio_data - log_z)
+    share_q, rest_q = _mean_sigmoid_split(log_z - ratio_samples)
+    return (share_p - share_q) + (rest_p - rest_q)
 
 
 @jax.custom_jvp
