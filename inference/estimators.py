@@ -132,7 +132,7 @@ def _log_mean_sigmoid(logits: jax.Array) -> jax.Array:
 
 
 def _mean_sigmoid_split(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """:math:`\overline{\sigma(x)}` as ``(k / n, mean s)``: :math:`\sigma(x) = [x > 0] + s(x)` with
+    r""":math:`\overline{\sigma(x)}` as ``(k / n, mean s)``: :math:`\sigma(x) = [x > 0] + s(x)` with
     :math:`s = \sigma(x)` for x <= 0 and :math:`-\sigma(-x)` for x > 0, so every s keeps its full
     relative precision however close σ is to 0 or 1."""
     positive = logits > 0
