@@ -117,11 +117,11 @@ def _train_parametric(cost_fn, params, proposal, method, key, data, steps, *, le
     import optax
 
     from inference.driver import run_training
-    from inference.ebm import _schedule
+    from inference.ebm import _schedule, proposal_optimizer
     from inference.training import gan_form, guided_cost_learning
 
     energy_opt = optax.adam(_schedule(learning_rate, steps))
-    proposal_opt = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(_schedule(proposal_learning_rate, steps)))
+    proposal_opt = proposal_optimizer(proposal_learning_rate, steps)
     if method == "gcl":
         algorithm = guided_cost_learning(cost_fn, energy_opt, proposal_opt, num_samples=256)
     else:
@@ -341,17 +341,14 @@ ANCHOR_SPREAD = 1.5  # the anchors' sigma points cover ±1.5·sqrt(d) pilot sd a
 def _follow_theta(family: Family, proposal, pilot: az.InferenceData, steps: int, key: jax.Array):
     """The θ-following sampler: ``2d + 1`` anchors over the pilot posterior (:func:`sigma_anchors`),
     the trained sampler refitted at each (:func:`fit_at_anchors`), mixed with the balance heuristic."""
-    import optax
-
-    from inference.ebm import _schedule
+    from inference.ebm import proposal_optimizer
     from inference.sampler import fit_at_anchors, sigma_anchors
 
     draws = family.flatten({site: pilot.posterior[site].values for site in family.sites})
     draws = draws.reshape(-1, draws.shape[-1])
     anchors = sigma_anchors(draws.mean(0), np.atleast_2d(np.cov(draws.T)), spread=ANCHOR_SPREAD)
-    optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(_schedule(family.refit_learning_rate, steps)))
-    return fit_at_anchors(key, proposal, family.cost_fn, family.unflatten(anchors), steps=steps, optimizer=optimizer,
-                          progress=False)
+    return fit_at_anchors(key, proposal, family.cost_fn, family.unflatten(anchors), steps=steps,
+                          optimizer=proposal_optimizer(family.refit_learning_rate, steps), progress=False)
 
 
 def _finite_stat(stat, values: np.ndarray) -> float | None:

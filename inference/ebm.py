@@ -51,6 +51,11 @@ def _schedule(learning_rate: float, steps: int):
     return optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=0.05)
 
 
+def proposal_optimizer(learning_rate: float, steps: int) -> optax.GradientTransformation:
+    """The samplers' optimizer everywhere: global-norm clipping at 10, then Adam on the cosine schedule."""
+    return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(_schedule(learning_rate, steps)))
+
+
 def _energy_optimizer(learning_rate: float, steps: int) -> optax.GradientTransformation:
     # the learned log Z is one scalar that must follow the energy's drifts: a 10x step
     def labels(params):
@@ -116,7 +121,7 @@ def build_training(
         proposal = data_flow(key_flow, key_fit, train, max_epochs=flow_epochs, progress=progress)
     cost_fn = _cost_fn(problem)
     energy_opt = _energy_optimizer(learning_rate, steps)
-    proposal_opt = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(_schedule(learning_rate, steps)))
+    proposal_opt = proposal_optimizer(learning_rate, steps)
     if method == "exact":
         algorithm = exact_maxent(cost_fn, _exact_log_partition(problem), energy_opt, proposal_opt,
                                  num_samples=num_samples)

@@ -146,7 +146,7 @@ def fit_at_anchors(
     (K,) = sizes
     optimizer = optax.adam(1e-2) if optimizer is None else optimizer
     components = AnchorMixture.stack([proposal] * K).components
-    opt_state = eqx.filter_vmap(lambda q: optimizer.init(eqx.filter(q, eqx.is_inexact_array)))(components)
+    opt_state = eqx.filter_vmap(lambda q: sampler_init(q, optimizer).opt_state)(components)
 
     def one(q, opt, theta, k):
         q, opt, loss, _ = proposal_update(k, q, opt, sampler_loss, lambda x: cost_fn(theta, x), optimizer,
