@@ -21,7 +21,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from inference.compare import CompareSettings, compare  # noqa: E402
+from inference.app.compare import CompareSettings, compare  # noqa: E402
 from inference.io import write_atomic  # noqa: E402
 
 PROPOSALS = ("exact", "gcl", "gcl-follow", "gan", "gan-follow")

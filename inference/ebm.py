@@ -1,5 +1,9 @@
-"""Training an EBM on a registered problem by one of the three methods: the set-up the CLI,
-notebooks and benchmarks share (problem -> energy, proposal, algorithm, evaluation)."""
+"""The one training assembly: problem -> cost, sampler, algorithm, evaluation, for one of the three
+methods (exact, GCL, the GAN form). The CLI's ``train`` and ``compare``, the notebooks and the
+benchmarks all train through :func:`build_training` (:func:`train_ebm` adds data, evaluation and
+checkpoints). The cost is an MLP energy on points or the problem's parametric cost family (IRL
+weights; the Gaussian's and the toys' families); the sampler's warm start, its learning rate and the
+metrics are chosen by the problem's sample space (``inference.spaces``)."""
 
 from __future__ import annotations
 
@@ -13,15 +17,15 @@ import optax
 
 from inference.driver import TrainResult, check_checkpoint, check_data, run_training
 from inference.estimators import log_mean_exp, log_z_importance
-from inference.irl import IRL_LEARNING_RATE, irl_metrics, irl_setup
-from inference.proposals.flow import Flow, fit_flow_to_data
+from inference.io import finite_or_none
+from inference.spaces import check_in_space, cost_metrics, sampler_rates, warm_start
 from inference.training import METHODS, TrainingAlgorithm, exact_maxent, gan_form, guided_cost_learning
 from models.energy import MLPEnergy, energy_cost
 from models.problems import Problem, make_problem
 from models.quadrature import log_partition_grid
-from models.tabular import check_trajectories
+from models.spaces import Points
 
-__all__ = ["EBMRun", "build_training", "ebm_summary", "train_ebm"]
+__all__ = ["EBMRun", "build_training", "ebm_summary", "parametric_default", "proposal_optimizer", "train_ebm"]
 
 TRAIN_RESOLUTION = 96  # quadrature grid of the exact method's loss, per axis
 EVAL_RESOLUTION = 400  # quadrature grid of the reported log Z and held-out NLL
@@ -34,26 +38,48 @@ class EBMRun(NamedTuple):
     train: jax.Array
     test: jax.Array
     seconds: float
+    parametric: bool = True  # the problem's cost family was trained (else an MLP energy)
 
 
-def check_method(method: str, problem: Problem | None = None) -> str:
-    """A known method name, and one the problem supports (exact needs quadrature: 2D)."""
+def parametric_default(problem: Problem) -> bool:
+    """Points train an MLP energy by default; trajectory spaces train their cost family (IRL weights)."""
+    return not isinstance(problem.space, Points)
+
+
+def check_parametric(problem: Problem, *, parametric: bool | None) -> bool:
+    """Resolve ``parametric`` (``None``: :func:`parametric_default`) and check the problem supports it."""
+    parametric = parametric_default(problem) if parametric is None else bool(parametric)
+    if parametric and problem.family is None:
+        raise ValueError(f"parametric: {problem.name} has no cost family to train; train an MLP energy "
+                         "(parametric=False)")
+    if not parametric and not isinstance(problem.space, Points):
+        raise ValueError(f"parametric: an MLP energy needs points in R^d; {problem.name} has "
+                         f"{type(problem.space).__name__}, train its cost family")
+    return parametric
+
+
+def check_method(method: str, problem: Problem | None = None, *, parametric: bool | None = None) -> str:
+    """A known method name, and one the problem supports (exact needs an exact log Z: quadrature in 2D
+    for an MLP energy, the family's own for a cost family)."""
     if method not in METHODS:
         raise ValueError(f"method: unknown name {method!r}; valid: {', '.join(METHODS)}")
-    if method == "exact" and problem is not None and _exact_log_partition(problem) is None:
-        raise ValueError(f"method: 'exact' needs an exact log Z (quadrature in 2D, or a tractable IRL problem); "
-                         f"{problem.name} has none, use gcl or gan")
+    if method == "exact" and problem is not None:
+        parametric = check_parametric(problem, parametric=parametric)
+        if _exact_log_partition(problem, parametric=parametric) is None:
+            raise ValueError(f"method: 'exact' needs an exact log Z (quadrature in 2D, or a family with one); "
+                             f"{problem.name} has none, use gcl or gan")
     return method
 
 
-def _schedule(learning_rate: float, steps: int):
+def _schedule(learning_rate: float, steps: int, alpha: float = 0.05):
     # a cosine decay to 5%: the last steps average out minibatch noise
-    return optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=0.05)
+    return optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=alpha)
 
 
-def proposal_optimizer(learning_rate: float, steps: int) -> optax.GradientTransformation:
-    """The samplers' optimizer everywhere: global-norm clipping at 10, then Adam on the cosine schedule."""
-    return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(_schedule(learning_rate, steps)))
+def proposal_optimizer(learning_rate: float, steps: int, *, alpha: float = 0.05) -> optax.GradientTransformation:
+    """The samplers' optimizer everywhere: global-norm clipping at 10, then Adam on a cosine schedule
+    that decays to ``alpha`` times the rate."""
+    return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(_schedule(learning_rate, steps, alpha)))
 
 
 def _energy_optimizer(learning_rate: float, steps: int) -> optax.GradientTransformation:
@@ -73,27 +99,17 @@ def grid_log_z(problem: Problem, energy, resolution: int) -> jax.Array:
     return log_partition_grid(lambda x: energy_cost(energy, x), problem.bounds, resolution)
 
 
-def _cost_fn(problem: Problem):
-    return energy_cost if problem.irl is None else problem.irl.cost_fn
+def _cost_fn(problem: Problem, *, parametric: bool):
+    return problem.family.cost_fn if parametric else energy_cost
 
 
-def _exact_log_partition(problem: Problem, resolution: int = TRAIN_RESOLUTION):
-    """θ -> exact log Z (quadrature for 2D energies, the problem's recursion for IRL), or None."""
-    if problem.irl is not None:
-        return problem.irl.log_partition_fn
+def _exact_log_partition(problem: Problem, *, parametric: bool, resolution: int = TRAIN_RESOLUTION):
+    """θ -> exact log Z (the family's own, or quadrature for an MLP energy on a 2-D box), or None."""
+    if parametric:
+        return problem.family.log_partition_fn
     if problem.bounds is not None:
         return lambda energy: grid_log_z(problem, energy, resolution)
     return None
-
-
-def data_flow(key_init: jax.Array, key_fit: jax.Array, data: jax.Array, *, max_epochs: int = 100,
-              progress: bool = False) -> Flow:
-    """A spline coupling flow fitted to ``data`` by maximum likelihood: the sampler's warm start."""
-    dim = data.shape[-1]
-    interval = float(jnp.max(jnp.abs(data))) + 1.0
-    flow = Flow.coupling(key_init, dim, interval=interval, layers=8 if dim == 2 else 6)
-    flow, _ = fit_flow_to_data(key_fit, flow, data, max_epochs=max_epochs, progress=progress)
-    return flow
 
 
 def build_training(
@@ -108,22 +124,22 @@ def build_training(
     flow_epochs: int = 100,
     tilted: bool = False,
     progress: bool = False,
+    parametric: bool | None = None,
 ) -> tuple[TrainingAlgorithm, Any]:
-    """The algorithm and its initial state. EBMs: an MLP energy and a spline flow fitted to the
-    training data by maximum likelihood (a warm start for the sampler). IRL: θ = 0 and a
-    policy cloned from the demonstrations (:func:`inference.irl.irl_setup`)."""
-    check_method(method, problem)
-    key_energy, key_flow, key_fit = jax.random.split(key, 3)
-    if problem.irl is not None:
-        energy, proposal = irl_setup(problem, train, key_energy, tilted=tilted)
-    else:
-        energy = MLPEnergy(key_energy, problem.dim)
-        proposal = data_flow(key_flow, key_fit, train, max_epochs=flow_epochs, progress=progress)
-    cost_fn = _cost_fn(problem)
+    """The algorithm and its initial state. The cost: an MLP energy, or (``parametric``; the default on
+    trajectory spaces) the problem's cost family from its ``init``. The sampler: the space's warm start
+    fitted to ``train`` (:func:`inference.spaces.warm_start`: a spline flow on points, behaviour cloning
+    on trajectories), trained at the space's rate (:func:`inference.spaces.sampler_rates`)."""
+    parametric = check_parametric(problem, parametric=parametric)
+    check_method(method, problem, parametric=parametric)
+    key_energy, key_start, key_fit = jax.random.split(key, 3)
+    energy = problem.family.init if parametric else MLPEnergy(key_energy, problem.dim)
+    proposal = warm_start(problem.space, key_start, train, tilted=tilted, epochs=flow_epochs, progress=progress)
+    cost_fn = _cost_fn(problem, parametric=parametric)
     energy_opt = _energy_optimizer(learning_rate, steps)
-    proposal_opt = proposal_optimizer(learning_rate, steps)
+    proposal_opt = proposal_optimizer(sampler_rates(problem.space).train or learning_rate, steps)
     if method == "exact":
-        algorithm = exact_maxent(cost_fn, _exact_log_partition(problem), energy_opt, proposal_opt,
+        algorithm = exact_maxent(cost_fn, _exact_log_partition(problem, parametric=parametric), energy_opt, proposal_opt,
                                  num_samples=num_samples)
     elif method == "gcl":
         algorithm = guided_cost_learning(cost_fn, energy_opt, proposal_opt, num_samples=num_samples)
@@ -135,9 +151,10 @@ def build_training(
     return algorithm, algorithm.init(energy, proposal)
 
 
-def _evaluator(problem: Problem, test: jax.Array, key: jax.Array, num_draws: int):
-    cost_fn = _cost_fn(problem)
-    exact_log_partition = _exact_log_partition(problem, EVAL_RESOLUTION)
+def _evaluator(problem: Problem, test: jax.Array, key: jax.Array, num_draws: int, *, parametric: bool):
+    cost_fn = _cost_fn(problem, parametric=parametric)
+    exact_log_partition = _exact_log_partition(problem, parametric=parametric, resolution=EVAL_RESOLUTION)
+    family = problem.family
 
     @eqx.filter_jit
     def exact(state):
@@ -153,8 +170,10 @@ def _evaluator(problem: Problem, test: jax.Array, key: jax.Array, num_draws: int
         costs, log_q = importance(state)
         estimate = log_z_importance(costs, log_q)
         row = {"log_z_is": float(estimate.log_z), "k_hat_eval": float(estimate.k_hat)}
-        if problem.irl is not None:
-            row.update(irl_metrics(problem, state.energy, test))
+        if parametric and family.theta_true is not None:
+            error = family.flatten(family.to_sites(state.energy)) - family.flatten(family.to_sites(family.theta_true))
+            row["theta_error"] = float(jnp.linalg.norm(error))
+            row.update(cost_metrics(problem.space, problem, state.energy, test))
         if exact_log_partition is not None:
             log_z, nll = exact(state)
             row.update(log_z_exact=float(log_z), held_out_nll=float(nll))
@@ -184,24 +203,27 @@ def train_ebm(
     progress: bool = True,
     data: tuple[jax.Array, jax.Array] | None = None,
     tilted: bool = False,
+    parametric: bool | None = None,
 ) -> EBMRun:
-    """Train the MLP energy (EBMs) or the linear cost (IRL) on ``problem``'s data by ``method``
-    (exact, gcl, gan). ``learning_rate=None`` picks 1e-3 for networks, 0.05 for IRL weights.
+    """Train an MLP energy or (``parametric``; the default on trajectory spaces) the problem's cost family
+    on its data by ``method`` (exact, gcl, gan). ``learning_rate=None`` picks 1e-3 for networks, the
+    family's own rate (0.05 for IRL weights) otherwise.
 
     ``data=(train, test)`` trains on your own points instead (each ``(n, problem.dim)``).
     ``tilted`` (tabular IRL): the sampler also learns transition tilts, so it can reach :math:`p_\\theta`.
     Names and data are checked before any training starts.
     """
     problem = make_problem(problem) if isinstance(problem, str) else problem
-    check_method(method, problem)
+    parametric = check_parametric(problem, parametric=parametric)
+    check_method(method, problem, parametric=parametric)
     if problem.data is None and data is None:
         raise ValueError(f"problem: {problem.name} has no data to train on; pass data=(train, test)")
     if learning_rate is None:
-        learning_rate = IRL_LEARNING_RATE if problem.irl is not None else 1e-3
+        learning_rate = problem.family.learning_rate if parametric else 1e-3
     # what changes the numbers: a checkpoint of another run is refused (``steps`` may grow on resume)
     run = {"problem": problem.name, "method": method, "seed": seed, "num_train": num_train, "num_test": num_test,
            "batch_size": batch_size, "num_samples": num_samples, "learning_rate": float(learning_rate),
-           "flow_epochs": flow_epochs, "tilted": tilted, "data": "problem" if data is None else "given",
+           "flow_epochs": flow_epochs, "tilted": tilted, "parametric": parametric, "data": "problem" if data is None else "given",
            "float64": bool(jax.config.jax_enable_x64)}
     if resume:  # the checkpoint's files and settings, before the data, the warm start and the compilation
         if checkpoint_dir is None:
@@ -211,31 +233,25 @@ def train_ebm(
     key_data, key_build, key_train, key_eval = jax.random.split(key, 4)
     train, test = problem.data(key_data, num_train, num_test) if data is None else data
     train, test = check_data(train, problem.dim), check_data(test, problem.dim, "test data")
-    if problem.irl is not None and problem.irl.cost_table is not None:
-        mdp = problem.irl.system
-        for name, demos in (("data", train), ("test data", test)):
-            try:
-                check_trajectories(*problem.irl.layout.unpack(demos), mdp.num_states, mdp.num_actions, mdp.horizon)
-            except ValueError as err:
-                raise ValueError(f"{name}: {err}") from None
+    for name, points in (("data", train), ("test data", test)):
+        check_in_space(problem.space, name, points)
     start = time.perf_counter()
     algorithm, state = build_training(
         problem, method, key_build, train, steps=steps, learning_rate=learning_rate, num_samples=num_samples,
-        flow_epochs=flow_epochs, tilted=tilted, progress=progress,
+        flow_epochs=flow_epochs, tilted=tilted, progress=progress, parametric=parametric,
     )
     result = run_training(
         key_train, algorithm, state, train, steps=steps, batch_size=batch_size,
-        evaluate=_evaluator(problem, test, key_eval, 10_000), eval_every=eval_every,
+        evaluate=_evaluator(problem, test, key_eval, 10_000, parametric=parametric), eval_every=eval_every,
         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume, run=run,
         progress=progress, desc=f"{method} on {problem.name}",
     )
-    return EBMRun(problem, method, result, train, test, time.perf_counter() - start)
+    return EBMRun(problem, method, result, train, test, time.perf_counter() - start, parametric)
 
 
 def ebm_summary(run: EBMRun) -> dict[str, Any]:
-    """The JSON summary: held-out NLL (quadrature, 2D), true NLL, learned and exact log Z."""
-    from inference.io import finite_or_none
-
+    """The JSON summary: held-out NLL (quadrature, 2D), true NLL, learned and exact log Z; for a cost
+    family also θ (flattened in the order of ``theta_names``), θ* and the cost metrics."""
     last = {k: v for row in run.result.trace for k, v in row.items()}  # latest value of each key
     summary = {
         "problem": run.problem.name,
@@ -251,10 +267,13 @@ def ebm_summary(run: EBMRun) -> dict[str, Any]:
         "seconds": run.seconds,
         "stopped": run.result.stopped,
     }
-    if run.problem.irl is not None:
+    family = run.problem.family
+    if run.parametric:
         summary.update({key: last.get(key) for key in ("epic", "cost_correlation", "evd", "theta_error")})
-        summary["theta"] = [float(v) for v in run.result.state.energy]
-        summary["theta_true"] = [float(v) for v in run.problem.true_params]
+        summary["theta_names"] = list(family.theta_names)
+        summary["theta"] = family.flatten(family.to_sites(run.result.state.energy)).tolist()
+        summary["theta_true"] = (None if family.theta_true is None
+                                 else family.flatten(family.to_sites(family.theta_true)).tolist())
     target = run.problem.target
     if target is not None and target.log_normalizer is not None:
         summary["true_nll"] = float(jnp.mean(-target.normalized_log_prob(run.test)))

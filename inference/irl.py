@@ -1,28 +1,16 @@
-"""MaxEnt IRL on the shared training machinery: the IRL pieces ``inference.ebm`` plugs in.
-
-The cost is linear, :math:`c_\\theta(\\tau) = \\sum_t \\theta\\cdot\\phi(s_t, a_t)`, started at
-θ = 0; the sampler is a policy warm-started by behaviour cloning on the demonstrations (the
-IRL analogue of fitting the flow to the data); the rest (the three algorithms, the driver,
-checkpoints) is the EBM code, unchanged.
-"""
+"""Behaviour cloning: the policies' warm starts on demonstrations (the IRL analogue of fitting the
+flow to the data). ``inference.spaces`` picks one per sample space."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
 
-from inference.metrics import cost_correlation, epic_distance, expected_value_difference
-from inference.proposals.policy import LinearGaussianPolicy, MLPGaussianPolicy, TabularPolicy, _raw_tril
-from models.problems import Problem
+from inference.proposals.policy import LinearGaussianPolicy, TabularPolicy, _raw_tril
 
-__all__ = ["base_policy", "behaviour_cloning", "fit_policy_to_demos", "irl_metrics", "irl_setup", "linear_gaussian_cloning",
-           "soft_optimal_policy"]
-
-IRL_LEARNING_RATE = 0.05  # θ has a handful of entries: a larger step than a network's
+__all__ = ["behaviour_cloning", "fit_policy_to_demos", "linear_gaussian_cloning"]
 
 
 def behaviour_cloning(policy: TabularPolicy, demos: jax.Array, *, pseudo_count: float = 1.0) -> TabularPolicy:
@@ -72,70 +60,3 @@ def fit_policy_to_demos(key: jax.Array, policy, demos: jax.Array, *, steps: int 
     for i in range(steps):
         policy, opt_state = step(policy, opt_state, jax.random.fold_in(key, i))
     return policy
-
-
-def _linear_dynamics(system) -> tuple:
-    # what a linear-Gaussian policy simulates with: (A, B, W, m0, S0)
-    return system.A, system.B, system.W, system.m0, system.S0
-
-
-def base_policy(problem: Problem, key: jax.Array, *, tilted: bool = False):
-    """The broad policy of a trajectory problem: uniform actions (tabular), N(0, I) forces (LQR,
-    point mass: an MLP policy, initialized from ``key``, that starts there). ``tilted``: a tabular
-    sampler that can also learn transition tilts (the family that contains :math:`p_\\theta`)."""
-    spec = problem.irl
-    if spec.kind == "pointmass":
-        return MLPGaussianPolicy(key, spec.system)
-    if spec.kind == "lqr":
-        return LinearGaussianPolicy.broad(_linear_dynamics(spec.system), spec.system.horizon)
-    return TabularPolicy.uniform(spec.system.transitions, spec.system.initial, spec.system.horizon, tilted=tilted)
-
-
-def soft_optimal_policy(problem: Problem, theta: jax.Array, *, tilted: bool = False):
-    """The exact action conditional of :math:`p_\\theta` as a policy (DESIGN.md §1: a proposal that moves with θ);
-    tabular and ``tilted``: with the transition tilts too, i.e. :math:`p_\\theta` itself."""
-    spec = problem.irl
-    system = spec.system
-    if spec.kind == "lqr":
-        Q, R = spec.matrices(theta)
-        return LinearGaussianPolicy.soft_optimal(_linear_dynamics(system), Q, R, system.horizon)
-    return TabularPolicy.soft_optimal(spec.cost_table(theta), system.transitions, system.initial, system.horizon,
-                                      tilted=tilted)
-
-
-def irl_setup(problem: Problem, train: jax.Array, key: jax.Array, *, tilted: bool = False) -> tuple[Any, Any]:
-    """Initial θ (zeros) and the proposal: the base policy (``tilted``: see :func:`base_policy`) cloned
-    from the demonstrations (the tilts start at zero)."""
-    spec = problem.irl
-    key_init, key_fit = jax.random.split(key)
-    theta = jnp.zeros(len(spec.theta_names), jnp.zeros(()).dtype)
-    policy = base_policy(problem, key_init, tilted=tilted)
-    if spec.kind == "pointmass":
-        return theta, fit_policy_to_demos(key_fit, policy, train)
-    if spec.kind == "lqr":
-        return theta, linear_gaussian_cloning(policy, train)
-    return theta, behaviour_cloning(policy, train)
-
-
-def irl_metrics(problem: Problem, theta: jax.Array, test: jax.Array) -> dict[str, float | None]:
-    """Against θ*: EPIC, centered-cost correlation and EVD (tabular: exact, over all (s, a)),
-    or the correlation of trajectory costs over the held-out demonstrations (continuous
-    problems); the distance |θ - θ*|; the exact log Z at θ where one exists."""
-    spec = problem.irl
-    row: dict[str, float | None] = {
-        "theta_error": float(jnp.linalg.norm(theta - problem.true_params)),
-        "log_z_exact": None if spec.log_partition_fn is None else float(spec.log_partition_fn(theta)),
-    }
-    if spec.kind != "tabular":
-        # continuous: the correlation of whole-trajectory costs over the held-out demonstrations
-        costs, true_costs = spec.cost_fn(theta, test), spec.cost_fn(problem.true_params, test)
-        row.update(epic=None, evd=None, cost_correlation=float(jnp.corrcoef(costs, true_costs)[0, 1]))
-        return row
-    mdp = spec.system
-    costs, true_costs = spec.cost_table(theta), spec.cost_table(problem.true_params)
-    row.update(
-        epic=float(epic_distance(costs, true_costs, mdp.transitions)),
-        cost_correlation=float(cost_correlation(costs, true_costs)),
-        evd=float(expected_value_difference(costs, true_costs, mdp.transitions, mdp.initial, mdp.horizon)),
-    )
-    return row

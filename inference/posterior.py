@@ -33,6 +33,7 @@ from numpyro.infer import MCMC, NUTS
 
 from inference.diagnostics import ForwardCheck, UnreliableEstimateWarning, _k_hat_numpy, ess_numpy, unreliable_reasons
 from inference.handler import NormalizedSite, normalized
+from inference.io import atomic_path
 
 __all__ = ["CHAIN_METHODS", "load_posterior", "normalizer_stats", "sample_posterior", "save_posterior"]
 
@@ -235,8 +236,6 @@ def _draw_stats(row: dict) -> dict[str, np.ndarray]:
 
 def save_posterior(idata: az.InferenceData, path: str | os.PathLike) -> Path:
     """Write ``idata`` as netCDF; a unique temp file in the same folder, renamed when complete."""
-    from inference.io import atomic_path
-
     with atomic_path(path) as temp:
         idata.to_netcdf(str(temp))
     return Path(path)

@@ -155,13 +155,17 @@ def fit_at_anchors(
 
     @eqx.filter_jit
     def run_chunk(q, opt, start, length):
+        # the scan carries arrays only: a flow's static parts (its activation functions) stay outside
+        static = eqx.partition((q, opt), eqx.is_array)[1]
+
         def body(carry, i):
-            q, opt = carry
+            q, opt = eqx.combine(carry, static)
             keys = jax.random.split(jax.random.fold_in(key, start + i), K)
             q, opt, loss = eqx.filter_vmap(one)(q, opt, anchors, keys)
-            return (q, opt), loss
+            return eqx.partition((q, opt), eqx.is_array)[0], loss
 
-        (q, opt), losses = jax.lax.scan(body, (q, opt), jnp.arange(length))
+        carry, losses = jax.lax.scan(body, eqx.partition((q, opt), eqx.is_array)[0], jnp.arange(length))
+        q, opt = eqx.combine(carry, static)
         return q, opt, losses
 
     done = 0

@@ -29,6 +29,7 @@ import optax
 
 from inference.estimators import log_z_mixture
 from inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
+from inference.proposals.base import is_reparameterized
 
 __all__ = [
     "METHODS",
@@ -97,11 +98,17 @@ def proposal_update(
     log weights of the draws under ``cost_of`` (before the update).
     """
 
+    reparameterized = is_reparameterized(proposal)
+
     def loss_fn(q):
         x, log_q = q.sample_and_log_prob(key, num_samples)
+        if not reparameterized:
+            # the score function needs ∇ log q at the draws held fixed: no gradient flows through x
+            x = jax.lax.stop_gradient(x)
+            log_q = q.log_prob(x)
         costs = cost_of(x)
         loss = loss_of(costs, log_q)
-        if not getattr(q, "reparameterized", True):
+        if not reparameterized:
             loss = loss + _score_function_term(loss_of, jax.lax.stop_gradient(costs), log_q)
         return loss, -costs - log_q
 

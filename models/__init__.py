@@ -8,13 +8,16 @@ from models.gaussian import (
     quadratic_log_partition,
     quadratic_sample,
 )
-from models.problems import PROBLEMS, Problem, make_problem
+from models.builders import energy_problem, tabular_problem
+from models.problems import PROBLEMS, CostFamily, Problem, make_problem
 from models.unnormalized import Unnormalized
 
 __all__ = [
     "PROBLEMS",
+    "CostFamily",
     "Problem",
     "Unnormalized",
+    "energy_problem",
     "gaussian_model",
     "gaussian_target_params",
     "make_problem",
@@ -22,4 +25,5 @@ __all__ = [
     "quadratic_energy",
     "quadratic_log_partition",
     "quadratic_sample",
+    "tabular_problem",
 ]

@@ -14,7 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["DigitsData", "load_digits_data", "to_pixels"]
+from models.problem import Problem
+from models.spaces import Points
+
+__all__ = ["DigitsData", "digits_problem", "load_digits_data", "to_pixels"]
 
 
 class DigitsData(NamedTuple):
@@ -43,3 +46,12 @@ def load_digits_data(key: jax.Array, *, test_fraction: float = 0.2) -> DigitsDat
 def to_pixels(x: jax.Array, loc: jax.Array, scale: jax.Array) -> np.ndarray:
     """Standardized points back to 8x8 images in [0, 1], shape ``(n, 8, 8)``."""
     return np.clip(np.asarray(x * scale + loc), 0.0, 1.0).reshape(-1, 8, 8)
+
+
+def digits_problem() -> Problem:
+    """The digits as a problem: a fixed data set in R^64, no reference density and no cost family."""
+    def data(key, n_train, n_test):
+        digits = load_digits_data(key)
+        return digits.train, digits.test
+
+    return Problem("digits", Points(64), None, None, data)

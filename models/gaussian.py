@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
+from models.problem import CostFamily, Problem, draws_data
+from models.spaces import Points
 from models.unnormalized import Unnormalized
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "quadratic_energy",
     "gaussian_target_params",
     "gaussian_model",
+    "gaussian_problem",
 ]
 
 
@@ -97,3 +100,32 @@ def gaussian_model(data: jax.Array | None = None, *, dim: int | None = None) -> 
     num_data = None if data is None else data.shape[0]
     with numpyro.plate("data", num_data if num_data is not None else 1):
         numpyro.sample("x", energy, obs=data)
+
+
+def _diagonal_cost(theta: dict, x: jax.Array) -> jax.Array:
+    return quadratic_cost({"loc": theta["loc"], "precision": jnp.diag(jnp.exp(theta["log_precision"]))}, x)
+
+
+def _diagonal(theta: dict) -> dict:
+    return {"loc": theta["loc"], "precision": jnp.diag(jnp.exp(theta["log_precision"]))}
+
+
+def gaussian_problem(dim: int = 2) -> Problem:
+    """The correlated Gaussian of :func:`gaussian_target_params` as a problem; its cost family is the
+    diagonal quadratic of :func:`gaussian_model` (θ = loc, log_precision), whose best member (moment
+    matching: the data mean, 1 / the marginal variances) stands in for θ*."""
+    params = gaussian_target_params(dim)
+    target = quadratic_energy(params)
+    covariance = jnp.linalg.inv(params["precision"])
+    zeros = jnp.zeros(dim, params["loc"].dtype)
+    family = CostFamily(
+        _diagonal_cost, gaussian_model, {"loc": zeros, "log_precision": zeros},
+        tuple(f"loc[{i}]" for i in range(dim)) + tuple(f"log_precision[{i}]" for i in range(dim)),
+        sites=("loc", "log_precision"),
+        theta_true={"loc": params["loc"], "log_precision": -jnp.log(jnp.diagonal(covariance))},
+        log_partition_fn=lambda theta: quadratic_log_partition(_diagonal(theta)),
+        sampler=lambda key, theta, n: quadratic_sample(key, _diagonal(theta), (n,)),
+        theta_descriptions=(tuple(f"centre of the quadratic cost along axis {i}" for i in range(dim))
+                            + tuple(f"log of its curvature (precision) along axis {i}" for i in range(dim))),
+    )
+    return Problem("gaussian", Points(dim), target, params, draws_data(target), family)

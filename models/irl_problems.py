@@ -2,89 +2,78 @@
 :class:`Unnormalized` with the dynamics as base measure (DESIGN.md §1, §2).
 
 Demonstrations are exact draws from :math:`p_{\\theta^*}(\\tau) \\propto \\nu(\\tau)e^{-c_{\\theta^*}(\\tau)}`.
+The gridworld, the LQR and the point mass are built here; a user's own tabular MDP goes through
+:func:`tabular_family` too (``models.builders.tabular_problem``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from numpyro.distributions import constraints
 
 from models import lqr
-from models.gridworld import MDP, gridworld, linear_costs
-from models.pointmass import PointMass, pointmass_cost
+from models.gridworld import MDP, gridworld
+from models.pointmass import POINTMASS_THETA, PointMass, pointmass_cost, pointmass_demonstrations
+from models.problem import CostFamily, Problem, draws_data
+from models.spaces import LinearGaussianTrajectories, SimulatorTrajectories, TabularTrajectories
 from models.tabular import as_transitions, check_positive_int, log_partition, sample_trajectories, trajectory_cost
-from models.trajectory import TrajectoryLayout
-from models.unnormalized import Unnormalized
 
-__all__ = ["GRIDWORLD_THETA", "LQR_THETA", "IRLSpec", "check_mdp", "gridworld_spec", "irl_model", "lqr_spec",
-           "pointmass_spec", "tabular_spec"]
+__all__ = ["GRIDWORLD_THETA", "LQR_THETA", "check_mdp", "gridworld_problem", "irl_model", "lqr_family",
+           "lqr_problem", "pointmass_problem", "tabular_family"]
 
 # goal, obstacle, distance, move: a reward at the goal, costly obstacles, a pull toward the goal, effort
 GRIDWORLD_THETA = (-1.0, 4.0, 3.0, 0.3)
 # log of the diagonal of Q (position, velocity) and of R (force)
 LQR_THETA = (0.0, -1.0, -0.5)
+PRIOR_SCALE = 2.0  # θ ~ N(0, 2² I) for every linear-cost IRL problem
 
 
-class IRLSpec(NamedTuple):
-    """What an IRL problem adds to a :class:`~models.problems.Problem`.
-
-    ``cost_fn(θ, x) -> (n,)`` on packed trajectories; ``log_partition_fn(θ)`` the exact log Z
-    (``None`` when intractable); ``cost_table(θ) -> (S, A)`` for tabular problems (metrics,
-    heat maps), else ``None``; ``system`` the MDP or linear system.
-    """
-
-    layout: TrajectoryLayout
-    cost_fn: Callable[[Any, jax.Array], jax.Array]
-    log_partition_fn: Callable[[Any], jax.Array] | None
-    sampler: Callable[[jax.Array, Any, int], jax.Array] | None
-    cost_table: Callable[[Any], jax.Array] | None
-    system: Any
-    theta_names: tuple[str, ...]
-    kind: str = "tabular"  # or "lqr", "pointmass"
-    matrices: Callable[[Any], tuple[jax.Array, jax.Array]] | None = None  # LQR: θ -> (Q, R)
-    theta_descriptions: tuple[str, ...] | None = None  # one phrase per weight, for reports
-
-    def target(self, theta) -> Unnormalized:
-        """:math:`p_\\theta` as an :class:`Unnormalized` over packed trajectories, relative to the dynamics."""
-        tabular = self.layout.state_dim == 0
-        return Unnormalized(
-            self.cost_fn, theta, event_shape=(self.layout.size,),
-            log_normalizer=None if self.log_partition_fn is None else self.log_partition_fn(theta),
-            sampler=None if self.sampler is None else (lambda key, params, shape: self.sampler(key, params, shape[0])),
-            base_measure="dynamics",
-            support=constraints.independent(constraints.nonnegative_integer, 1) if tabular else constraints.real_vector,
-        )
+def irl_model(demos: jax.Array | None = None, *, family: CostFamily, space, prior_scale: float = PRIOR_SCALE,
+              num_demos: int | None = None):
+    """:math:`\\theta \\sim N(0, s^2 I)`; each demonstration :math:`\\tau_i \\sim e^{-c_\\theta(\\tau)}\\nu(\\tau)/Z(\\theta)`."""
+    num_theta = len(family.theta_names)
+    theta = numpyro.sample("theta", dist.Normal(jnp.zeros(num_theta), prior_scale).to_event(1))
+    num_demos = num_demos if demos is None else demos.shape[0]
+    with numpyro.plate("demos", num_demos):
+        numpyro.sample("tau", family.target(theta, space), obs=demos)
 
 
-def tabular_spec(mdp: MDP) -> IRLSpec:
-    """The IRL pieces of any tabular MDP with linear costs; checks the MDP first (the errors say
-    which state, action or feature is wrong)."""
+def _with_model(family: CostFamily, space, prior_scale: float) -> CostFamily:
+    # the model reads the family's target only, so the family it closes over needs no model itself
+    return family._replace(model=partial(irl_model, family=family, space=space, prior_scale=prior_scale))
+
+
+def tabular_family(mdp: MDP, *, theta_true=None, prior_scale: float = PRIOR_SCALE
+                   ) -> tuple[TabularTrajectories, CostFamily]:
+    """The sample space and linear-cost family of any tabular MDP; checks the MDP first (the errors say
+    which state, action or feature is wrong). Exact log Z(θ) and exact draws of :math:`p_\\theta`."""
     mdp = check_mdp(mdp)
-    layout = TrajectoryLayout(mdp.horizon)
-
-    def cost_table(theta):
-        return linear_costs(theta, mdp.features)
+    space = TabularTrajectories(mdp)
+    layout = space.layout
 
     def cost_fn(theta, x):
         states, actions = layout.unpack(x)
-        return trajectory_cost(cost_table(theta), states, actions)
+        return trajectory_cost(space.cost_table(theta), states, actions)
 
     def log_partition_fn(theta):
-        return log_partition(cost_table(theta), mdp.transitions, mdp.initial, mdp.horizon)
+        return log_partition(space.cost_table(theta), mdp.transitions, mdp.initial, mdp.horizon)
 
     def sampler(key, theta, n):
-        states, actions = sample_trajectories(key, cost_table(theta), mdp.transitions, mdp.initial, mdp.horizon, n)
+        states, actions = sample_trajectories(key, space.cost_table(theta), mdp.transitions, mdp.initial,
+                                              mdp.horizon, n)
         return layout.pack(states, actions)
 
-    return IRLSpec(layout, cost_fn, log_partition_fn, sampler, cost_table, mdp, mdp.feature_names,
-                   theta_descriptions=mdp.feature_descriptions)
+    dtype = jnp.zeros(()).dtype
+    family = CostFamily(cost_fn, None, jnp.zeros(len(mdp.feature_names), dtype), tuple(mdp.feature_names),
+                        theta_true=None if theta_true is None else jnp.asarray(theta_true, dtype),
+                        log_partition_fn=log_partition_fn, sampler=sampler,
+                        theta_descriptions=mdp.feature_descriptions)
+    return space, _with_model(family, space, prior_scale)
 
 
 def check_mdp(mdp: MDP) -> MDP:
@@ -106,12 +95,20 @@ def check_mdp(mdp: MDP) -> MDP:
     return mdp._replace(transitions=transitions, horizon=check_positive_int("horizon", mdp.horizon))
 
 
-def gridworld_spec(size: int = 8, *, horizon: int = 20, slip: float = 0.1) -> IRLSpec:
-    """The default gridworld: start top-left, goal bottom-right, a wall across the middle."""
-    return tabular_spec(gridworld(size, horizon=horizon, slip=slip))
+def _demonstrated(name: str, space, family: CostFamily) -> Problem:
+    # a problem whose demonstrations are exact draws of p_θ*
+    target = family.target(family.theta_true, space)
+    return Problem(name, space, target, family.theta_true, draws_data(target), family)
 
 
-def lqr_spec(*, horizon: int = 20, dt: float = 0.1, noise: float = 0.05) -> IRLSpec:
+def gridworld_problem(size: int = 8, *, horizon: int = 20, slip: float = 0.1) -> Problem:
+    """The default gridworld: start top-left, goal bottom-right, a wall across the middle; θ* = GRIDWORLD_THETA."""
+    space, family = tabular_family(gridworld(size, horizon=horizon, slip=slip), theta_true=GRIDWORLD_THETA)
+    return _demonstrated("gridworld", space, family)
+
+
+def lqr_family(*, horizon: int = 20, dt: float = 0.1, noise: float = 0.05
+               ) -> tuple[LinearGaussianTrajectories, CostFamily]:
     """A double integrator (position, velocity; force), started near position 2 at rest.
 
     θ = (log Q₁₁, log Q₂₂, log R): :math:`c_\\theta(x, u) = \\tfrac12(x^\\top Q_\\theta x + u^\\top R_\\theta u)`,
@@ -122,10 +119,12 @@ def lqr_spec(*, horizon: int = 20, dt: float = 0.1, noise: float = 0.05) -> IRLS
     B = jnp.array([[0.0], [dt]], dtype)
     W = noise**2 * jnp.eye(2, dtype=dtype)
     m0, S0 = jnp.array([2.0, 0.0], dtype), 0.1 * jnp.eye(2, dtype=dtype)
-    layout = TrajectoryLayout(horizon, 2, 1)
 
     def matrices(theta):
         return jnp.diag(jnp.exp(theta[:2])), jnp.diag(jnp.exp(theta[2:]))
+
+    space = LinearGaussianTrajectories(lqr.LQR(A, B, None, None, W, m0, S0, horizon), matrices)
+    layout = space.layout
 
     def cost_fn(theta, x):
         Q, R = matrices(theta)
@@ -139,33 +138,43 @@ def lqr_spec(*, horizon: int = 20, dt: float = 0.1, noise: float = 0.05) -> IRLS
         Q, R = matrices(theta)
         return layout.pack(*lqr.sample_trajectories(key, A, B, Q, R, W, m0, S0, horizon, n))
 
-    system = lqr.LQR(A, B, None, None, W, m0, S0, horizon)
-    return IRLSpec(layout, cost_fn, log_partition_fn, sampler, None, system,
-                   ("log_q_position", "log_q_velocity", "log_r_force"), kind="lqr", matrices=matrices,
-                   theta_descriptions=("log of the quadratic cost on the position (Q)",
-                                       "log of the quadratic cost on the velocity (Q)",
-                                       "log of the quadratic cost on the force (R)"))
+    family = CostFamily(cost_fn, None, jnp.zeros(3, dtype), ("log_q_position", "log_q_velocity", "log_r_force"),
+                        theta_true=jnp.asarray(LQR_THETA, dtype), log_partition_fn=log_partition_fn,
+                        sampler=sampler,
+                        theta_descriptions=("log of the quadratic cost on the position (Q)",
+                                            "log of the quadratic cost on the velocity (Q)",
+                                            "log of the quadratic cost on the force (R)"))
+    return space, _with_model(family, space, PRIOR_SCALE)
 
 
-def pointmass_spec(task: PointMass | None = None) -> IRLSpec:
+def lqr_problem(**system) -> Problem:
+    """The LQR problem (:func:`lqr_family`): exact log Z by Riccati recursion, exact draws."""
+    return _demonstrated("lqr", *lqr_family(**system))
+
+
+def pointmass_problem(task: PointMass | None = None) -> Problem:
     """The point-mass navigation task (``models.pointmass``): no exact log Z and no exact sampler;
     demonstrations come from NUTS (``pointmass_demonstrations``)."""
     task = PointMass() if task is None else task
-    layout = task.layout
+    space = SimulatorTrajectories(task)
+    layout = space.layout
+    dtype = jnp.zeros(()).dtype
 
     def cost_fn(theta, x):
         return pointmass_cost(task, theta, *layout.unpack(x))
 
-    return IRLSpec(layout, cost_fn, None, None, None, task, ("goal", "obstacle", "log_effort"), kind="pointmass",
-                   theta_descriptions=("pull toward the goal", "penalty for passing near an obstacle",
-                                       "log of the cost on the applied force"))
+    theta_true = jnp.asarray(POINTMASS_THETA, dtype)
+    family = _with_model(CostFamily(cost_fn, None, jnp.zeros(3, dtype), ("goal", "obstacle", "log_effort"),
+                                    theta_true=theta_true,
+                                    theta_descriptions=("pull toward the goal", "penalty for passing near an obstacle",
+                                                        "log of the cost on the applied force")),
+                         space, PRIOR_SCALE)
 
+    def data(key, n_train, n_test):
+        # NUTS draws (no exact sampler exists), split into training and held-out demonstrations;
+        # NUTS is the cost here, so at most 500 are held out
+        n_test = min(n_test, 500)
+        demos = pointmass_demonstrations(key, task, theta_true, n_train + n_test)
+        return demos[:n_train], demos[n_train:]
 
-def irl_model(demos: jax.Array | None = None, *, spec: IRLSpec, prior_scale: float = 2.0, num_demos: int | None = None):
-    """:math:`\\theta \\sim N(0, s^2 I)`; each demonstration :math:`\\tau_i \\sim e^{-c_\\theta(\\tau)}\\nu(\\tau)/Z(\\theta)`."""
-    num_theta = len(spec.theta_names)
-    theta = numpyro.sample("theta", dist.Normal(jnp.zeros(num_theta), prior_scale).to_event(1))
-    num_demos = num_demos if demos is None else demos.shape[0]
-    with numpyro.plate("demos", num_demos):
-        numpyro.sample("tau", spec.target(theta), obs=demos)
-
+    return Problem("pointmass", space, family.target(theta_true, space), theta_true, data, family)

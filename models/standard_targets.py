@@ -25,9 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from models.mixture import mixture_energy, mixture_params
+from models.problem import Problem, draws_data
+from models.spaces import Points
 from models.unnormalized import Unnormalized
 
-__all__ = ["STANDARD_TARGETS", "funnel_energy", "gmm40_energy", "manywell_energy", "manywell_log_z_1d"]
+__all__ = ["STANDARD_TARGETS", "funnel_energy", "standard_problem", "gmm40_energy", "manywell_energy", "manywell_log_z_1d"]
 
 FUNNEL_SCALE = 3.0
 
@@ -110,3 +112,10 @@ STANDARD_TARGETS = {
     "funnel10": (lambda: funnel_energy(10), 10),
     "manywell32": (lambda: manywell_energy(32), 32),
 }
+
+
+def standard_problem(name: str) -> Problem:
+    """A standard target as a problem: exact draws as data, exact log Z, no cost family."""
+    build, size = STANDARD_TARGETS[name]
+    target = build()
+    return Problem(name, Points(size), target, target.params, draws_data(target))

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.mixture import mixture_params, mixture_sample
+from models.mixture import mixture_energy, mixture_params, mixture_sample
+from models.problem import CostFamily, Problem, draws_data
+from models.spaces import Points
 
 __all__ = ["TOYS", "sample_toy", "toy_bounds", "toy_family_cost", "toy_family_log_partition", "toy_family_model",
-           "toy_params"]
+           "toy_params", "toy_problem"]
 
 
 def _arc(center, radius, start, stop, spacing):
@@ -144,3 +147,22 @@ def toy_family_model(data: jax.Array | None = None, *, base: dict, num_data: int
                           log_normalizer=toy_family_log_partition(base, theta))
     with numpyro.plate("data", num_data if data is None else data.shape[0]):
         numpyro.sample("x", energy, obs=data)
+
+
+def toy_problem(name: str) -> Problem:
+    """A toy as a problem: exact draws of the mixture as data, the quadrature box, and the two-parameter
+    family of :func:`toy_family_cost` (θ* = 0, the toy itself; exact log Z and draws at every θ)."""
+    base = toy_params(name)
+    target = mixture_energy(base)
+    zero = jnp.zeros((), jnp.zeros(()).dtype)
+    family = CostFamily(
+        partial(toy_family_cost, base), partial(toy_family_model, base=base),
+        {"log_spread": zero, "log_scale": zero}, ("log_spread", "log_scale"), sites=("log_spread", "log_scale"),
+        theta_true={"log_spread": zero, "log_scale": zero},
+        log_partition_fn=partial(toy_family_log_partition, base),
+        sampler=lambda key, theta, n: mixture_sample(key, _scaled(base, theta), (n,)),
+        theta_descriptions=("log of how far the toy's blobs sit from its centre (0: the toy itself)",
+                            "log of each blob's width (0: the toy itself)"),
+        learning_rate=0.02,
+    )
+    return Problem(name, Points(2, toy_bounds(name)), target, base, draws_data(target), family)

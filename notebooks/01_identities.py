@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -32,10 +34,10 @@ import optax
 
 jax.config.update("jax_enable_x64", True)
 
+from inference.app.plots import plot_discriminator_loss, plot_generator_and_sampler, plot_gradients
 from inference.estimators import log_z_importance, log_z_mixture
 from inference.identities import check_identities, diagonal_quadratic_cost
 from inference.objectives import generator_loss, sampler_loss
-from inference.plots import plot_discriminator_loss, plot_generator_and_sampler, plot_gradients
 from inference.proposals import DiagonalGaussian, Gaussian
 from inference.sampler import sampler_init, sampler_step
 from models import make_problem

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -33,8 +35,8 @@ import os
 
 import matplotlib.pyplot as plt
 
+from inference.app.train_outputs import density_figure, training_figure
 from inference.ebm import ebm_summary, train_ebm
-from inference.ebm_report import density_figure, training_figure
 from inference.training import METHODS
 from models.problems import make_problem
 

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -31,9 +33,9 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
+from inference.app.logz import compare_proposals
+from inference.app.train_outputs import cost_figure, training_figure
 from inference.ebm import ebm_summary, train_ebm
-from inference.ebm_report import cost_figure, training_figure
-from inference.logz import compare_proposals
 from inference.training import METHODS
 from models.problems import make_problem
 
@@ -41,10 +43,10 @@ QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
 STEPS = 40 if QUICK else 1500
 DEMOS = 100
 problem = make_problem("gridworld")
-spec = problem.irl
-print(f"θ* = {dict(zip(spec.theta_names, np.asarray(problem.true_params).round(2), strict=True))}")
-print(f"exact log Z(θ*) = {float(problem.target.log_normalizer):.4f} over {spec.system.num_states} states, "
-      f"T = {spec.system.horizon}")
+mdp = problem.space.mdp  # a tabular sample space: the MDP, its features and its horizon
+print(f"θ* = {dict(zip(problem.family.theta_names, np.asarray(problem.true_params).round(2), strict=True))}")
+print(f"exact log Z(θ*) = {float(problem.target.log_normalizer):.4f} over {mdp.num_states} states, "
+      f"T = {mdp.horizon}")
 
 # %% [markdown]
 # ## Which proposal can stand in for Z?

@@ -31,18 +31,17 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
+from inference.app.logz import compare_proposals
+from inference.app.train_outputs import paths_figure, training_figure
 from inference.ebm import ebm_summary, train_ebm
-from inference.ebm_report import paths_figure, training_figure
-from inference.logz import compare_proposals
 from inference.training import METHODS
 from models.problems import make_problem
 
 QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
 STEPS = 40 if QUICK else 1000
 problem = make_problem("lqr")
-spec = problem.irl
 demos, test = problem.data(jax.random.key(0), 300, 1000)
-states, actions = spec.layout.unpack(demos)
+states, actions = problem.space.layout.unpack(demos)
 print(f"θ* = {np.asarray(problem.true_params)}, exact log Z(θ*) = {float(problem.target.log_normalizer):.4f}")
 
 figure, (ax_x, ax_u) = plt.subplots(1, 2, figsize=(9, 2.8))

@@ -38,11 +38,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from numpyro.infer import MCMC, NUTS
 
+from inference.app.plots import plot_grid_costs
 from inference.ebm import train_ebm
-from inference.plots import plot_grid_costs
 from inference.posterior import load_posterior, sample_posterior, save_posterior
 from models.gridworld import gridworld
-from models.irl_problems import irl_model, tabular_spec
+from models.irl_problems import tabular_family
 from models.problems import make_problem
 from models.unnormalized import MissingNormalizerWarning
 
@@ -51,9 +51,9 @@ QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
 NUTS_SETTINGS = dict(num_warmup=100 if QUICK else 500, num_samples=100 if QUICK else 500, num_chains=2)
 DRAWS = 4000 if QUICK else 16_000  # fixed proposal draws behind each log Ẑ(θ)
 problem = make_problem("gridworld")
-spec = problem.irl
+space = problem.space  # the tabular sample space: its MDP and the cost table c_θ(s, a)
 demos, test = problem.data(jax.random.key(0), 100, 1000)
-names = list(spec.theta_names)
+names = list(problem.family.theta_names)
 print(f"θ* = {dict(zip(names, np.asarray(problem.true_params).round(2), strict=True))}, {demos.shape[0]} demonstrations")
 
 # %% [markdown]
@@ -152,11 +152,11 @@ print(f"median ESS {float(stats['log_z_ess'].median()):.0f} of {DRAWS} draws")
 
 # %%
 draws = exact.posterior["theta"].values.reshape(-1, len(names))
-state_costs = np.stack([np.asarray(spec.cost_table(t)).mean(1) for t in draws[:: max(1, len(draws) // 200)]])
+state_costs = np.stack([np.asarray(space.cost_table(t)).mean(1) for t in draws[:: max(1, len(draws) // 200)]])
 figure, axes = plt.subplots(1, 3, figsize=(10, 3))
-plot_grid_costs(axes[0], np.asarray(spec.cost_table(problem.true_params)).mean(1), spec.system.shape, title="true cost")
-plot_grid_costs(axes[1], state_costs.mean(0), spec.system.shape, title="posterior mean")
-plot_grid_costs(axes[2], state_costs.std(0), spec.system.shape, title="posterior sd")
+plot_grid_costs(axes[0], np.asarray(space.cost_table(problem.true_params)).mean(1), space.grid_shape, title="true cost")
+plot_grid_costs(axes[1], state_costs.mean(0), space.grid_shape, title="posterior mean")
+plot_grid_costs(axes[2], state_costs.std(0), space.grid_shape, title="posterior sd")
 figure.tight_layout()
 
 # %% [markdown]
@@ -172,10 +172,9 @@ figure.tight_layout()
 # %%
 mdp = gridworld(8, horizon=20, slip=0.1)
 keep = [0, 1, 3]  # goal, obstacle, move
-reduced = tabular_spec(mdp._replace(features=mdp.features[..., keep],
-                                    feature_names=tuple(mdp.feature_names[i] for i in keep)))
-no_distance = sample_posterior(irl_model, demos, key=jax.random.key(1), estimator="exact", spec=reduced,
-                               **NUTS_SETTINGS)
+_, reduced = tabular_family(mdp._replace(features=mdp.features[..., keep],
+                                        feature_names=tuple(mdp.feature_names[i] for i in keep)))
+no_distance = sample_posterior(reduced.model, demos, key=jax.random.key(1), estimator="exact", **NUTS_SETTINGS)
 comparison = az.compare({"all four features": exact, "without distance": no_distance})
 print(comparison[["rank", "elpd_loo", "p_loo", "elpd_diff", "dse"]].round(2))
 

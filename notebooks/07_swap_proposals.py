@@ -39,12 +39,12 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from inference.compare import CompareSettings, compare, render_report
+from inference.app.compare import CompareSettings, compare, render_report
 from inference.diagnostics import UnreliableEstimateWarning
 from inference.ebm import train_ebm
-from inference.irl import base_policy, irl_setup, soft_optimal_policy
 from inference.posterior import sample_posterior
 from inference.sampler import fit_at_anchors, sigma_anchors
+from inference.spaces import broad_proposal, soft_optimal, warm_start
 from models.problems import make_problem
 
 jax.config.update("jax_enable_x64", True)
@@ -57,9 +57,9 @@ demos, test = problem.data(jax.random.key(0), 100, 1000)
 gcl = train_ebm(problem, "gcl", steps=150 if QUICK else 1500, data=(demos, test), tilted=True, progress=False,
                 eval_every=10_000)
 proposals = {
-    "uniform": base_policy(problem, jax.random.key(2)),
-    "cloned": irl_setup(problem, demos, jax.random.key(2))[1],
-    "soft-optimal at θ*": soft_optimal_policy(problem, problem.true_params),
+    "uniform": broad_proposal(problem.space, jax.random.key(2)),
+    "cloned": warm_start(problem.space, jax.random.key(2), demos),
+    "soft-optimal at θ*": soft_optimal(problem.space, problem, problem.true_params),
     "gcl": gcl.result.state.proposal,
 }
 
@@ -77,7 +77,7 @@ posteriors = {name: sample_posterior(problem.model, demos, key=jax.random.key(1)
 # posterior, mixed with the balance heuristic; no exact quantity is used to build it
 pilot = posteriors["gcl"].posterior["theta"].values.reshape(-1, 4)
 anchors = sigma_anchors(pilot.mean(0), np.cov(pilot.T))
-proposals["gcl-follow"] = fit_at_anchors(jax.random.key(3), gcl.result.state.proposal, problem.irl.cost_fn,
+proposals["gcl-follow"] = fit_at_anchors(jax.random.key(3), gcl.result.state.proposal, problem.family.cost_fn,
                                          jnp.asarray(anchors), steps=100 if QUICK else 500, progress=False)
 posteriors["gcl-follow"] = sample_posterior(problem.model, demos, key=jax.random.key(1),
                                             proposal=proposals["gcl-follow"], num_draws=DRAWS, **NUTS_SETTINGS)
@@ -157,7 +157,7 @@ ax_k.axvline(0.7, color="r", ls="--", lw=1)
 ax_k.set(xlabel="k-hat at each posterior draw (clipped to [-0.5, 2])", ylabel="draws")
 ax_k.legend(fontsize=8)
 ax_s.axhline(0, color="k", lw=0.8)
-ax_s.set_xticks(range(4), problem.irl.theta_names)
+ax_s.set_xticks(range(4), problem.family.theta_names)
 ax_s.set(ylabel="posterior mean − exact (exact sd)")
 ax_s.legend(fontsize=8)
 figure.tight_layout()
@@ -172,7 +172,7 @@ figure.tight_layout()
 # demonstrations), so that target needs more draws or a family that is exact at every θ.
 #
 # ## The whole comparison in one call
-# `inference.compare.compare` (the CLI's `maxent-gan compare`) does all of the above: it trains
+# `inference.app.compare.compare` (the CLI's `maxent-gan compare`) does all of the above: it trains
 # the GCL and GAN-form samplers, samples every posterior, and renders the report. Here on the
 # LQR, whose $\log Z(\theta)$ comes from a Riccati recursion:
 

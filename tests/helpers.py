@@ -56,7 +56,7 @@ def run_cli(*args: str):
     import io
     import subprocess
 
-    from inference.cli import main
+    from inference.app.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     x64 = jax.config.jax_enable_x64

@@ -4,9 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from inference.app.names import make_proposal
 from inference.estimators import elbo, iwae, log_z_importance, log_z_mixture
 from inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
-from inference.proposals import DefensiveMixture, Gaussian, make_proposal
+from inference.proposals import DefensiveMixture, Gaussian
 from models import gaussian_target_params, make_problem, quadratic_energy
 
 GOOD = np.linspace(0.0, 1.0, 30)

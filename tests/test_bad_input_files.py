@@ -14,12 +14,12 @@ import jax
 import numpy as np
 import pytest
 
-import inference.compare
+import inference.app.compare
+import inference.app.identities
+import inference.app.logz
 import inference.driver
 import inference.ebm
-import inference.logz
-import inference.report
-from inference.cli import main
+from inference.app.cli import main
 from inference.diagnostics import UnreliableEstimateWarning, warn_if_unreliable
 from inference.driver import CHECKPOINT, load_checkpoint
 from inference.io import write_atomic
@@ -261,7 +261,7 @@ def old_run(folder: Path) -> Path:
 
 
 def test_compare_force_replaces_the_whole_folder_with_one_chain(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(inference.compare, "sample_posterior", fake_posterior)
+    monkeypatch.setattr(inference.app.compare, "sample_posterior", fake_posterior)
     out = old_run(tmp_path / "out")
     code, err = run_cli(capsys, *GAUSSIAN, "--proposals", "exact", "--chains", "1", "--out", str(out), "--force")
     assert code == 0, err
@@ -284,7 +284,7 @@ def test_an_interrupted_compare_leaves_the_old_folder_as_it_was(tmp_path, capsys
             raise KeyboardInterrupt
         return fake_posterior(*args, **kwargs)
 
-    monkeypatch.setattr(inference.compare, "sample_posterior", interrupted_on_the_second)
+    monkeypatch.setattr(inference.app.compare, "sample_posterior", interrupted_on_the_second)
     out = old_run(tmp_path / "out")
     code, err = run_cli(capsys, *GAUSSIAN, "--proposals", "exact,uniform", "--out", str(out), "--force")
     assert (code, err) == (130, "maxent-gan: interrupted\n")
@@ -298,7 +298,7 @@ def test_an_interrupted_fresh_compare_leaves_no_folder(tmp_path, capsys, monkeyp
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(inference.compare, "posterior_family", interrupt)
+    monkeypatch.setattr(inference.app.compare, "_train", interrupt)
     code, err = run_cli(capsys, *GAUSSIAN, "--out", str(tmp_path / "out"))
     assert (code, err) == (130, "maxent-gan: interrupted\n")
     assert list(tmp_path.iterdir()) == []
@@ -308,7 +308,7 @@ def test_an_interrupted_identities_force_rerun_keeps_the_old_report(tmp_path, ca
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(inference.report, "check_identities", interrupt)
+    monkeypatch.setattr(inference.app.identities, "check_identities", interrupt)
     out = old_run(tmp_path / "out")
     code, err = run_cli(capsys, "identities", "--samples", "200", "--dim", "2", "--out", str(out), "--force")
     assert (code, err) == (130, "maxent-gan: interrupted\n")
@@ -364,8 +364,8 @@ def test_an_interrupted_train_keeps_the_old_folder_unless_it_checkpointed(tmp_pa
 )
 def test_cli_arguments_fail_in_one_line_naming_the_argument_before_any_work(args, message, tmp_path, capsys,
                                                                              monkeypatch):
-    for module, name in [(inference.compare, "posterior_family"), (inference.ebm, "build_training"),
-                         (inference.logz, "estimate_log_z"), (inference.report, "check_identities")]:
+    for module, name in [(inference.app.compare, "_train"), (inference.ebm, "build_training"),
+                         (inference.app.logz, "estimate_log_z"), (inference.app.identities, "check_identities")]:
         monkeypatch.setattr(module, name, expensive)
     out = [] if args[0] == "logz" or "--out" in args else ["--out", str(tmp_path / "out")]
     err = one_error_line(*run_cli(capsys, *args, *out))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models import lqr, tabular
-from models.irl_problems import lqr_spec
+from models.irl_problems import lqr_family
 from models.unnormalized import Unnormalized
 
 NAMES = ("A", "B", "Q", "R", "W", "m0", "S0")
@@ -174,11 +174,11 @@ def test_unnormalized_right_shapes_still_pass():
     energy = Unnormalized(squared_norm, 1.0, event_shape=(2,))
     assert energy.cost(jnp.ones(2)).shape == ()
     assert energy.cost(jnp.ones((4, 3, 2))).shape == (4, 3)
-    spec = lqr_spec(horizon=3)
+    space, family = lqr_family(horizon=3)
     theta = jnp.zeros(3)
-    target = spec.target(theta)
+    target = family.target(theta, space)
     rows = target.sample(jax.random.key(0), (5,))
-    assert rows.shape == (5, spec.layout.size)
+    assert rows.shape == (5, space.size)
     assert target.unnormalized_log_prob(rows).shape == (5,)
 
 
@@ -186,9 +186,10 @@ def test_a_user_mdp_horizon_accepts_numpy_integers_and_refuses_bools():
     import numpy as np
 
     from models.gridworld import gridworld
-    from models.irl_problems import tabular_spec
+    from models.irl_problems import tabular_family
 
     mdp = gridworld(4, horizon=5)
-    assert tabular_spec(mdp._replace(horizon=np.int64(5))).layout.horizon == 5
+    space, _ = tabular_family(mdp._replace(horizon=np.int64(5)))
+    assert space.layout.horizon == 5
     with pytest.raises(ValueError, match="horizon: expected a positive integer, got True"):
-        tabular_spec(mdp._replace(horizon=True))
+        tabular_family(mdp._replace(horizon=True))

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from inference.compare import CompareSettings, compare, render_report
+from inference.app.compare import CompareSettings, compare, render_report
 from inference.posterior import load_posterior
 from tests.helpers import run_cli as run
 

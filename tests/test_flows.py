@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from inference.app.names import PROPOSALS, make_proposal
 from inference.diagnostics import UnreliableEstimateWarning
 from inference.estimators import log_z_importance
-from inference.proposals import PROPOSALS, make_proposal
 from inference.proposals.flow import Flow, fit_flow_to_data
 from models.mixture import mixture_energy, mixture_params
 from models.quadrature import log_partition_grid

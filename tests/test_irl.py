@@ -131,27 +131,25 @@ def test_gridworld_problem_is_a_numpyro_model_with_the_exact_normalizer():
     target = site["fn"].base_dist if hasattr(site["fn"], "base_dist") else site["fn"]
     assert target.base_measure == "dynamics"
     theta = trace["theta"]["value"]
-    assert jnp.allclose(target.log_normalizer, problem.irl.log_partition_fn(theta))
+    assert jnp.allclose(target.log_normalizer, problem.family.log_partition_fn(theta))
     assert site["value"].shape == (8, problem.dim)
 
 
 @pytest.mark.parametrize("method", ["exact", "gcl", "gan"])
 def test_irl_recovers_the_true_cost_on_a_small_gridworld(method):
-    from models.irl_problems import tabular_spec
-    from models.problems import Problem, _draws
+    from models.builders import tabular_problem
 
-    spec = tabular_spec(gridworld(4, horizon=8, slip=0.1, obstacles=((2, 1), (2, 2))))
-    theta_true = jnp.array([-1.0, 3.0, 2.0, 0.3])
-    target = spec.target(theta_true)
-    problem = Problem("small-grid", target, theta_true, None, spec.layout.size, _draws(target), irl=spec)
+    mdp = gridworld(4, horizon=8, slip=0.1, obstacles=((2, 1), (2, 2)))
+    problem = tabular_problem(mdp.features, mdp.transitions, mdp.initial, mdp.horizon,
+                              theta_true=[-1.0, 3.0, 2.0, 0.3], theta_names=mdp.feature_names, name="small-grid")
     run = train_ebm(problem, method, steps=400, num_train=500, num_test=500, batch_size=250, eval_every=400,
                     learning_rate=0.05, progress=False)
     summary = ebm_summary(run)
     assert summary["stopped"] is None
     # the dynamics inside the policy are the problem's, untouched by the optimizer
     policy = run.result.state.proposal
-    assert jnp.array_equal(policy.initial, spec.system.initial)
-    assert jnp.array_equal(policy.transitions.log_probs, spec.system.transitions.log_probs)
+    assert jnp.array_equal(policy.initial, problem.space.mdp.initial)
+    assert jnp.array_equal(policy.transitions.log_probs, problem.space.mdp.transitions.log_probs)
     assert summary["epic"] < 0.1, summary
     assert summary["cost_correlation"] > 0.98, summary
     # the exact method's NLL is the gold standard; the others within a few hundredths of it
@@ -172,45 +170,43 @@ def test_bad_demonstrations_are_refused_before_training():
 
 def _lqr_policy(noise):
     from inference.proposals.policy import LinearGaussianPolicy
-    from models.irl_problems import LQR_THETA, lqr_spec
+    from models.irl_problems import LQR_THETA, lqr_family
 
-    spec = lqr_spec(noise=noise)
+    space, family = lqr_family(noise=noise)
     theta = jnp.asarray(LQR_THETA)
-    Q, R = spec.matrices(theta)
-    system = spec.system
-    policy = LinearGaussianPolicy.soft_optimal((system.A, system.B, system.W, system.m0, system.S0), Q, R,
-                                               system.horizon)
-    return spec, theta, policy
+    Q, R = space.matrices(theta)
+    policy = LinearGaussianPolicy.soft_optimal(space.dynamics, Q, R, space.horizon)
+    return family, theta, policy
 
 
 def test_lqr_soft_optimal_policy_is_exact_without_noise_and_consistent_with_it():
     # W -> 0: the exact model is this policy (start tilted, transitions deterministic); the
     # untilted transitions leave a log-weight spread linear in the noise scale (about 100 x noise here)
     for noise in (1e-4, 1e-7):
-        spec, theta, policy = _lqr_policy(noise)
+        family, theta, policy = _lqr_policy(noise)
         x, log_q = policy.sample_and_log_prob(jax.random.key(0), 2000)
         assert jnp.allclose(policy.log_prob(x), log_q, atol=1e-10)
-        log_weights = -spec.cost_fn(theta, x) - log_q
-        assert jnp.max(jnp.abs(log_weights - spec.log_partition_fn(theta))) < 200 * noise
+        log_weights = -family.cost_fn(theta, x) - log_q
+        assert jnp.max(jnp.abs(log_weights - family.log_partition_fn(theta))) < 200 * noise
     # with noise, the untilted transitions cost weight variance, but IS stays unbiased in Z
-    spec, theta, policy = _lqr_policy(0.05)
+    family, theta, policy = _lqr_policy(0.05)
     x, log_q = policy.sample_and_log_prob(jax.random.key(1), 100_000)
     from tests.helpers import log_z_stderr
 
-    log_weights = -spec.cost_fn(theta, x) - log_q
+    log_weights = -family.cost_fn(theta, x) - log_q
     estimate = jax.nn.logsumexp(log_weights) - jnp.log(100_000.0)
-    assert abs(estimate - spec.log_partition_fn(theta)) < 5 * log_z_stderr(log_weights) + 1e-3
+    assert abs(estimate - family.log_partition_fn(theta)) < 5 * log_z_stderr(log_weights) + 1e-3
 
 
 def test_linear_gaussian_cloning_recovers_the_exact_policy():
     from inference.irl import linear_gaussian_cloning
 
-    spec, theta, exact = _lqr_policy(1e-7)
-    demos = spec.sampler(jax.random.key(2), theta, 20_000)
+    family, theta, exact = _lqr_policy(1e-7)
+    demos = family.sampler(jax.random.key(2), theta, 20_000)
     cloned = linear_gaussian_cloning(exact, demos)
     # late states have collapsed near 0, so single gains are poorly determined; the fit as a whole is
     # judged by held-out likelihood: about 90 parameters on 2·10⁴ demos cost ~P/(2n) = 0.002 nats
-    held_out = spec.sampler(jax.random.key(3), theta, 20_000)
+    held_out = family.sampler(jax.random.key(3), theta, 20_000)
     excess = jnp.mean(exact.log_prob(held_out)) - jnp.mean(cloned.log_prob(held_out))
     assert -0.02 < excess < 0.02, excess
     assert jnp.allclose(cloned.initial_mean, exact.initial_mean, atol=0.02)
@@ -230,17 +226,17 @@ def test_irl_recovers_the_lqr_cost(method):
 
 
 def test_bad_mdps_are_refused_with_the_place():
-    from models.irl_problems import tabular_spec
+    from models.irl_problems import tabular_family
 
     mdp = gridworld(3, horizon=4)
     with pytest.raises(ValueError, match=r"features: 1 non-finite value\(s\); first at state 4, action 2, feature 'distance'"):
-        tabular_spec(mdp._replace(features=mdp.features.at[4, 2, 2].set(jnp.nan)))
+        tabular_family(mdp._replace(features=mdp.features.at[4, 2, 2].set(jnp.nan)))
     with pytest.raises(ValueError, match="initial: expected 9 probabilities"):
-        tabular_spec(mdp._replace(initial=jnp.ones(9)))
+        tabular_family(mdp._replace(initial=jnp.ones(9)))
     dense = np.asarray(mdp.transitions.dense()).copy()
     dense[5, 1, :] *= 0.5
     with pytest.raises(ValueError, match=r"transitions: 1 row\(s\) do not sum to 1; first \(s=5, a=1\)"):
-        tabular_spec(mdp._replace(transitions=dense))
+        tabular_family(mdp._replace(transitions=dense))
 
 
 def test_pointmass_demonstrations_are_the_trajectory_model_where_it_is_an_lqr():

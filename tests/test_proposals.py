@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from inference.app.names import PROPOSALS, make_proposal
 from inference.proposals import (
-    PROPOSALS,
     DefensiveMixture,
     DiagonalGaussian,
     ExactProposal,
     Gaussian,
     GaussianMixture,
     Proposal,
-    make_proposal,
 )
 from models import gaussian_target_params, quadratic_energy
 from tests.helpers import log_z_stderr

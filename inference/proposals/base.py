@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import jax
 
-__all__ = ["Proposal", "check_points"]
+__all__ = ["Proposal", "check_points", "is_reparameterized"]
 
 
 @runtime_checkable
@@ -15,6 +15,12 @@ class Proposal(Protocol):
 
     ``log_prob`` is relative to the problem's base measure (Lebesgue for EBMs on R^d),
     the same measure as the target's unnormalized density.
+
+    ``reparameterized`` (a class attribute; default ``False`` when absent): whether the draws of
+    ``sample_and_log_prob`` are a differentiable function of the parameters with the randomness fixed
+    (Gaussians, flows, policies through known dynamics). Training differentiates through the draws
+    only then; otherwise it holds them fixed and uses the score-function gradient (tabular policies,
+    and every mixture, whose component is picked discretely).
     """
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
@@ -28,6 +34,12 @@ class Proposal(Protocol):
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         """Draws and their log densities, where computing both at once is cheaper."""
         ...
+
+
+def is_reparameterized(proposal) -> bool:
+    """The proposal's ``reparameterized`` declaration; ``False`` when it declares none (the safe choice:
+    the score-function gradient is unbiased for any proposal, the pathwise one only for reparameterized)."""
+    return bool(getattr(proposal, "reparameterized", False))
 
 
 def check_points(name: str, x: jax.Array, dim: int) -> None:

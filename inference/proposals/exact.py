@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 
@@ -13,6 +15,8 @@ __all__ = ["ExactProposal"]
 
 class ExactProposal(eqx.Module):
     """:math:`q = p_\\theta` itself: exact draws, :math:`\\log q = -c - \\log Z` (weights constant)."""
+
+    reparameterized: ClassVar[bool] = False  # the target's own sampler: no parameters to train
 
     target: Unnormalized
 

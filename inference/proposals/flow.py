@@ -9,6 +9,8 @@ is as cheap as a draw.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -25,6 +27,8 @@ __all__ = ["Flow", "fit_flow_to_data"]
 
 class Flow(eqx.Module):
     """A flowjax distribution as a proposal: :math:`q(x) = N(f^{-1}(x)) |\\det J_{f^{-1}}|`."""
+
+    reparameterized: ClassVar[bool] = True  # a bijection of base noise
 
     flow: eqx.Module
 

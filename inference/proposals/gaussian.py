@@ -7,6 +7,7 @@ step keeps the covariance positive definite; densities come from NumPyro's distr
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -36,6 +37,8 @@ def _as_float(name: str, value: ArrayLike, ndim: int) -> jax.Array:
 
 class DiagonalGaussian(eqx.Module):
     """:math:`q = N(m, \\mathrm{diag}(\\sigma^2))`, parameters ``loc`` and ``log_scale``."""
+
+    reparameterized: ClassVar[bool] = True  # loc + scale · z
 
     loc: jax.Array
     log_scale: jax.Array
@@ -73,6 +76,8 @@ class Gaussian(eqx.Module):
     ``L = tril(lower, -1) + diag(exp(log_diag))``. Build with :meth:`from_covariance`
     or from a loc and ``scale_tril``.
     """
+
+    reparameterized: ClassVar[bool] = True  # loc + L z
 
     loc: jax.Array
     lower: jax.Array

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -21,6 +22,8 @@ class GaussianMixture(eqx.Module):
 
     Density and draws from NumPyro's ``MixtureSameFamily`` (log-sum-exp over components).
     """
+
+    reparameterized: ClassVar[bool] = False  # the component of a draw is picked discretely
 
     logits: jax.Array
     locs: jax.Array
@@ -78,6 +81,8 @@ class DefensiveMixture(eqx.Module):
     The broad component bounds the weights where the learned one misses mass of p:
     :math:`w \\le p / (\\alpha q_{broad})`. Draws are i.i.d. from the mixture.
     """
+
+    reparameterized: ClassVar[bool] = False  # the component of a draw is picked discretely
 
     proposal: Proposal
     broad: Proposal

@@ -1,4 +1,6 @@
-"""Proposals by name, for the CLI and comparisons: one line per proposal."""
+"""The one registry of proposal names, for the CLI, ``logz`` and the identities job: one line per proposal.
+
+Which names a problem takes is decided by its sample space (``inference.spaces``), never by its name."""
 
 from __future__ import annotations
 
@@ -6,11 +8,15 @@ from collections.abc import Callable
 
 import jax
 
+from inference.ebm import proposal_optimizer
 from inference.proposals.base import Proposal
 from inference.proposals.exact import ExactProposal
 from inference.proposals.flow import Flow, fit_flow_to_data
 from inference.proposals.gaussian import DiagonalGaussian, Gaussian
 from inference.proposals.mixture import DefensiveMixture
+from inference.sampler import fit_sampler
+from inference.spaces import broad_proposal, has_soft_optimal, sampler_rates, soft_optimal
+from models.spaces import Points
 from models.unnormalized import Unnormalized
 
 __all__ = ["PROPOSALS", "TRAJECTORY_PROPOSALS", "make_proposal", "proposal_names"]
@@ -27,8 +33,6 @@ def _broad(key, target, *, scale, steps, progress):
 
 def _fitted(initial):
     def build(key, target, *, scale, steps, progress):
-        from inference.sampler import fit_sampler  # the sampler imports proposals
-
         proposal, _ = fit_sampler(key, initial(_dim(target), scale), target, steps=steps or 1000, progress=progress)
         return proposal
 
@@ -36,14 +40,10 @@ def _fitted(initial):
 
 
 def _flow(key, target, *, scale, steps, progress):
-    import optax
-
-    from inference.sampler import fit_sampler
-
     steps = steps or 4000
     key_init, key_fit = jax.random.split(key)
     flow = Flow.coupling(key_init, _dim(target), base_scale=scale, interval=3 * scale)
-    optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(optax.cosine_decay_schedule(2e-3, steps)))
+    optimizer = proposal_optimizer(sampler_rates(Points(_dim(target))).fit, steps, alpha=0.0)
     proposal, _ = fit_sampler(key_fit, flow, target, steps=steps, num_samples=512, optimizer=optimizer,
                               anneal=0.05, progress=progress)
     return proposal
@@ -82,31 +82,20 @@ draws (data), mass-covering by construction. ``steps`` is the fit's steps (epoch
 
 
 def _policy(key, target, problem, *, steps, progress):
-    import optax
-
-    from inference.irl import base_policy
-    from inference.sampler import fit_sampler
-
     steps = steps or 1000
-    learning_rate = {"tabular": 0.1, "lqr": 1e-2}.get(problem.irl.kind, 3e-3)
-    optimizer = optax.chain(optax.clip_by_global_norm(10.0),
-                            optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05)))
+    optimizer = proposal_optimizer(sampler_rates(problem.space).fit, steps)
     key_init, key_fit = jax.random.split(key)
-    proposal, _ = fit_sampler(key_fit, base_policy(problem, key_init), target, steps=steps, num_samples=512, optimizer=optimizer,
-                              progress=progress)
+    proposal, _ = fit_sampler(key_fit, broad_proposal(problem.space, key_init), target, steps=steps, num_samples=512,
+                              optimizer=optimizer, progress=progress)
     return proposal
 
 
 def _base(key, target, problem, **_):
-    from inference.irl import base_policy
-
-    return base_policy(problem, key)
+    return broad_proposal(problem.space, key)
 
 
 def _soft_optimal(key, target, problem, **_):
-    from inference.irl import soft_optimal_policy
-
-    return soft_optimal_policy(problem, target.params)
+    return soft_optimal(problem.space, problem, target.params)
 
 
 TRAJECTORY_PROPOSALS: dict[str, Callable[..., Proposal]] = {
@@ -123,13 +112,14 @@ on a grid, pathwise through the dynamics on a linear system)."""
 
 
 def proposal_names(problem=None) -> tuple[str, ...]:
-    """The proposals that apply to ``problem`` (points in R^d, or trajectories; the point mass has
-    no exact sampler and no soft-optimal policy)."""
-    if problem is None or problem.irl is None:
+    """The proposals that apply to ``problem``: by its sample space (points in R^d take ``PROPOSALS``,
+    trajectories ``TRAJECTORY_PROPOSALS``), less ``exact`` without an exact sampler and ``soft-optimal``
+    where the space has no soft-optimal policy (the point mass has neither)."""
+    if problem is None or isinstance(problem.space, Points):
         return tuple(PROPOSALS)
-    if problem.irl.kind == "pointmass":
-        return ("uniform", "policy")
-    return tuple(TRAJECTORY_PROPOSALS)
+    exact = problem.target is not None and problem.target.has_exact_sampler
+    return tuple(name for name in TRAJECTORY_PROPOSALS
+                 if (name != "exact" or exact) and (name != "soft-optimal" or has_soft_optimal(problem.space)))
 
 
 def make_proposal(
@@ -144,14 +134,14 @@ def make_proposal(
 ) -> Proposal:
     """Build the named proposal for ``target``; the error lists the valid names.
 
-    Trajectory problems (``problem.irl`` set) take the policy proposals of
-    ``TRAJECTORY_PROPOSALS``; points in R^d take ``PROPOSALS``.
+    Trajectory problems take the policy proposals of ``TRAJECTORY_PROPOSALS``; points in R^d take
+    ``PROPOSALS``.
     """
     names = proposal_names(problem)
     if name not in names:
         kind = f" for {problem.name}" if problem is not None else ""
         raise ValueError(f"proposal: unknown name {name!r}{kind}; valid: {', '.join(names)}")
-    if problem is not None and problem.irl is not None:
+    if problem is not None and not isinstance(problem.space, Points):
         return TRAJECTORY_PROPOSALS[name](key, target, problem, steps=steps, progress=progress)
     if not scale > 0:
         raise ValueError(f"scale: expected a positive broad-proposal scale, got {scale!r}")

@@ -58,14 +58,14 @@ def _check_finite_positive(name: str, value: float | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from inference.proposals import PROPOSALS, TRAJECTORY_PROPOSALS
+    from inference.app.names import PROPOSALS, TRAJECTORY_PROPOSALS
     from models.problems import PROBLEMS
 
     parser = _Parser(prog="maxent-gan", description="GANs, IRL and EBMs as one estimator of log Z (Finn et al. 2016).")
     commands = parser.add_subparsers(dest="command")
 
     ident = commands.add_parser("identities", help="check the paper's three identities; write a report")
-    ident.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}")
+    ident.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}; or your tabular problem as a .npz file (models.files)")
     ident.add_argument("--dim", type=_positive_int, default=5, help=f"the Gaussian's dimension (at most {MAX_DIM})")
     ident.add_argument("--samples", type=_positive_int, default=4000, help="data points and proposal draws")
     ident.add_argument("--seed", type=_seed, default=0)
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     ident.add_argument("--json", action="store_true", help="print the summary as JSON instead of the report")
 
     logz = commands.add_parser("logz", help="estimate log Z of a problem with a proposal")
-    logz.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}")
+    logz.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}; or your tabular problem as a .npz file (models.files)")
     logz.add_argument("--dim", type=_positive_int, default=2, help=f"the Gaussian's dimension (at most {MAX_DIM})")
     logz.add_argument("--proposal", default=None,
                       help=f"points: one of {', '.join(PROPOSALS)} (default gaussian); trajectories: one of "
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     from inference.training import METHODS
 
     train = commands.add_parser("train", help="train an energy on a problem's data: exact, gcl or gan")
-    train.add_argument("--problem", default="rings", help=f"one of: {', '.join(PROBLEMS)}")
+    train.add_argument("--problem", default="rings", help=f"one of: {', '.join(PROBLEMS)}; or your tabular problem as a .npz file (models.files)")
     train.add_argument("--method", default="gcl", help=f"one of: {', '.join(METHODS)}")
     train.add_argument("--steps", type=_positive_int, default=3000)
     train.add_argument("--seed", type=_seed, default=0)
@@ -109,11 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=_positive_int, default=500)
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    from inference.compare import COMPARE_PROBLEMS, CompareSettings
+    from inference.app.compare import COMPARE_PROBLEMS, CompareSettings
 
     defaults = CompareSettings()
     comp = commands.add_parser("compare", help="posterior cost estimates under several proposals vs the exact normalizer (the main job, default)")
-    comp.add_argument("--problem", default="gridworld", help=f"one of: {', '.join(COMPARE_PROBLEMS)}")
+    comp.add_argument("--problem", default="gridworld",
+                      help=f"one of: {', '.join(COMPARE_PROBLEMS)}; or your tabular problem as a .npz file (models.files)")
     comp.add_argument("--proposals", default="exact,gcl,gan,gcl-follow,gan-follow",
                       help="comma-separated: exact, uniform, gcl, gan, gcl-follow, gan-follow (θ-following: the "
                            "sampler refitted at anchors over its pilot posterior), cloned (IRL) (default: %(default)s)")
@@ -139,10 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_compare(args) -> dict:
-    """The settings from the flags (``--quick`` first, then explicit sizes), then :func:`inference.compare.compare`."""
+    """The settings from the flags (``--quick`` first, then explicit sizes), then :func:`inference.app.compare.compare`."""
     from dataclasses import replace
 
-    from inference.compare import CompareSettings, compare
+    from inference.app.compare import CompareSettings, compare
+    from models.problems import make_problem
 
     # the sizes the library would report under its own names (num_samples), or only after the work
     if args.demos is not None and args.demos > MAX_DEMOS:
@@ -155,7 +157,8 @@ def run_compare(args) -> dict:
                "anchor_steps": args.anchor_steps}
     settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
     proposals = tuple(name.strip() for name in args.proposals.split(",") if name.strip())
-    return compare(args.problem, proposals, settings=settings, seed=args.seed, out=args.out, force=args.force,
+    problem = make_problem(args.problem)  # a name, or a .npz file read and checked before any work
+    return compare(problem, proposals, settings=settings, seed=args.seed, out=args.out, force=args.force,
                    progress=sys.stderr.isatty())
 
 
@@ -163,9 +166,9 @@ def run_train(args) -> dict:
     """Train, then write checkpoints, figures and the summary into ``args.out``."""
     from pathlib import Path
 
+    from inference.app.train_outputs import write_training_outputs
     from inference.driver import CHECKPOINT
     from inference.ebm import check_method, train_ebm
-    from inference.ebm_report import write_training_outputs
     from inference.io import staged_out_dir
     from models.problems import make_problem
 
@@ -197,15 +200,16 @@ def run_train(args) -> dict:
 
 def run_logz(args) -> tuple[dict, float]:
     """The estimate as a JSON-able dict (non-finite k-hat as null), and the raw k-hat."""
+    from inference.app.logz import estimate_log_z
     from inference.io import finite_or_none
-    from inference.logz import estimate_log_z
     from models.problems import make_problem
+    from models.spaces import Points
 
     _check_dim(args.dim)
     _check_finite_positive("scale", args.scale)
     problem = make_problem(args.problem, dim=args.dim)  # names are checked before any work
     if args.proposal is None:
-        args.proposal = "policy" if problem.irl is not None else "gaussian"
+        args.proposal = "gaussian" if isinstance(problem.space, Points) else "policy"
     args.dim = problem.dim
     result = estimate_log_z(problem, args.proposal, seed=args.seed, samples=args.samples, scale=args.scale,
                             fit_steps=args.fit_steps, progress=not args.json and sys.stderr.isatty())
@@ -219,7 +223,7 @@ def run_logz(args) -> tuple[dict, float]:
 
 
 def _print_logz_table(result: dict, k_hat: float) -> None:
-    from inference.report import verdict
+    from inference.app.identities import verdict
 
     exact = result["log_z_exact"]
     rows = [
@@ -268,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "compare":
                 result = run_compare(args)
             else:
-                from inference.report import render_markdown, run_identities
+                from inference.app.identities import render_markdown, run_identities
 
                 _check_dim(args.dim)
                 result = run_identities(problem=args.problem, dim=args.dim, samples=args.samples, seed=args.seed,
@@ -295,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nWritten to {args.out}/ (summary.json, trace.json, figures/, checkpoints/)", file=sys.stderr)
         return 1 if result["stopped"] else 0
     if args.command == "compare":
-        from inference.compare import render_report
+        from inference.app.compare import render_report
         from inference.io import json_safe
 
         print(json.dumps(json_safe(result), allow_nan=False) if args.json else render_report(result), end="\n")

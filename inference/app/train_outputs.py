@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from functools import singledispatch
 from pathlib import Path
 from typing import Any
 
 import equinox as eqx
 import matplotlib.pyplot as plt
 
+from inference.app.plots import plot_density, plot_grid_costs, plot_log_z_trace, plot_points, plot_proposal_quality
 from inference.ebm import EBMRun, ebm_summary
 from inference.io import save_figure, write_json
-from inference.plots import plot_density, plot_grid_costs, plot_log_z_trace, plot_points, plot_proposal_quality
 from models.energy import energy_cost
 from models.quadrature import grid_log_density
+from models.spaces import Points, SimulatorTrajectories, TabularTrajectories
 
 __all__ = ["cost_figure", "density_figure", "paths_figure", "training_figure", "write_training_outputs"]
 
@@ -43,17 +45,21 @@ def cost_figure(runs: list[EBMRun]):
     import numpy as np
 
     problem = runs[0].problem
-    spec = problem.irl
-    shape = spec.system.shape
-    states, _ = spec.layout.unpack(runs[0].train)
-    visits = np.bincount(np.asarray(states).ravel(), minlength=spec.system.num_states)
+    space = problem.space
+    shape = space.grid_shape
+    states, _ = space.layout.unpack(runs[0].train)
+    visits = np.bincount(np.asarray(states).ravel(), minlength=space.mdp.num_states)
     panels = 2 + len(runs)
     figure, axes = plt.subplots(1, panels, figsize=(3.0 * panels, 2.8), squeeze=False)
     axes = list(axes[0])
     plot_grid_costs(axes.pop(0), -np.log1p(visits), shape, title="demonstrations: -log(1 + visits)")
-    plot_grid_costs(axes.pop(0), spec.cost_table(problem.true_params).mean(1), shape, title="true cost")
+    theta_true = problem.family.theta_true
+    if theta_true is not None:
+        plot_grid_costs(axes.pop(0), space.cost_table(theta_true).mean(1), shape, title="true cost")
+    else:
+        axes.pop(0).set_axis_off()
     for ax, run in zip(axes, runs, strict=True):
-        plot_grid_costs(ax, spec.cost_table(run.result.state.energy).mean(1), shape, title=f"learned: {run.method}")
+        plot_grid_costs(ax, space.cost_table(run.result.state.energy).mean(1), shape, title=f"learned: {run.method}")
     figure.tight_layout()
     return figure
 
@@ -64,7 +70,7 @@ def paths_figure(run: EBMRun, *, num_paths: int = 60, seed: int = 5):
     import matplotlib.patches as patches
     import numpy as np
 
-    task = run.problem.irl.system
+    task = run.problem.space.task
     demo_states, _ = task.layout.unpack(run.train[:num_paths])
     draw_states, _ = task.layout.unpack(run.result.state.proposal.sample(jax.random.key(seed), num_paths))
     figure, axes = plt.subplots(1, 2, figsize=(9, 4), sharex=True, sharey=True)
@@ -90,24 +96,35 @@ def training_figure(runs: list[EBMRun]):
     return figure
 
 
+@singledispatch
+def space_figures(space, run: EBMRun) -> dict[str, Any]:
+    """The figures a sample space adds to ``train``'s outputs, by file stem: none by default."""
+    return {}
+
+
+@space_figures.register
+def _(space: Points, run):
+    return {} if space.bounds is None else {"density": density_figure([run])}
+
+
+@space_figures.register
+def _(space: TabularTrajectories, run):
+    return {} if space.grid_shape is None else {"costs": cost_figure([run])}
+
+
+@space_figures.register
+def _(space: SimulatorTrajectories, run):
+    return {"paths": paths_figure(run)}
+
+
 def write_training_outputs(run: EBMRun, out: str | Path) -> dict[str, Any]:
     """``summary.json``, ``trace.json`` and ``figures/training.png`` in ``out``, plus
-    ``figures/density.png`` (2D energies), ``figures/costs.png`` (gridworlds) or
-    ``figures/paths.png`` (the point mass)."""
+    the figures of the problem's sample space (:func:`space_figures`: ``density.png`` for 2-D points,
+    ``costs.png`` for a gridworld, ``paths.png`` for the point mass)."""
     out = Path(out)
     summary = ebm_summary(run)
-    if run.problem.bounds is not None:
-        figure = density_figure([run])
-        save_figure(figure, out / "figures" / "density.png")
-        plt.close(figure)
-    irl = run.problem.irl
-    if irl is not None and irl.kind == "tabular" and irl.system.shape is not None:
-        figure = cost_figure([run])
-        save_figure(figure, out / "figures" / "costs.png")
-        plt.close(figure)
-    if irl is not None and irl.kind == "pointmass":
-        figure = paths_figure(run)
-        save_figure(figure, out / "figures" / "paths.png")
+    for name, figure in space_figures(run.problem.space, run).items():
+        save_figure(figure, out / "figures" / f"{name}.png")
         plt.close(figure)
     figure = training_figure([run])
     save_figure(figure, out / "figures" / "training.png")

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +22,19 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from inference.diagnostics import K_HAT_FORWARD, K_HAT_UNRELIABLE, UnreliableEstimateWarning
+from inference.ebm import proposal_optimizer, train_ebm
 from inference.io import finite_or_none, json_safe, save_figure, staged_out_dir, write_atomic, write_json
 from inference.posterior import UNRELIABLE_FRACTION, sample_posterior, save_posterior
+from inference.sampler import fit_at_anchors, sigma_anchors
+from inference.spaces import broad_proposal, sampler_rates, warm_start
+from models.problem import CostFamily
 from models.problems import Problem, make_problem
+from models.spaces import TabularTrajectories
 
-__all__ = ["COMPARE_PROBLEMS", "CompareSettings", "Family", "compare", "compare_proposal_names", "posterior_family"]
+__all__ = ["COMPARE_PROBLEMS", "CompareSettings", "check_compare_args", "compare", "compare_proposal_names"]
 
+# the built-in problems whose family has an exact normalizer (the gold standard row); any problem with a
+# cost family is accepted (pointmass, a user's own), these are listed in help and errors
 COMPARE_PROBLEMS = ("gridworld", "lqr", "gaussian", "rings", "8gaussians", "moons", "checkerboard", "pinwheel")
 SHIFT_OK = 0.2  # |posterior mean - exact posterior mean| in exact-posterior sd: the target of issue 6
 
@@ -53,166 +58,35 @@ class CompareSettings:
                        **changes)
 
 
-@dataclass(frozen=True)
-class Family:
-    """A cost family with a posterior: the NumPyro model, its latent sites, and the pieces training needs.
-
-    ``theta_true`` is θ* as the model's latent sites (a dict; for the Gaussian: the best member of
-    the diagonal family); ``sites`` orders the sites when θ is flattened.
-    """
-
-    problem: Problem
-    model: Callable[..., None]
-    theta_true: dict
-    sites: tuple[str, ...]
-    names: tuple[str, ...]
-    broad: Callable[[jax.Array], Any]  # key -> the broad proposal
-    train: Callable[..., Any]  # (method, key, data, test, steps) -> (learned params, trained proposal)
-    descriptions: tuple[str, ...] | None = None  # what each weight means, for the report
-    cost_fn: Callable[[dict, jax.Array], jax.Array] | None = None  # (θ as the sites' dict, x) -> costs
-    refit_learning_rate: float = 0.02  # Adam's rate when the θ-following samplers refit at their anchors
-
-    def unflatten(self, theta: np.ndarray) -> dict:
-        """The inverse of :meth:`flatten`: ``(..., k)`` back to the sites' dict."""
-        theta = np.asarray(theta)
-        params, start = {}, 0
-        for site in self.sites:
-            shape = np.shape(self.theta_true[site])
-            size = int(np.prod(shape))
-            params[site] = jnp.asarray(theta[..., start:start + size].reshape(theta.shape[:-1] + shape))
-            start += size
-        return params
-
-    def flatten(self, params: dict) -> np.ndarray:
-        """θ as one vector (or ``(..., k)`` for stacked draws), in the order of :attr:`names`."""
-        parts = []
-        for site in self.sites:
-            value = np.asarray(params[site])
-            batch = value.shape[:value.ndim - np.ndim(self.theta_true[site])]
-            parts.append(value.reshape(batch + (-1,)))
-        return np.concatenate(parts, axis=-1)
+def _problem(problem: str | Problem) -> Problem:
+    """A problem with a cost family (its posterior is what ``compare`` samples); names are checked here."""
+    problem = make_problem(problem) if isinstance(problem, str) else problem
+    if problem.family is None:
+        raise ValueError(f"problem: {problem.name} has no cost family whose posterior compare could sample; "
+                         f"valid built-in problems: {', '.join(COMPARE_PROBLEMS)}, or your own problem "
+                         "(models.builders, or a .npz file)")
+    return problem
 
 
-def _irl_family(problem: Problem) -> Family:
-    from inference.ebm import train_ebm
-    from inference.irl import base_policy
-
-    def train(method, key, data, test, steps):
-        with warnings.catch_warnings():  # its log Z evaluations at θ̂ are not the product here
-            warnings.simplefilter("ignore", UnreliableEstimateWarning)
-            run = train_ebm(
-                problem, method, steps=steps, seed=int(jax.random.randint(key, (), 0, 2**31 - 1)),
-                data=(data, test), tilted=True, eval_every=max(steps, 1), progress=False)
-        return {"theta": run.result.state.energy}, run.result.state.proposal
-
-    cost = problem.irl.cost_fn
-    return Family(problem, problem.model, {"theta": problem.true_params}, ("theta",), problem.irl.theta_names,
-                  lambda key: base_policy(problem, key), train, problem.irl.theta_descriptions,
-                  lambda p, x: cost(p["theta"], x))
+def compare_proposal_names(problem: str | Problem) -> tuple[str, ...]:
+    """``exact`` (the exact normalizer, where the family has one), ``uniform`` (broad), ``cloned`` (fitted to
+    the data: behaviour cloning, or a flow by maximum likelihood), ``gcl`` and ``gan`` (the samplers the two
+    training methods learn, fixed at θ̂), ``gcl-follow`` and ``gan-follow`` (the same samplers refitted at
+    anchors over the posterior: they follow θ)."""
+    problem = _problem(problem)
+    exact = ("exact",) if problem.family.log_partition_fn is not None else ()
+    return (*exact, "uniform", "gcl", "gan", "gcl-follow", "gan-follow", "cloned")
 
 
-def _train_parametric(cost_fn, params, proposal, method, key, data, steps, *, learning_rate=0.05,
-                      proposal_learning_rate=0.02, log_z0=0.0):
-    """GCL or the GAN form on a small parametric cost family (the algorithms of ``inference.training``)."""
-    import optax
-
-    from inference.driver import run_training
-    from inference.ebm import _schedule, proposal_optimizer
-    from inference.training import gan_form, guided_cost_learning
-
-    energy_opt = optax.adam(_schedule(learning_rate, steps))
-    proposal_opt = proposal_optimizer(proposal_learning_rate, steps)
-    if method == "gcl":
-        algorithm = guided_cost_learning(cost_fn, energy_opt, proposal_opt, num_samples=256)
-    else:
-        algorithm = gan_form(cost_fn, energy_opt, proposal_opt, num_samples=256, log_z0=log_z0)
-    result = run_training(key, algorithm, algorithm.init(params, proposal), data, steps=steps, progress=False,
-                          desc=f"{method} sampler")
-    return result.state.energy, result.state.proposal
-
-
-def _gaussian_family(problem: Problem) -> Family:
-    from inference.proposals import Gaussian
-    from models.gaussian import gaussian_model, quadratic_cost
-
-    dim = problem.dim
-    covariance = jnp.linalg.inv(problem.true_params["precision"])
-    # the diagonal family's best member (moment matching): the data mean, 1 / the marginal variances
-    theta_true = {"loc": problem.true_params["loc"], "log_precision": -jnp.log(jnp.diagonal(covariance))}
-
-    def cost_fn(p, x):
-        return quadratic_cost({"loc": p["loc"], "precision": jnp.diag(jnp.exp(p["log_precision"]))}, x)
-
-    def train(method, key, data, test, steps):
-        params = {"loc": jnp.zeros(dim), "log_precision": jnp.zeros(dim)}
-        return _train_parametric(cost_fn, params, Gaussian.isotropic(dim, 2.0), method, key, data, steps,
-                                 log_z0=0.5 * dim * np.log(2 * np.pi))
-
-    names = tuple(f"loc[{i}]" for i in range(dim)) + tuple(f"log_precision[{i}]" for i in range(dim))
-    descriptions = (tuple(f"centre of the quadratic cost along axis {i}" for i in range(dim))
-                    + tuple(f"log of its curvature (precision) along axis {i}" for i in range(dim)))
-    return Family(problem, gaussian_model, theta_true, ("loc", "log_precision"), names,
-                  lambda key: Gaussian.isotropic(dim, 2.0), train, descriptions, cost_fn)
-
-
-def _toy_family(problem: Problem) -> Family:
-    from inference.ebm import data_flow
-    from inference.proposals import Gaussian
-    from models.toys import toy_family_cost, toy_family_log_partition, toy_family_model
-
-    base = problem.true_params
-    zero = jnp.zeros((), jnp.zeros(()).dtype)
-    theta_true = {"log_spread": zero, "log_scale": zero}
-    half = float(problem.bounds[0][1])
-
-    def cost_fn(p, x):
-        return toy_family_cost(base, p, x)
-
-    def train(method, key, data, test, steps):
-        key_init, key_fit, key_train = jax.random.split(key, 3)
-        flow = data_flow(key_init, key_fit, data, max_epochs=50)
-        params = {"log_spread": zero, "log_scale": zero}
-        return _train_parametric(cost_fn, params, flow, method, key_train, data, steps, learning_rate=0.02,
-                                 proposal_learning_rate=1e-3, log_z0=float(toy_family_log_partition(base, params)))
-
-    return Family(problem, partial(toy_family_model, base=base), theta_true, ("log_spread", "log_scale"),
-                  ("log_spread", "log_scale"), lambda key: Gaussian.isotropic(2, half / 2), train,
-                  ("log of how far the toy's blobs sit from its centre (0: the toy itself)",
-                   "log of each blob's width (0: the toy itself)"), cost_fn, refit_learning_rate=1e-3)
-
-
-def _check_problem(name: str) -> None:
-    if name not in COMPARE_PROBLEMS:
-        raise ValueError(f"problem: unknown name {name!r} for compare; valid: {', '.join(COMPARE_PROBLEMS)}")
-
-
-def posterior_family(problem: str | Problem) -> Family:
-    """The cost family whose posterior ``compare`` samples; the error lists the problems that have one."""
-    name = problem if isinstance(problem, str) else problem.name
-    _check_problem(name)
-    problem = make_problem(name) if isinstance(problem, str) else problem
-    if problem.irl is not None:
-        return _irl_family(problem)
-    return _gaussian_family(problem) if name == "gaussian" else _toy_family(problem)
-
-
-def compare_proposal_names(problem: str) -> tuple[str, ...]:
-    """``exact`` (the exact normalizer), ``uniform`` (broad), ``cloned`` (IRL: behaviour cloning),
-    ``gcl`` and ``gan`` (the samplers the two training methods learn, fixed at θ̂), ``gcl-follow`` and
-    ``gan-follow`` (the same samplers refitted at anchors over the posterior: they follow θ)."""
-    return ("exact", "uniform", "gcl", "gan", "gcl-follow", "gan-follow") + (
-        ("cloned",) if problem in ("gridworld", "lqr") else ())
-
-
-def check_compare_args(problem: str, proposals: tuple[str, ...], settings: CompareSettings) -> None:
-    """Names and sizes, checked before any work (the errors list the valid names)."""
-    _check_problem(problem)
+def check_compare_args(problem: str | Problem, proposals: tuple[str, ...], settings: CompareSettings) -> Problem:
+    """Names and sizes, checked before any work (the errors list the valid names); returns the problem."""
+    problem = _problem(problem)
     valid = compare_proposal_names(problem)
     if not proposals:
         raise ValueError(f"proposals: empty; valid: {', '.join(valid)}")
     for name in proposals:
         if name not in valid:
-            raise ValueError(f"proposals: unknown name {name!r} for {problem}; valid: {', '.join(valid)}")
+            raise ValueError(f"proposals: unknown name {name!r} for {problem.name}; valid: {', '.join(valid)}")
     if len(set(proposals)) != len(proposals):
         raise ValueError(f"proposals: a name is repeated in {','.join(proposals)}")
     for field in ("demos", "train_steps", "proposal_draws", "num_warmup", "num_samples", "num_chains",
@@ -222,6 +96,18 @@ def check_compare_args(problem: str, proposals: tuple[str, ...], settings: Compa
             raise ValueError(f"{field.replace('_', '-')}: expected a positive integer, got {value!r}")
     if settings.demos < 2:
         raise ValueError(f"demos: expected at least 2, got {settings.demos}")
+    return problem
+
+
+def _train(problem: Problem, method: str, key: jax.Array, data, test, steps: int) -> tuple[Any, Any]:
+    """θ̂ and the sampler of one training run of the cost family (the one training assembly,
+    ``inference.ebm``; tabular samplers with transition tilts, the family that contains p_θ)."""
+    with warnings.catch_warnings():  # its log Z evaluations at θ̂ are not the product here
+        warnings.simplefilter("ignore", UnreliableEstimateWarning)
+        run = train_ebm(problem, method, steps=steps, seed=int(jax.random.randint(key, (), 0, 2**31 - 1)),
+                        data=(data, test), tilted=True, parametric=True, flow_epochs=50, eval_every=max(steps, 1),
+                        progress=False)
+    return run.result.state.energy, run.result.state.proposal
 
 
 def _chain_method(num_chains: int) -> str:
@@ -229,7 +115,7 @@ def _chain_method(num_chains: int) -> str:
 
 
 def compare(
-    problem: str = "gridworld",
+    problem: str | Problem = "gridworld",
     proposals: tuple[str, ...] = ("exact", "gcl", "gan", "gcl-follow", "gan-follow"),
     *,
     settings: CompareSettings | None = None,
@@ -247,17 +133,17 @@ def compare(
     """
     settings = settings or CompareSettings()
     proposals = tuple(proposals)
-    check_compare_args(problem, proposals, settings)
+    problem = check_compare_args(problem, proposals, settings)
+    family, space = problem.family, problem.space
     # a fresh folder beside --out, swapped in when complete: --out never mixes two runs' files, and an
     # error or interrupt leaves it as it was
     with staged_out_dir(out, force=force) as out:
-        family = posterior_family(problem)
         key_data, key_train, key_post = jax.random.split(jax.random.key(seed), 3)
-        data, test = family.problem.data(key_data, settings.demos, 1000)
+        data, test = problem.data(key_data, settings.demos, 1000)
         results: dict[str, dict[str, Any]] = {}
         idatas: dict[str, az.InferenceData] = {}
         learned: dict[str, np.ndarray] = {}
-        bar = tqdm(proposals, desc=f"compare on {problem}", disable=not progress)
+        bar = tqdm(proposals, desc=f"compare on {problem.name}", disable=not progress)
         trained: dict[str, tuple[dict, Any, float]] = {}  # method -> (θ̂, its sampler, training seconds)
 
         def run_nuts(proposal, estimator):
@@ -276,19 +162,18 @@ def compare(
                 bar.set_postfix_str(f"{name}: training its sampler")
                 if method not in trained:
                     begin = time.perf_counter()
-                    params, proposal = family.train(method, jax.random.fold_in(key_train, 2 + (method == "gan")),
-                                                    data, test, settings.train_steps)
+                    params, proposal = _train(problem, method, jax.random.fold_in(key_train, 2 + (method == "gan")),
+                                              data, test, settings.train_steps)
                     trained[method] = (params, proposal, time.perf_counter() - begin)
                 params, proposal, train_seconds = trained[method]
-                learned[method] = family.flatten(params)
+                learned[method] = family.flatten(family.to_sites(params))
             if name == "exact":
                 proposal, estimator = None, "exact"
             elif name == "uniform":
-                proposal, estimator = family.broad(jax.random.fold_in(key_train, 0)), "importance"
+                proposal, estimator = broad_proposal(space, jax.random.fold_in(key_train, 0)), "importance"
             elif name == "cloned":
-                from inference.irl import irl_setup
-
-                proposal, estimator = irl_setup(family.problem, data, jax.random.fold_in(key_train, 1))[1], "importance"
+                proposal = warm_start(space, jax.random.fold_in(key_train, 1), data, epochs=50)
+                estimator = "importance"
             elif name in ("gcl", "gan"):
                 estimator = "importance"
             else:  # θ-following: the sampler refitted at anchors spread over a pilot posterior
@@ -299,7 +184,7 @@ def compare(
                     with warnings.catch_warnings():  # the pilot only places the anchors
                         warnings.simplefilter("ignore", UnreliableEstimateWarning)
                         pilot = run_nuts(proposal, "importance")
-                proposal = _follow_theta(family, proposal, pilot, settings.anchor_steps,
+                proposal = _follow_theta(problem, proposal, pilot, settings.anchor_steps,
                                          jax.random.fold_in(key_train, 4 + (method == "gan")))
                 estimator = "importance"
                 train_seconds += time.perf_counter() - begin
@@ -312,43 +197,44 @@ def compare(
                 warnings.warn(message, warning.category, stacklevel=2)
             idata.posterior.attrs["proposal"] = name
             dim = f"{family.sites[0]}_dim_0"
-            if len(family.sites) == 1 and idata.posterior.sizes.get(dim) == len(family.names):
-                idata.posterior = idata.posterior.assign_coords({dim: list(family.names)})  # forest plot labels
+            if len(family.sites) == 1 and idata.posterior.sizes.get(dim) == len(family.theta_names):
+                idata.posterior = idata.posterior.assign_coords({dim: list(family.theta_names)})  # forest plot labels
             idatas[name] = idata
             results[name] = _posterior_row(family, idata, time.perf_counter() - start, train_seconds)
             if out is not None:
                 save_posterior(idata, out / f"posterior_{name}.nc")
         summary = {
-            "problem": problem,
+            "problem": problem.name,
             "seed": seed,
             "settings": settings.__dict__,
-            "theta_names": list(family.names),
-            "theta_descriptions": None if family.descriptions is None else list(family.descriptions),
-            "theta_true": family.flatten(family.theta_true).tolist(),
+            "num_data": int(data.shape[0]),  # a fixed data set (a user's) ignores settings.demos
+            "theta_names": list(family.theta_names),
+            "theta_descriptions": None if family.theta_descriptions is None else list(family.theta_descriptions),
+            "theta_true": None if family.theta_true is None else family.flatten(family.to_sites(family.theta_true)).tolist(),
             "proposals": results,
             "learned_theta": {name: value.tolist() for name, value in learned.items()},
-            "cost_maps": _has_grid(family),
+            "cost_maps": _grid_shape(problem) is not None and family.theta_true is not None,
         }
         _add_verdicts(summary)
         if out is not None:
-            _write_outputs(out, family, summary, idatas, data)
+            _write_outputs(out, problem, summary, idatas, data)
         return summary
 
 
 ANCHOR_SPREAD = 1.5  # the anchors' sigma points cover ±1.5·sqrt(d) pilot sd along each principal axis
 
 
-def _follow_theta(family: Family, proposal, pilot: az.InferenceData, steps: int, key: jax.Array):
+def _follow_theta(problem: Problem, proposal, pilot: az.InferenceData, steps: int, key: jax.Array):
     """The θ-following sampler: ``2d + 1`` anchors over the pilot posterior (:func:`sigma_anchors`),
     the trained sampler refitted at each (:func:`fit_at_anchors`), mixed with the balance heuristic."""
-    from inference.ebm import proposal_optimizer
-    from inference.sampler import fit_at_anchors, sigma_anchors
-
+    family = problem.family
     draws = family.flatten({site: pilot.posterior[site].values for site in family.sites})
     draws = draws.reshape(-1, draws.shape[-1])
     anchors = sigma_anchors(draws.mean(0), np.atleast_2d(np.cov(draws.T)), spread=ANCHOR_SPREAD)
-    return fit_at_anchors(key, proposal, family.cost_fn, family.unflatten(anchors), steps=steps,
-                          optimizer=proposal_optimizer(family.refit_learning_rate, steps), progress=False)
+    rate = sampler_rates(problem.space).refit
+    return fit_at_anchors(key, proposal, lambda sites, x: family.cost_fn(family.from_sites(sites), x),
+                          family.unflatten(anchors), steps=steps, optimizer=proposal_optimizer(rate, steps),
+                          progress=False)
 
 
 def _finite_stat(stat, values: np.ndarray) -> float | None:
@@ -356,7 +242,7 @@ def _finite_stat(stat, values: np.ndarray) -> float | None:
     return finite_or_none(stat(values)) if np.isfinite(values).any() else None
 
 
-def _posterior_row(family: Family, idata: az.InferenceData, seconds: float, train_seconds: float) -> dict:
+def _posterior_row(family: CostFamily, idata: az.InferenceData, seconds: float, train_seconds: float) -> dict:
     draws = family.flatten({s: idata.posterior[s].values for s in family.sites})  # (chain, draw, k)
     rhat = az.rhat(idata, var_names=list(family.sites))
     stats = idata.sample_stats
@@ -395,7 +281,8 @@ PROPOSAL_DESCRIPTIONS = {
     "exact": "the exact normalizer log Z(θ) (no proposal): the gold standard every other row is scored against",
     "uniform": "a broad proposal (tabular: every action equally likely; continuous: a wide Gaussian policy or "
                "density), fixed before seeing the data",
-    "cloned": "a policy fitted to the demonstrations by behaviour cloning, fixed",
+    "cloned": "a sampler fitted to the demonstrations and then fixed (behaviour cloning for a policy, maximum "
+              "likelihood for a flow on points)",
     "gcl": "the sampler trained by guided cost learning alongside the cost (the paper's sampler step), then fixed",
     "gan": "the sampler trained as the GAN form's generator alongside the cost, then fixed",
     "gcl-follow": "the gcl sampler refitted by reverse KL at anchors spread over its pilot posterior (the gcl row), "
@@ -450,7 +337,9 @@ def render_report(summary: dict) -> str:
     lines = [
         f"# Posterior cost estimates on {summary['problem']}",
         "",
-        f"The question: given {s['demos']} demonstrations drawn from a known cost θ*, what does the Bayesian "
+        f"The question: given {summary.get('num_data', s['demos'])} demonstrations "
+        + ("drawn from a known cost θ*" if truth is not None else "(your data; no θ* is known)")
+        + ", what does the Bayesian "
         "posterior over the cost weights say, and does it stay right when the normalizer Z(θ) (a sum over every "
         "possible trajectory or point) has to be estimated by importance sampling with a proposal? Each row "
         f"below is one posterior (NUTS, {s['num_chains']} chains x {s['num_samples']} draws after "
@@ -468,8 +357,9 @@ def render_report(summary: dict) -> str:
         "",
         "| proposal | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
-        "| θ* (the truth) | " + " | ".join(f"{v:.3f}" for v in truth) + " |",
     ]
+    if truth is not None:  # a user's problem without θ*: no truth row
+        lines.append("| θ* (the truth) | " + " | ".join(f"{v:.3f}" for v in truth) + " |")
     for name, row in rows.items():
         cells = [f"{m:.3f} ± {sd:.3f}" for m, sd in zip(row["posterior_mean"], row["posterior_sd"], strict=True)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -526,27 +416,26 @@ def _fmt(value, spec: str = ".2f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def _write_outputs(out: Path, family: Family, summary: dict, idatas: dict, data) -> None:
+def _write_outputs(out: Path, problem: Problem, summary: dict, idatas: dict, data) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figures = out / "figures"
-    for name, figure in (("forest", _forest_figure(family, summary, idatas)), ("k_hat", _k_hat_figure(summary, idatas))):
+    for name, figure in (("forest", _forest_figure(problem.family, summary, idatas)), ("k_hat", _k_hat_figure(summary, idatas))):
         save_figure(figure, figures / f"{name}.png")
         plt.close(figure)
     if summary["cost_maps"]:
-        save_figure(_cost_maps(family, summary, data), figures / "costs.png")
+        save_figure(_cost_maps(problem.space, summary), figures / "costs.png")
         plt.close("all")
     write_atomic(out / "report.md", render_report(summary))
     write_json(out / "summary.json", json_safe(summary))  # undefined statistics (R-hat of one chain) as null
 
 
-def _has_grid(family: Family) -> bool:
-    """A tabular problem laid out on a grid: its costs can be drawn as maps."""
-    irl = family.problem.irl
-    return irl is not None and irl.cost_table is not None and getattr(irl.system, "shape", None) is not None
+def _grid_shape(problem: Problem) -> tuple[int, int] | None:
+    """``(rows, columns)`` of a tabular problem laid out on a grid (its costs can be drawn as maps), else None."""
+    return getattr(problem.space, "grid_shape", None)
 
 
 def _colors(names) -> dict[str, Any]:
@@ -558,7 +447,7 @@ def _colors(names) -> dict[str, Any]:
     return {name: "black" if name == "exact" else palette[others.index(name) % len(palette)] for name in names}
 
 
-def _forest_figure(family: Family, summary: dict, idatas: dict):
+def _forest_figure(family: CostFamily, summary: dict, idatas: dict):
     """Per weight, each proposal's posterior mean and 94% interval; θ* a star on its own row; posteriors
     beyond the axis (set by the exact posterior) named in the figure instead of flattening the rest."""
     import matplotlib.pyplot as plt
@@ -570,14 +459,15 @@ def _forest_figure(family: Family, summary: dict, idatas: dict):
     limits = None
     if reference is not None:
         mean, sd = np.asarray(reference["posterior_mean"]), np.asarray(reference["posterior_sd"])
-        points = np.concatenate([mean - 8 * sd, mean + 8 * sd, summary["theta_true"]])
+        points = np.concatenate([mean - 8 * sd, mean + 8 * sd, summary["theta_true"] or []])
         limits = (points.min(), points.max())
     off_scale = []
     step = 1.0 / (len(names) + 1)
     for j, weight in enumerate(weights):
         base = len(weights) - 1 - j
-        ax.plot(summary["theta_true"][j], base + 0.5, marker="*", color="gold", markeredgecolor="k", ms=12, zorder=3,
-                label="θ* (truth)" if j == 0 else None)
+        if summary["theta_true"] is not None:
+            ax.plot(summary["theta_true"][j], base + 0.5, marker="*", color="gold", markeredgecolor="k", ms=12,
+                    zorder=3, label="θ* (truth)" if j == 0 else None)
         for i, name in enumerate(names):
             draws = family.flatten({s: idatas[name].posterior[s].values for s in family.sites})[..., j].ravel()
             low, high = np.quantile(draws, [0.03, 0.97])
@@ -620,24 +510,23 @@ def _k_hat_figure(summary: dict, idatas: dict):
     return figure
 
 
-def _cost_maps(family: Family, summary: dict, data):
+def _cost_maps(space: TabularTrajectories, summary: dict):
     """Posterior-mean cost minus the true cost per state (gauge removed), one shared diverging scale;
     sparse binary state features (goal, walls) marked by their initials."""
     import matplotlib.pyplot as plt
 
-    spec = family.problem.irl
-    shape = spec.system.shape
+    shape = space.grid_shape
     rows = {name: row for name, row in summary["proposals"].items()}
-    true = np.asarray(spec.cost_table(jnp.asarray(summary["theta_true"])).mean(1))
+    true = np.asarray(space.cost_table(jnp.asarray(summary["theta_true"])).mean(1))
     true = true - true.mean()
     diffs = {}
     for name, row in rows.items():
-        cost = np.asarray(spec.cost_table(jnp.asarray(row["posterior_mean"])).mean(1))
+        cost = np.asarray(space.cost_table(jnp.asarray(row["posterior_mean"])).mean(1))
         diffs[name] = (cost - cost.mean()) - true
     # one scale for every difference, set by the posteriors within 5 sd of exact (a far-off one saturates)
     near = [diffs[n] for n, row in rows.items() if (row.get("shift_max_sd") or 0.0) <= 5.0] or [true]
     scale = max(float(np.abs(np.concatenate(near)).max()), 1e-12)
-    marks = _feature_marks(spec)
+    marks = _feature_marks(space)
     panels = 1 + len(diffs)
     figure, axes = plt.subplots(1, panels, figsize=(2.7 * panels, 3.0), squeeze=False)
     axes = list(axes[0])
@@ -657,12 +546,12 @@ def _cost_maps(family: Family, summary: dict, data):
     return figure
 
 
-def _feature_marks(spec) -> dict[str, list[tuple[int, int]]]:
+def _feature_marks(space: TabularTrajectories) -> dict[str, list[tuple[int, int]]]:
     """Cells of each sparse binary state feature (at most a quarter of the states), by the feature's initial."""
-    features = np.asarray(spec.system.features)  # (S, A, F)
-    shape = spec.system.shape
+    features = np.asarray(space.mdp.features)  # (S, A, F)
+    shape = space.grid_shape
     marks = {}
-    for f, name in enumerate(spec.system.feature_names):
+    for f, name in enumerate(space.mdp.feature_names):
         values = features[:, :, f].max(1)
         on = np.flatnonzero(values)
         if np.isin(values, (0.0, 1.0)).all() and 0 < on.size <= values.size // 4:

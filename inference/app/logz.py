@@ -8,8 +8,8 @@ from typing import Any
 
 import jax
 
+from inference.app.names import make_proposal, proposal_names
 from inference.estimators import log_z_importance
-from inference.proposals.registry import make_proposal, proposal_names
 from models.problems import Problem
 
 __all__ = ["compare_proposals", "estimate_log_z"]

@@ -1,0 +1,201 @@
+"""What inference does with a problem, chosen by the type of its sample space (``models.spaces``),
+never by its name: the broad proposal, the sampler's warm start, the soft-optimal policy, the
+samplers' learning rates and the metrics of a learned cost.
+
+Each recipe is a :func:`functools.singledispatch` function of the space; a new sample space
+registers its own (``@broad_proposal.register``) without touching the rest of the library.
+"""
+
+from __future__ import annotations
+
+from functools import singledispatch
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from inference.irl import behaviour_cloning, fit_policy_to_demos, linear_gaussian_cloning
+from inference.metrics import cost_correlation, epic_distance, expected_value_difference
+from inference.proposals.base import Proposal
+from inference.proposals.flow import Flow, fit_flow_to_data
+from inference.proposals.gaussian import Gaussian
+from inference.proposals.policy import LinearGaussianPolicy, MLPGaussianPolicy, TabularPolicy
+from models.problem import Problem
+from models.spaces import LinearGaussianTrajectories, Points, SimulatorTrajectories, TabularTrajectories
+from models.tabular import check_trajectories
+
+__all__ = ["SamplerRates", "broad_proposal", "check_in_space", "cost_metrics", "data_flow", "has_soft_optimal",
+           "sampler_rates", "soft_optimal", "warm_start"]
+
+
+class SamplerRates(NamedTuple):
+    """Adam's rate for a space's sampler: ``fit`` from the broad start by reverse KL (the ``policy`` /
+    ``gaussian`` proposals), ``train`` alongside the cost (``None``: the cost's own rate), ``refit``
+    at the anchors of a θ-following sampler."""
+
+    fit: float
+    train: float | None
+    refit: float
+
+
+@singledispatch
+def sampler_rates(space) -> SamplerRates:
+    raise TypeError(f"space: no sampler recipe for {type(space).__name__}")
+
+
+@sampler_rates.register
+def _(space: Points) -> SamplerRates:
+    return SamplerRates(fit=2e-3, train=1e-3, refit=1e-3)  # flows: small steps
+
+
+@sampler_rates.register
+def _(space: TabularTrajectories) -> SamplerRates:
+    return SamplerRates(fit=0.1, train=None, refit=0.02)  # logits: large steps
+
+
+@sampler_rates.register
+def _(space: LinearGaussianTrajectories) -> SamplerRates:
+    return SamplerRates(fit=1e-2, train=None, refit=0.02)
+
+
+@sampler_rates.register
+def _(space: SimulatorTrajectories) -> SamplerRates:
+    return SamplerRates(fit=3e-3, train=None, refit=0.02)  # a network policy
+
+
+@singledispatch
+def broad_proposal(space, key: jax.Array, *, tilted: bool = False) -> Proposal:
+    """The broad proposal of a space, fixed before seeing any data: a wide Gaussian on points (scale a
+    quarter of the quadrature box, else 2), uniform actions on a tabular MDP (``tilted``: with transition
+    tilts to learn, the family that contains :math:`p_\\theta`), N(0, I) forces on a linear system,
+    an MLP Gaussian policy initialized from ``key`` that starts there on a simulator."""
+    raise TypeError(f"space: no broad proposal for {type(space).__name__}")
+
+
+@broad_proposal.register
+def _(space: Points, key, *, tilted=False):
+    scale = 2.0 if space.bounds is None else float(space.bounds[0][1] - space.bounds[0][0]) / 4
+    return Gaussian.isotropic(space.dim, scale)
+
+
+@broad_proposal.register
+def _(space: TabularTrajectories, key, *, tilted=False):
+    mdp = space.mdp
+    return TabularPolicy.uniform(mdp.transitions, mdp.initial, mdp.horizon, tilted=tilted)
+
+
+@broad_proposal.register
+def _(space: LinearGaussianTrajectories, key, *, tilted=False):
+    return LinearGaussianPolicy.broad(space.dynamics, space.horizon)
+
+
+@broad_proposal.register
+def _(space: SimulatorTrajectories, key, *, tilted=False):
+    return MLPGaussianPolicy(key, space.task)
+
+
+def data_flow(key_init: jax.Array, key_fit: jax.Array, data: jax.Array, *, max_epochs: int = 100,
+              progress: bool = False) -> Flow:
+    """A spline coupling flow fitted to ``data`` by maximum likelihood: the sampler's warm start on points."""
+    dim = data.shape[-1]
+    interval = float(jnp.max(jnp.abs(data))) + 1.0
+    flow = Flow.coupling(key_init, dim, interval=interval, layers=8 if dim == 2 else 6)
+    flow, _ = fit_flow_to_data(key_fit, flow, data, max_epochs=max_epochs, progress=progress)
+    return flow
+
+
+@singledispatch
+def warm_start(space, key: jax.Array, data: jax.Array, *, tilted: bool = False, epochs: int = 100,
+               progress: bool = False) -> Proposal:
+    """The sampler's start, fitted to the data: a spline flow by maximum likelihood (points, ``epochs``),
+    behaviour cloning in closed form (tabular: counts; linear systems: least squares), or by gradient
+    (a simulator's network policy). ``tilted``: see :func:`broad_proposal` (the tilts start at zero)."""
+    raise TypeError(f"space: no warm start for {type(space).__name__}")
+
+
+@warm_start.register
+def _(space: Points, key, data, *, tilted=False, epochs=100, progress=False):
+    key_init, key_fit = jax.random.split(key)
+    return data_flow(key_init, key_fit, data, max_epochs=epochs, progress=progress)
+
+
+@warm_start.register
+def _(space: TabularTrajectories, key, data, *, tilted=False, epochs=100, progress=False):
+    return behaviour_cloning(broad_proposal(space, key, tilted=tilted), data)
+
+
+@warm_start.register
+def _(space: LinearGaussianTrajectories, key, data, *, tilted=False, epochs=100, progress=False):
+    return linear_gaussian_cloning(broad_proposal(space, key), data)
+
+
+@warm_start.register
+def _(space: SimulatorTrajectories, key, data, *, tilted=False, epochs=100, progress=False):
+    key_init, key_fit = jax.random.split(key)
+    return fit_policy_to_demos(key_fit, broad_proposal(space, key_init), data)
+
+
+@singledispatch
+def soft_optimal(space, problem: Problem, theta, *, tilted: bool = False) -> Proposal:
+    """The exact action conditional of :math:`p_\\theta` as a policy (DESIGN.md §1: a proposal that moves
+    with θ); tabular and ``tilted``: with the transition tilts too, i.e. :math:`p_\\theta` itself."""
+    raise ValueError(f"problem: {problem.name} has no soft-optimal policy (its sample space is "
+                     f"{type(space).__name__})")
+
+
+@soft_optimal.register
+def _(space: TabularTrajectories, problem, theta, *, tilted=False):
+    mdp = space.mdp
+    return TabularPolicy.soft_optimal(space.cost_table(theta), mdp.transitions, mdp.initial, mdp.horizon,
+                                      tilted=tilted)
+
+
+@soft_optimal.register
+def _(space: LinearGaussianTrajectories, problem, theta, *, tilted=False):
+    Q, R = space.matrices(theta)
+    return LinearGaussianPolicy.soft_optimal(space.dynamics, Q, R, space.horizon)
+
+
+def has_soft_optimal(space) -> bool:
+    """Whether :func:`soft_optimal` has a recipe for this space."""
+    return soft_optimal.dispatch(type(space)) is not soft_optimal.dispatch(object)
+
+
+@singledispatch
+def check_in_space(space, name: str, x: jax.Array) -> None:
+    """Points that cannot lie in ``space`` are refused, the error naming ``name`` (tabular: state and
+    action indices in range, the dynamics respected); other spaces take any finite row of the right length."""
+
+
+@check_in_space.register
+def _(space: TabularTrajectories, name, x):
+    mdp = space.mdp
+    try:
+        check_trajectories(*space.layout.unpack(x), mdp.num_states, mdp.num_actions, mdp.horizon)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
+
+
+@singledispatch
+def cost_metrics(space, problem: Problem, theta, test: jax.Array) -> dict[str, Any]:
+    """How close θ's cost is to θ*'s: the correlation of whole-trajectory (or point) costs over the held-out
+    data; tabular spaces also EPIC and EVD, exactly over all (s, a). Empty without θ*."""
+    family = problem.family
+    if family is None or family.theta_true is None:
+        return {}
+    costs, true_costs = family.cost_fn(theta, test), family.cost_fn(family.theta_true, test)
+    return {"epic": None, "evd": None, "cost_correlation": float(jnp.corrcoef(costs, true_costs)[0, 1])}
+
+
+@cost_metrics.register
+def _(space: TabularTrajectories, problem, theta, test):
+    theta_true = problem.family.theta_true
+    if theta_true is None:
+        return {}
+    mdp = space.mdp
+    costs, true_costs = space.cost_table(theta), space.cost_table(theta_true)
+    return {
+        "epic": float(epic_distance(costs, true_costs, mdp.transitions)),
+        "cost_correlation": float(cost_correlation(costs, true_costs)),
+        "evd": float(expected_value_difference(costs, true_costs, mdp.transitions, mdp.initial, mdp.horizon)),
+    }

@@ -1,0 +1,176 @@
+"""A user's own problem, from Python: a tabular MDP with demonstrations, or an energy family with data.
+
+Both return a :class:`~models.problem.Problem` that ``compare``, ``train_ebm``, ``estimate_log_z``
+and ``sample_posterior`` (through ``problem.model``) take like a built-in one. Every argument is
+checked before any work; the errors name the argument.
+
+    >>> problem = tabular_problem(features, transitions, initial, horizon, states, actions)
+    >>> summary = compare(problem)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from models.gridworld import MDP
+from models.irl_problems import PRIOR_SCALE, tabular_family
+from models.problem import CostFamily, Problem, draws_data
+from models.spaces import Points
+from models.tabular import check_trajectories
+
+__all__ = ["energy_problem", "fixed_data", "tabular_problem"]
+
+
+def fixed_data(train: jax.Array, test: jax.Array | None = None, *, test_fraction: float = 0.2):
+    """A fixed data set as a problem's ``data(key, n_train, n_test)``: the counts are ignored. Without
+    ``test``, a share ``test_fraction`` of the rows (picked by ``key``) is held out."""
+    train = jnp.asarray(train)
+
+    def data(key, n_train, n_test):
+        if test is not None:
+            return train, jnp.asarray(test)
+        order = jax.random.permutation(key, train.shape[0])
+        cut = max(1, int(round(test_fraction * train.shape[0])))
+        return train[order[cut:]], train[order[:cut]]
+
+    return data
+
+
+def tabular_problem(
+    features,
+    transitions,
+    initial,
+    horizon: int,
+    states=None,
+    actions=None,
+    *,
+    theta_names: tuple[str, ...] | None = None,
+    theta_true=None,
+    prior_scale: float = PRIOR_SCALE,
+    name: str = "tabular",
+    grid_shape: tuple[int, int] | None = None,
+    feature_descriptions: tuple[str, ...] | None = None,
+    test_fraction: float = 0.2,
+) -> Problem:
+    """MaxEnt IRL on your own tabular MDP with linear costs :math:`c_\\theta(s, a) = \\theta\\cdot\\phi(s, a)`.
+
+    ``features`` ``(S, A, K)`` or ``(S, K)`` (the same for every action); ``transitions`` dense
+    ``(S, A, S)`` or a sparse :class:`models.tabular.Transitions`; ``initial`` ``(S,)``; ``horizon``
+    T. Demonstrations ``states`` ``(n, T+1)`` and ``actions`` ``(n, T)`` (integers); without them,
+    ``theta_true`` is required and the data are exact draws of :math:`p_{\\theta^*}`. ``theta_names``
+    defaults to ``feature_0, …``; the prior is θ ~ N(0, ``prior_scale``² I). The exact log Z(θ) and
+    exact draws of every :math:`p_\\theta` come with the problem (the soft-Bellman recursion).
+    """
+    features = np.asarray(features, dtype=float)
+    if features.ndim not in (2, 3):
+        raise ValueError(f"features: expected shape (S, A, K) or (S, K), got {features.shape}")
+    if features.ndim == 2:
+        num_actions = np.shape(transitions)[1] if not hasattr(transitions, "successors") else \
+            transitions.successors.shape[1]
+        features = np.broadcast_to(features[:, None, :], (features.shape[0], num_actions, features.shape[1]))
+    num_features = features.shape[-1]
+    theta_names = tuple(f"feature_{k}" for k in range(num_features)) if theta_names is None else tuple(theta_names)
+    if len(theta_names) != num_features:
+        raise ValueError(f"theta_names: expected {num_features} names (one per feature), got {len(theta_names)}")
+    if theta_true is not None and np.shape(theta_true) != (num_features,):
+        raise ValueError(f"theta_true: expected shape ({num_features},), got {np.shape(theta_true)}")
+    if not (isinstance(prior_scale, int | float) and prior_scale > 0):
+        raise ValueError(f"prior_scale: expected a positive number, got {prior_scale!r}")
+    if (states is None) != (actions is None):
+        raise ValueError("states, actions: give both demonstrations arrays or neither")
+    if states is None and theta_true is None:
+        raise ValueError("states: no demonstrations and no theta_true to draw them from; give one")
+    dtype = jnp.zeros(()).dtype
+    mdp = MDP(transitions, jnp.asarray(initial, dtype), horizon, jnp.asarray(features, dtype), theta_names,
+              grid_shape, feature_descriptions)
+    space, family = tabular_family(mdp, theta_true=theta_true, prior_scale=prior_scale)
+    target = None if theta_true is None else family.target(family.theta_true, space)
+    if states is None:
+        return Problem(name, space, target, family.theta_true, draws_data(target), family)
+    mdp = space.mdp
+    try:
+        states, actions = check_trajectories(states, actions, mdp.num_states, mdp.num_actions, mdp.horizon)
+    except ValueError as error:  # name the arguments (the .npz keys) the demonstrations came in
+        raise ValueError(f"states, actions: {error}") from None
+    demos = space.layout.pack(jnp.asarray(states), jnp.asarray(actions))
+    return Problem(name, space, target, family.theta_true, fixed_data(demos, test_fraction=test_fraction), family)
+
+
+def _normal_prior(init, scale: float) -> dict[str, Any]:
+    return {site: dist.Normal(jnp.zeros(jnp.shape(value)), scale).to_event(jnp.ndim(value))
+            for site, value in init.items()}
+
+
+def energy_problem(
+    cost_fn: Callable[[Any, jax.Array], jax.Array],
+    theta0,
+    data,
+    *,
+    test_data=None,
+    theta_names: tuple[str, ...] | None = None,
+    prior: dict[str, dist.Distribution] | None = None,
+    prior_scale: float = 1.0,
+    log_partition_fn: Callable[[Any], jax.Array] | None = None,
+    sampler: Callable[[jax.Array, Any, int], jax.Array] | None = None,
+    theta_true=None,
+    bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    learning_rate: float = 0.05,
+    name: str = "energy",
+) -> Problem:
+    """Your own energy family on points in R^d: :math:`p_\\theta(x) \\propto e^{-c_\\theta(x)}`.
+
+    ``cost_fn(θ, x) -> (n,)`` for ``x`` ``(n, d)``; ``theta0`` is where training starts: one array
+    (the NumPyro site ``"theta"``) or a dict of arrays (one site each). ``data`` ``(n, d)``; without
+    ``test_data`` a fifth is held out. ``prior`` maps each site to a NumPyro distribution (default
+    N(0, ``prior_scale``²) per entry). ``log_partition_fn`` and ``sampler`` are exact references when
+    you have them (an ``exact`` row in ``compare``); ``bounds``: a 2-D quadrature box.
+    """
+    if not callable(cost_fn):
+        raise ValueError(f"cost_fn: expected a function (theta, x) -> costs, got {type(cost_fn).__name__}")
+    data = jnp.asarray(data, jnp.zeros(()).dtype)
+    if data.ndim != 2 or data.shape[0] < 2:
+        raise ValueError(f"data: expected points of shape (n, d) with n >= 2, got {data.shape}")
+    if not bool(jnp.all(jnp.isfinite(data))):
+        raise ValueError("data: contains non-finite values")
+    dim = data.shape[1]
+    if test_data is not None:
+        test_data = jnp.asarray(test_data, data.dtype)
+        if test_data.ndim != 2 or test_data.shape[1] != dim:
+            raise ValueError(f"test_data: expected shape (m, {dim}), got {test_data.shape}")
+    dict_valued = isinstance(theta0, dict)
+    init = {k: jnp.asarray(v, data.dtype) for k, v in theta0.items()} if dict_valued else \
+        {"theta": jnp.asarray(theta0, data.dtype)}
+    sites = tuple(init)
+    size = sum(int(np.prod(np.shape(v))) for v in init.values())
+    if theta_names is None:
+        theta_names = tuple(f"{s}[{i}]" if np.ndim(v) else s for s, v in init.items()
+                            for i in (range(int(np.prod(np.shape(v)))) if np.ndim(v) else [0]))
+    theta_names = tuple(theta_names)
+    if len(theta_names) != size:
+        raise ValueError(f"theta_names: expected {size} names (one per entry of theta0), got {len(theta_names)}")
+    prior = _normal_prior(init, prior_scale) if prior is None else dict(prior)
+    if set(prior) != set(sites):
+        raise ValueError(f"prior: expected one distribution per site {sites}, got {tuple(prior)}")
+    costs = cost_fn(theta0 if dict_valued else init["theta"], data[:2])
+    if jnp.shape(costs) != (2,):
+        raise ValueError(f"cost_fn: expected costs of shape (n,) for x of shape (n, {dim}), got {jnp.shape(costs)}")
+    space = Points(dim, bounds)
+
+    def model(data=None, *, num_data=None):
+        values = {site: numpyro.sample(site, prior[site]) for site in sites}
+        theta = values if dict_valued else values["theta"]
+        with numpyro.plate("data", num_data if data is None else data.shape[0]):
+            numpyro.sample("x", family.target(theta, space), obs=data)
+
+    family = CostFamily(cost_fn, model, init if dict_valued else init["theta"], theta_names, sites=sites,
+                        theta_true=theta_true, log_partition_fn=log_partition_fn, sampler=sampler,
+                        learning_rate=learning_rate)
+    target = None if theta_true is None else family.target(theta_true, space)
+    return Problem(name, space, target, theta_true, fixed_data(data, test_data), family)
