@@ -1,6 +1,6 @@
 """The normalizing handler (DESIGN.md §1, Bayesian IRL / EBM; NOTES.md, the handler's traps).
 
-``normalized(model, proposal, num_samples, key)`` finds every observed site whose distribution is
+``normalized(model, proposal, num_draws, key)`` finds every observed site whose distribution is
 :class:`~models.unnormalized.Unnormalized` and replaces it by the same density minus
 :math:`\\log \\hat Z(\\theta)` per observation, so the joint gains :math:`-N \\log \\hat Z(\\theta)`
 exactly once (not once per plate element) and pointwise log-likelihoods stay right for LOO.
@@ -71,15 +71,16 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
         model: a NumPyro model function.
         proposal: any proposal (``sample_and_log_prob``, ``log_prob``), relative to the site's
             base measure; unused (may be ``None``) with ``estimator="exact"``.
-        num_samples: proposal draws, taken once.
+        num_draws: proposal draws, taken once (the name every API uses for proposal draws; NUTS
+            draws are ``num_samples`` in ``sample_posterior``, as in NumPyro).
         key: the key of those draws.
         estimator: ``"importance"``, ``"mixture"`` or ``"exact"``.
         shard: spread the draws over all of ``jax.devices()`` along their first axis
             (``jax.sharding``): every cost evaluation then runs on all devices at once.
-            ``num_samples`` must be a multiple of the device count.
+            ``num_draws`` must be a multiple of the device count.
     """
 
-    def __init__(self, fn=None, proposal=None, num_samples: int = 4000, key: jax.Array | None = None, *,
+    def __init__(self, fn=None, proposal=None, num_draws: int = 4000, key: jax.Array | None = None, *,
                  estimator: str = "importance", shard: bool = False):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator: unknown name {estimator!r}; valid: {', '.join(ESTIMATORS)}")
@@ -88,13 +89,13 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
                 raise ValueError(f"proposal: the {estimator!r} estimator needs a proposal")
             if key is None:
                 raise ValueError("key: the proposal draws need a key (they are drawn once, here)")
-            if not isinstance(num_samples, int | np.integer) or (num_samples := int(num_samples)) < 2:  # a static shape
-                raise ValueError(f"num_samples: expected an integer >= 2, got {num_samples!r}")
+            if not isinstance(num_draws, int | np.integer) or (num_draws := int(num_draws)) < 2:  # a static shape
+                raise ValueError(f"num_draws: expected an integer >= 2, got {num_draws!r}")
             devices = jax.devices()
-            if shard and num_samples % len(devices):
-                raise ValueError(f"num_samples: {num_samples} draws cannot be sharded evenly over "
+            if shard and num_draws % len(devices):
+                raise ValueError(f"num_draws: {num_draws} draws cannot be sharded evenly over "
                                  f"{len(devices)} devices; use a multiple of {len(devices)}")
-            self.draws, self.log_q = proposal.sample_and_log_prob(key, num_samples)
+            self.draws, self.log_q = proposal.sample_and_log_prob(key, num_draws)
             if shard:
                 self.draws, self.log_q = shard_rows((self.draws, self.log_q), devices)
         self.proposal, self.estimator = proposal, estimator

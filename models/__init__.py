@@ -1,5 +1,6 @@
 """Problems: energies and costs, NumPyro models, and their exact references."""
 
+from models.builders import energy_problem, tabular_problem
 from models.gaussian import (
     gaussian_model,
     gaussian_target_params,
@@ -8,7 +9,6 @@ from models.gaussian import (
     quadratic_log_partition,
     quadratic_sample,
 )
-from models.builders import energy_problem, tabular_problem
 from models.problems import PROBLEMS, CostFamily, Problem, make_problem
 from models.unnormalized import Unnormalized
 

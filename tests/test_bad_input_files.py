@@ -135,7 +135,7 @@ def test_a_damaged_posterior_file_is_a_value_error_naming_the_path(tmp_path, dam
 
 #: what ``maxent-gan train`` (defaults, rings, gcl) records as its run
 CLI_RUN = {"problem": "rings", "method": "gcl", "seed": 0, "num_train": 5000, "num_test": 5000, "batch_size": 256,
-           "num_samples": 256, "learning_rate": 0.001, "flow_epochs": 100, "tilted": False, "data": "problem",
+           "num_samples": 256, "learning_rate": 0.001, "flow_epochs": 100, "tilted": False, "parametric": False, "data": "problem",
            "float64": False}
 
 

@@ -66,7 +66,7 @@ def test_gaussian_and_lqr_families_run_end_to_end():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--problem", "nope"], "problem: unknown name 'nope' for compare; valid: gridworld, lqr, gaussian, rings"),
+        (["--problem", "nope"], "problem: unknown name 'nope'; valid: gaussian, rings"),
         (["--proposals", "exact,flow"],
          "proposals: unknown name 'flow' for gridworld; valid: exact, uniform, gcl, gan, gcl-follow, gan-follow, cloned"),
         (["--proposals", "exact,exact"], "proposals: a name is repeated"),
