@@ -3,11 +3,14 @@ flow to the data). ``inference.spaces`` picks one per sample space."""
 
 from __future__ import annotations
 
+import warnings
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
 
+from inference.loop import fit_in_chunks
 from inference.proposals.policy import LinearGaussianPolicy, TabularPolicy, _raw_tril
 
 __all__ = ["behaviour_cloning", "fit_policy_to_demos", "linear_gaussian_cloning"]
@@ -48,15 +51,19 @@ def fit_policy_to_demos(key: jax.Array, policy, demos: jax.Array, *, steps: int 
                         learning_rate: float = 3e-3, batch_size: int = 256):
     """Behaviour cloning by gradient: maximize the demonstrations' mean ``log_prob`` (any policy)."""
     optimizer = optax.adam(learning_rate)
-    opt_state = optimizer.init(eqx.filter(policy, eqx.is_inexact_array))
 
-    @eqx.filter_jit
-    def step(policy, opt_state, key):
-        rows = jax.random.choice(key, demos.shape[0], (min(batch_size, demos.shape[0]),), replace=False)
+    def step(carry, i, args):
+        key, demos = args
+        policy, opt_state = carry
+        rows = jax.random.choice(jax.random.fold_in(key, i), demos.shape[0], (min(batch_size, demos.shape[0]),),
+                                 replace=False)
         loss, grads = eqx.filter_value_and_grad(lambda q: -jnp.mean(q.log_prob(demos[rows])))(policy)
         updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(policy, eqx.is_inexact_array))
-        return eqx.apply_updates(policy, updates), opt_state
+        return (eqx.apply_updates(policy, updates), opt_state), loss
 
-    for i in range(steps):
-        policy, opt_state = step(policy, opt_state, jax.random.fold_in(key, i))
+    carry = (policy, optimizer.init(eqx.filter(policy, eqx.is_inexact_array)))
+    (policy, _), _, stopped = fit_in_chunks(step, carry, steps, args=(key, demos), params=lambda carry: carry[0],
+                                            desc="behaviour cloning")
+    if stopped is not None:
+        warnings.warn(f"fit_policy_to_demos: {stopped}", stacklevel=2)
     return policy

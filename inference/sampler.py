@@ -2,9 +2,9 @@
 
 .. math:: L_{sampler}(q) = E_q[c_\\theta + \\log q] = KL(q \\| p_\\theta) - \\log Z(\\theta)
 
-An ``init``/``step`` pair (blackjax/optax style) over any equinox proposal with
-reparameterized ``sample_and_log_prob``, and a thin Python driver with a progress bar and
-a NaN guard.
+An ``init``/``step`` pair (blackjax/optax style) over any equinox proposal, and the fits built on
+it, which run through the one fit loop (``inference.loop.fit_in_chunks``: ``lax.scan`` chunks, the
+progress bar and the NaN guard per chunk).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.typing import ArrayLike
-from tqdm.auto import tqdm
 
+from inference.loop import fit_in_chunks
 from inference.objectives import sampler_loss
 from inference.proposals.base import Proposal
 from inference.proposals.mixture import AnchorMixture
-from inference.training import all_finite, proposal_update
+from inference.training import proposal_update
 from models.unnormalized import Unnormalized
 
 __all__ = [
@@ -93,25 +93,29 @@ def fit_sampler(
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
     optimizer = optax.adam(1e-2) if optimizer is None else optimizer
-    state = sampler_init(proposal, optimizer)
-    losses = []
-    bar = tqdm(range(steps), desc="fit sampler", disable=not progress, leave=False)
-    for i in bar:
-        beta = jnp.asarray(annealing_schedule(i, steps, anneal))
-        new_state, info = sampler_step(jax.random.fold_in(key, i), state, target, optimizer, num_samples, beta)
-        loss = float(info.loss)
-        finite_loss, finite_params = bool(np.isfinite(loss)), bool(all_finite(new_state.proposal))
-        if not (finite_loss and finite_params):
-            cause = (f"the loss became {loss}" if not finite_loss else
-                     f"the proposal's parameters became non-finite (the loss, {loss:.6g}, was finite: its "
-                     "gradient was not)")
-            warnings.warn(f"fit_sampler: {cause} at step {i}; returning the proposal of step {i - 1}", stacklevel=2)
-            break
-        state = new_state
-        losses.append(loss)
-        if i % 50 == 0:
-            bar.set_postfix(loss=f"{loss:.4f}")
-    return state.proposal, np.asarray(losses)
+
+    def step(state, i, args):
+        key, target = args
+        beta = _beta(i, steps, anneal)
+        proposal, opt_state, loss, _ = proposal_update(
+            jax.random.fold_in(key, i), state.proposal, state.opt_state, sampler_loss,
+            lambda x: -beta * target.unnormalized_log_prob(x), optimizer, num_samples)
+        return SamplerState(proposal, opt_state), loss
+
+    state, losses, stopped = fit_in_chunks(step, sampler_init(proposal, optimizer), steps, args=(key, target),
+                                           params=lambda state: state.proposal, progress=progress,
+                                           desc="fit sampler")
+    if stopped is not None:
+        cause = stopped.replace("the parameters", "the proposal's parameters")
+        warnings.warn(f"fit_sampler: {cause}", stacklevel=2)
+    return state.proposal, losses
+
+
+def _beta(i: jax.Array, steps: int, beta0: float | None) -> jax.Array:
+    # annealing_schedule inside the compiled loop
+    if beta0 is None:
+        return jnp.asarray(1.0)
+    return jnp.minimum(1.0, beta0 ** jnp.maximum(0.0, 1.0 - i / (0.5 * steps)))
 
 
 def fit_at_anchors(
@@ -153,34 +157,18 @@ def fit_at_anchors(
                                           num_samples)
         return q, opt, loss
 
-    @eqx.filter_jit
-    def run_chunk(q, opt, start, length):
-        # the scan carries arrays only: a flow's static parts (its activation functions) stay outside
-        static = eqx.partition((q, opt), eqx.is_array)[1]
+    def step(carry, i, args):
+        key, anchors = args
+        q, opt = carry
+        q, opt, loss = eqx.filter_vmap(one)(q, opt, anchors, jax.random.split(jax.random.fold_in(key, i), K))
+        return (q, opt), loss
 
-        def body(carry, i):
-            q, opt = eqx.combine(carry, static)
-            keys = jax.random.split(jax.random.fold_in(key, start + i), K)
-            q, opt, loss = eqx.filter_vmap(one)(q, opt, anchors, keys)
-            return eqx.partition((q, opt), eqx.is_array)[0], loss
-
-        carry, losses = jax.lax.scan(body, eqx.partition((q, opt), eqx.is_array)[0], jnp.arange(length))
-        q, opt = eqx.combine(carry, static)
-        return q, opt, losses
-
-    done = 0
-    bar = tqdm(total=steps, desc=f"fit sampler at {K} anchors", disable=not progress, leave=False)
-    while done < steps:
-        length = min(chunk, steps - done)
-        new_q, new_opt, losses = run_chunk(components, opt_state, done, length)
-        if not (bool(all_finite(new_q)) and bool(np.isfinite(np.asarray(losses)).all())):
-            warnings.warn(f"fit_at_anchors: a loss or parameter became non-finite between steps {done} and "
-                          f"{done + length}; returning the proposals of step {done}", stacklevel=2)
-            break
-        components, opt_state, done = new_q, new_opt, done + length
-        bar.update(length)
-        bar.set_postfix(loss=f"{float(np.mean(np.asarray(losses)[-1])):.4f}")
-    bar.close()
+    (components, _), _, stopped = fit_in_chunks(step, (components, opt_state), steps, args=(key, anchors),
+                                                chunk=chunk,
+                                                params=lambda carry: carry[0], progress=progress,
+                                                desc=f"fit sampler at {K} anchors")
+    if stopped is not None:
+        warnings.warn(f"fit_at_anchors: {stopped}", stacklevel=2)
     return AnchorMixture(components, K)
 
 
