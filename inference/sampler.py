@@ -83,9 +83,11 @@ def fit_sampler(
     num_samples: int = 256,
     optimizer: optax.GradientTransformation | None = None,
     anneal: float | None = None,
+    chunk: int = 50,
     progress: bool = True,
 ) -> tuple[Proposal, np.ndarray]:
     """Fit ``proposal`` to ``target`` by reverse KL; returns the fitted proposal and losses.
+    ``chunk`` steps run per host round-trip (``inference.loop.fit_in_chunks``).
 
     ``anneal=beta0`` tempers the target from ``beta0`` to 1 (see :func:`annealing_schedule`).
     Stops at the last finite state if a loss or parameter turns NaN/inf, with a warning.
@@ -103,7 +105,7 @@ def fit_sampler(
         return SamplerState(proposal, opt_state), loss
 
     state, losses, stopped = fit_in_chunks(step, sampler_init(proposal, optimizer), steps, args=(key, target),
-                                           params=lambda state: state.proposal, progress=progress,
+                                           chunk=chunk, params=lambda state: state.proposal, progress=progress,
                                            desc="fit sampler")
     if stopped is not None:
         cause = stopped.replace("the parameters", "the proposal's parameters")
