@@ -204,6 +204,7 @@ def train_ebm(
     data: tuple[jax.Array, jax.Array] | None = None,
     tilted: bool = False,
     parametric: bool | None = None,
+    evaluate: bool = True,
 ) -> EBMRun:
     """Train an MLP energy or (``parametric``; the default on trajectory spaces) the problem's cost family
     on its data by ``method`` (exact, gcl, gan). ``learning_rate=None`` picks 1e-3 for networks, the
@@ -211,6 +212,7 @@ def train_ebm(
 
     ``data=(train, test)`` trains on your own points instead (each ``(n, problem.dim)``).
     ``tilted`` (tabular IRL): the sampler also learns transition tilts, so it can reach :math:`p_\\theta`.
+    ``evaluate=False`` skips the held-out evaluation (``compare`` needs only θ̂ and the sampler).
     Names and data are checked before any training starts.
     """
     problem = make_problem(problem) if isinstance(problem, str) else problem
@@ -242,7 +244,7 @@ def train_ebm(
     )
     result = run_training(
         key_train, algorithm, state, train, steps=steps, batch_size=batch_size,
-        evaluate=_evaluator(problem, test, key_eval, 10_000, parametric=parametric), eval_every=eval_every,
+        evaluate=_evaluator(problem, test, key_eval, 10_000, parametric=parametric) if evaluate else None, eval_every=eval_every,
         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume, run=run,
         progress=progress, desc=f"{method} on {problem.name}",
     )

@@ -49,15 +49,18 @@ def test_gaussian_and_lqr_families_run_end_to_end():
     settings = CompareSettings(demos=50, train_steps=30, proposal_draws=1000, num_warmup=60, num_samples=60,
                                num_chains=2)
     settings_follow = CompareSettings(**{**settings.__dict__, "anchor_steps": 40})
-    gaussian = compare("gaussian", ("exact", "gan", "gan-follow"), settings=settings_follow)
+    gaussian = compare("gaussian", ("exact", "gan"), settings=settings)
     assert gaussian["theta_names"] == ["loc[0]", "loc[1]", "log_precision[0]", "log_precision[1]"]
+    row = gaussian["proposals"]["gan"]
+    assert np.isfinite(row["posterior_mean"]).all() and row["k_hat_median"] is not None
+    # no exact run: verdicts from k-hat alone
+    lqr = compare("lqr", ("cloned", "gan", "gan-follow"), settings=settings_follow)
     for name in ("gan", "gan-follow"):
-        row = gaussian["proposals"][name]
+        row = lqr["proposals"][name]
         assert np.isfinite(row["posterior_mean"]).all() and row["k_hat_median"] is not None, name
     # the θ-following row reuses the gan training (the same θ̂) and says what it is
-    assert gaussian["learned_theta"].keys() == {"gan"}
-    assert "anchors" in render_report(gaussian)
-    lqr = compare("lqr", ("cloned",), settings=settings)  # no exact run: verdicts from k-hat alone
+    assert lqr["learned_theta"].keys() == {"gan"}
+    assert "anchors" in render_report(lqr)
     cloned = lqr["proposals"]["cloned"]
     assert len(lqr["theta_true"]) == 3 and cloned["k_hat_median"] is not None and "shift_max_sd" not in cloned
     assert cloned["verdict"].startswith("log Ẑ(θ) unreliable at")

@@ -105,8 +105,7 @@ def _train(problem: Problem, method: str, key: jax.Array, data, test, steps: int
     with warnings.catch_warnings():  # its log Z evaluations at θ̂ are not the product here
         warnings.simplefilter("ignore", UnreliableEstimateWarning)
         run = train_ebm(problem, method, steps=steps, seed=int(jax.random.randint(key, (), 0, 2**31 - 1)),
-                        data=(data, test), tilted=True, parametric=True, flow_epochs=50, eval_every=max(steps, 1),
-                        progress=False)
+                        data=(data, test), tilted=True, parametric=True, flow_epochs=50, evaluate=False, progress=False)
     return run.result.state.energy, run.result.state.proposal
 
 
