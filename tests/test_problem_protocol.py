@@ -268,3 +268,12 @@ def test_warm_start_follows_the_space():
     cloned = warm_start(grid.space, jax.random.key(1), demos)
     # behaviour cloning puts more mass on the demonstrations than the uniform policy does
     assert float(jnp.mean(cloned.log_prob(demos))) > float(jnp.mean(broad_proposal(grid.space, None).log_prob(demos)))
+
+
+def test_identities_refuse_problems_without_points_or_a_density(tmp_path):
+    from tests.helpers import run_cli
+
+    for name, what in (("gridworld", "TabularTrajectories"), ("digits", "none")):
+        result = run_cli("identities", "--problem", name, "--out", str(tmp_path / name))
+        assert result.returncode == 2 and f"{name} has {what}" in result.stderr
+        assert not (tmp_path / name).exists()

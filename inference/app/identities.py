@@ -19,6 +19,7 @@ from inference.estimators import BoundEstimate, elbo, iwae, log_z_importance, lo
 from inference.identities import check_identities, diagonal_quadratic_cost
 from inference.io import finite_or_none, save_figure, staged_out_dir, write_atomic, write_json
 from models.problems import make_problem
+from models.spaces import Points
 
 __all__ = ["run_identities", "verdict"]
 
@@ -72,7 +73,11 @@ def run_identities(*, problem: str = "gaussian", dim: int = 5, samples: int = 40
     """Check the three claims and compare log Z estimators; write the report; return the summary."""
     if samples < 100:
         raise ValueError(f"samples: expected at least 100 draws, got {samples}")
-    target = make_problem(problem, dim=dim).target  # names are checked before the folder is made
+    built = make_problem(problem, dim=dim)  # names are checked before the folder is made
+    target = built.target
+    if target is None or not isinstance(built.space, Points):
+        raise ValueError(f"problem: the identities need points in R^d with a known density; {built.name} has "
+                         + ("none" if target is None else f"{type(built.space).__name__}"))
     # a fresh folder beside ``out``, swapped in when complete (an error or interrupt leaves ``out`` as it was)
     with staged_out_dir(out, force=force) as out:
         start = time.perf_counter()
