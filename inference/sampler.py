@@ -9,6 +9,7 @@ progress bar and the NaN guard per chunk).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, NamedTuple
 
@@ -94,17 +95,10 @@ def fit_sampler(
     """
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
-    optimizer = optax.adam(1e-2) if optimizer is None else optimizer
-
-    def step(state, i, args):
-        key, target = args
-        beta = _beta(i, steps, anneal)
-        proposal, opt_state, loss, _ = proposal_update(
-            jax.random.fold_in(key, i), state.proposal, state.opt_state, sampler_loss,
-            lambda x: -beta * target.unnormalized_log_prob(x), optimizer, num_samples)
-        return SamplerState(proposal, opt_state), loss
-
-    state, losses, stopped = fit_in_chunks(step, sampler_init(proposal, optimizer), steps, args=(key, target),
+    optimizer = _DEFAULT_OPTIMIZER if optimizer is None else optimizer
+    step = _reverse_kl_step(optimizer, num_samples, annealed=anneal is not None)
+    args = (key, target, jnp.asarray(steps), jnp.asarray(1.0 if anneal is None else anneal))
+    state, losses, stopped = fit_in_chunks(step, sampler_init(proposal, optimizer), steps, args=args,
                                            chunk=chunk, params=lambda state: state.proposal, progress=progress,
                                            desc="fit sampler")
     if stopped is not None:
@@ -113,7 +107,24 @@ def fit_sampler(
     return state.proposal, losses
 
 
-def _beta(i: jax.Array, steps: int, beta0: float | None) -> jax.Array:
+_DEFAULT_OPTIMIZER = optax.adam(1e-2)
+
+
+@functools.lru_cache(maxsize=64)
+def _reverse_kl_step(optimizer: optax.GradientTransformation, num_samples: int, *, annealed: bool):
+    # one step function per setting, so repeated fits of the same shapes reuse the compiled chunk
+    def step(state, i, args):
+        key, target, steps, beta0 = args
+        beta = _beta(i, steps, beta0 if annealed else None)
+        proposal, opt_state, loss, _ = proposal_update(
+            jax.random.fold_in(key, i), state.proposal, state.opt_state, sampler_loss,
+            lambda x: -beta * target.unnormalized_log_prob(x), optimizer, num_samples)
+        return SamplerState(proposal, opt_state), loss
+
+    return step
+
+
+def _beta(i: jax.Array, steps, beta0) -> jax.Array:
     # annealing_schedule inside the compiled loop
     if beta0 is None:
         return jnp.asarray(1.0)

@@ -32,12 +32,14 @@ def fixed_data(train: jax.Array, test: jax.Array | None = None, *, test_fraction
     """A fixed data set as a problem's ``data(key, n_train, n_test)``: the counts are ignored. Without
     ``test``, a share ``test_fraction`` of the rows (picked by ``key``) is held out."""
     train = jnp.asarray(train)
+    if test is None and train.shape[0] < 4:
+        raise ValueError(f"data: expected at least 4 rows (2 to hold out, 2 to train on), got {train.shape[0]}")
 
     def data(key, n_train, n_test):
         if test is not None:
             return train, jnp.asarray(test)
         order = jax.random.permutation(key, train.shape[0])
-        cut = max(1, int(round(test_fraction * train.shape[0])))
+        cut = min(max(2, int(round(test_fraction * train.shape[0]))), train.shape[0] - 2)
         return train[order[cut:]], train[order[:cut]]
 
     return data
@@ -87,6 +89,12 @@ def tabular_problem(
         raise ValueError("states, actions: give both demonstrations arrays or neither")
     if states is None and theta_true is None:
         raise ValueError("states: no demonstrations and no theta_true to draw them from; give one")
+    if grid_shape is not None and (len(grid_shape) != 2 or grid_shape[0] * grid_shape[1] != features.shape[0]):
+        raise ValueError(f"grid_shape: expected (rows, columns) with rows x columns = {features.shape[0]} states, "
+                         f"got {grid_shape}")
+    if feature_descriptions is not None and len(feature_descriptions) != num_features:
+        raise ValueError(f"feature_descriptions: expected {num_features} (one per feature), "
+                         f"got {len(feature_descriptions)}")
     dtype = jnp.zeros(()).dtype
     mdp = MDP(transitions, jnp.asarray(initial, dtype), horizon, jnp.asarray(features, dtype), theta_names,
               grid_shape, feature_descriptions)
@@ -99,8 +107,29 @@ def tabular_problem(
         states, actions = check_trajectories(states, actions, mdp.num_states, mdp.num_actions, mdp.horizon)
     except ValueError as error:  # name the arguments (the .npz keys) the demonstrations came in
         raise ValueError(f"states, actions: {error}") from None
+    _check_feasible(np.asarray(states), np.asarray(actions), mdp)
     demos = space.layout.pack(jnp.asarray(states), jnp.asarray(actions))
-    return Problem(name, space, target, family.theta_true, fixed_data(demos, test_fraction=test_fraction), family)
+    return Problem(name, space, target, family.theta_true, fixed_data(demos, test_fraction=test_fraction), family,
+                   data_fixed=True)
+
+
+def _check_feasible(states: np.ndarray, actions: np.ndarray, mdp: MDP) -> None:
+    """Every demonstration must have positive probability under the dynamics: a start state of the
+    initial distribution and, at each step, a successor the transitions can reach. The exact normalizer
+    ignores impossible trajectories, while every proposal gives them log q = -inf."""
+    initial = np.asarray(mdp.initial)
+    bad = np.flatnonzero(initial[states[:, 0]] <= 0)
+    if bad.size:
+        raise ValueError(f"states: trajectory {bad[0]} starts in state {states[bad[0], 0]}, which the initial "
+                         "distribution gives probability 0")
+    successors = np.asarray(mdp.transitions.successors)[states[:, :-1], actions]  # (n, T, K)
+    reachable = np.isfinite(np.asarray(mdp.transitions.log_probs))[states[:, :-1], actions]
+    possible = ((successors == states[:, 1:, None]) & reachable).any(-1)
+    if not possible.all():
+        i, t = np.argwhere(~possible)[0]
+        raise ValueError(f"states, actions: trajectory {i} moves from state {states[i, t]} by action "
+                         f"{actions[i, t]} to state {states[i, t + 1]} at t={t}, which the transitions give "
+                         "probability 0")
 
 
 def _normal_prior(init, scale: float) -> dict[str, Any]:
@@ -161,6 +190,13 @@ def energy_problem(
     costs = cost_fn(theta0 if dict_valued else init["theta"], data[:2])
     if jnp.shape(costs) != (2,):
         raise ValueError(f"cost_fn: expected costs of shape (n,) for x of shape (n, {dim}), got {jnp.shape(costs)}")
+    if theta_true is not None:
+        true_leaves = jax.tree.map(jnp.asarray, theta_true if dict_valued else {"theta": theta_true})
+        if jax.tree.structure(true_leaves) != jax.tree.structure(init) or any(
+                jnp.shape(a) != jnp.shape(b) for a, b in zip(jax.tree.leaves(true_leaves), jax.tree.leaves(init),
+                                                               strict=True)):
+            raise ValueError("theta_true: expected the structure and shapes of theta0")
+        theta_true = true_leaves if dict_valued else true_leaves["theta"]
     space = Points(dim, bounds)
 
     def model(data=None, *, num_data=None):
@@ -173,4 +209,4 @@ def energy_problem(
                         theta_true=theta_true, log_partition_fn=log_partition_fn, sampler=sampler,
                         learning_rate=learning_rate)
     target = None if theta_true is None else family.target(theta_true, space)
-    return Problem(name, space, target, theta_true, fixed_data(data, test_data), family)
+    return Problem(name, space, target, theta_true, fixed_data(data, test_data), family, data_fixed=True)

@@ -88,10 +88,16 @@ class CostFamily(NamedTuple):
         """:math:`p_\\theta` over ``space`` as an :class:`Unnormalized` (with its exact log Z and
         sampler where the family has them), relative to the space's base measure."""
         sampler = self.sampler
+
+        def draw(key, params, shape):  # any sample shape: prod(shape) draws, reshaped
+            shape = tuple(shape)
+            n = int(np.prod(shape)) if shape else 1
+            return sampler(key, params, n).reshape(shape + (space.size,))
+
         return Unnormalized(
             self.cost_fn, theta, event_shape=(space.size,),
             log_normalizer=None if self.log_partition_fn is None else self.log_partition_fn(theta),
-            sampler=None if sampler is None else (lambda key, params, shape: sampler(key, params, shape[0])),
+            sampler=None if sampler is None else draw,
             base_measure=space.base_measure, support=space.support,
         )
 
@@ -104,7 +110,9 @@ class Problem(NamedTuple):
     n_train, n_test)`` gives training and held-out points (a fixed data set ignores the counts).
     ``true_params`` are the target's parameters (θ* for IRL problems). ``family`` is the
     parametric cost family whose posterior ``compare`` samples, ``None`` where the problem has
-    none (digits, the standard sampler targets).
+    none (digits, the standard sampler targets). ``data_fixed``: the data are a fixed set (a user's
+    demonstrations), split into training and held-out rows, not fresh draws; ``compare`` then
+    conditions on all of them.
     """
 
     name: str
@@ -113,6 +121,7 @@ class Problem(NamedTuple):
     true_params: Any = None
     data: DataFn | None = None
     family: CostFamily | None = None
+    data_fixed: bool = False  # ``data`` is a fixed set split once (a user's): the counts are ignored
 
     @property
     def dim(self) -> int:

@@ -255,11 +255,11 @@ def test_energy_problem_checks_its_arguments_and_goes_through_compare():
     settings = CompareSettings(demos=60, train_steps=2, proposal_draws=50, num_warmup=100, num_samples=200,
                                num_chains=1, anchor_steps=1)
     summary = compare(problem, ("exact",), settings=settings)
-    # a unit-variance Gaussian with a flat-ish prior: the posterior of loc is N(mean of the data, 1/n)
-    train, _ = problem.data(jax.random.key(0), 0, 0)
+    # a unit-variance Gaussian with a flat-ish prior: the posterior of loc is N(mean of the data, 1/n), and
+    # compare conditions on every row a user gave (the held-out fifth too)
     row = summary["proposals"]["exact"]
-    np.testing.assert_allclose(row["posterior_mean"], np.asarray(train.mean(0)), atol=4 / np.sqrt(train.shape[0]))
-    assert summary["theta_true"] is None and summary["num_data"] == train.shape[0]
+    np.testing.assert_allclose(row["posterior_mean"], np.asarray(data.mean(0)), atol=4 / np.sqrt(data.shape[0]))
+    assert summary["theta_true"] is None and summary["num_data"] == data.shape[0]
 
 
 def test_warm_start_follows_the_space():
@@ -277,3 +277,19 @@ def test_identities_refuse_problems_without_points_or_a_density(tmp_path):
         result = run_cli("identities", "--problem", name, "--out", str(tmp_path / name))
         assert result.returncode == 2 and f"{name} has {what}" in result.stderr
         assert not (tmp_path / name).exists()
+
+
+def test_user_demonstrations_the_dynamics_cannot_produce_are_refused():
+    mdp, states, actions = _demos(6)
+    args = (np.asarray(mdp.features), _dense(mdp), np.asarray(mdp.initial), 6)
+    moved = states.copy()
+    moved[2, 3] = (moved[2, 2] + 8) % 16  # a jump of two rows: no action reaches it
+    with pytest.raises(ValueError, match=r"states, actions: trajectory 2 moves from state \d+ by action \d+ to state "
+                                         r"\d+ at t=2, which the transitions give probability 0"):
+        tabular_problem(*args, moved, actions)
+    started = states.copy()
+    started[4, 0] = 15
+    with pytest.raises(ValueError, match="states: trajectory 4 starts in state 15, which the initial distribution"):
+        tabular_problem(*args, started, actions)
+    with pytest.raises(ValueError, match="data: expected at least 4 rows"):
+        tabular_problem(*args, states[:3], actions[:3])

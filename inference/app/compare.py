@@ -139,6 +139,8 @@ def compare(
     with staged_out_dir(out, force=force) as out:
         key_data, key_train, key_post = jax.random.split(jax.random.key(seed), 3)
         data, test = problem.data(key_data, settings.demos, 1000)
+        if problem.data_fixed:  # a user's demonstrations: the posterior conditions on every one of them
+            data = jnp.concatenate([data, test])
         results: dict[str, dict[str, Any]] = {}
         idatas: dict[str, az.InferenceData] = {}
         learned: dict[str, np.ndarray] = {}

@@ -78,6 +78,7 @@ def run_identities(*, problem: str = "gaussian", dim: int = 5, samples: int = 40
     if target is None or not isinstance(built.space, Points):
         raise ValueError(f"problem: the identities need points in R^d with a known density; {built.name} has "
                          + ("none" if target is None else f"{type(built.space).__name__}"))
+    dim = built.dim  # the Gaussian's is --dim; every other problem has its own
     # a fresh folder beside ``out``, swapped in when complete (an error or interrupt leaves ``out`` as it was)
     with staged_out_dir(out, force=force) as out:
         start = time.perf_counter()

@@ -115,9 +115,9 @@ def proposal_names(problem=None) -> tuple[str, ...]:
     """The proposals that apply to ``problem``: by its sample space (points in R^d take ``PROPOSALS``,
     trajectories ``TRAJECTORY_PROPOSALS``), less ``exact`` without an exact sampler and ``soft-optimal``
     where the space has no soft-optimal policy (the point mass has neither)."""
-    if problem is None or isinstance(problem.space, Points):
-        return tuple(PROPOSALS)
-    exact = problem.target is not None and problem.target.has_exact_sampler
+    exact = problem is None or (problem.target is not None and problem.target.has_exact_sampler)
+    if problem is None or isinstance(problem.space, Points):  # the oracle and flow-data need exact draws
+        return tuple(name for name in PROPOSALS if exact or name not in ("exact", "flow-data"))
     return tuple(name for name in TRAJECTORY_PROPOSALS
                  if (name != "exact" or exact) and (name != "soft-optimal" or has_soft_optimal(problem.space)))
 

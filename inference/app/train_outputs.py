@@ -31,8 +31,9 @@ def density_figure(runs: list[EBMRun], *, resolution: int = 200):
         plot_density(axes.pop(0), log_density, grid_axes, title="true density")
     for ax, run in zip(axes, runs, strict=True):
         energy = run.result.state.energy
+        cost = problem.family.cost_fn if run.parametric else energy_cost
         log_density, grid_axes, _ = eqx.filter_jit(grid_log_density)(
-            lambda x, e=energy: energy_cost(e, x), problem.bounds, resolution
+            lambda x, e=energy, cost=cost: cost(e, x), problem.bounds, resolution
         )
         plot_density(ax, log_density, grid_axes, title=f"learned: {run.method}")
     figure.tight_layout()
