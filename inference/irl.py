@@ -12,6 +12,7 @@ import optax
 
 from inference.loop import fit_in_chunks
 from inference.proposals.policy import LinearGaussianPolicy, TabularPolicy, _raw_tril
+from inference.training import apply_update, trainable
 
 __all__ = ["behaviour_cloning", "fit_policy_to_demos", "linear_gaussian_cloning"]
 
@@ -58,10 +59,9 @@ def fit_policy_to_demos(key: jax.Array, policy, demos: jax.Array, *, steps: int 
         rows = jax.random.choice(jax.random.fold_in(key, i), demos.shape[0], (min(batch_size, demos.shape[0]),),
                                  replace=False)
         loss, grads = eqx.filter_value_and_grad(lambda q: -jnp.mean(q.log_prob(demos[rows])))(policy)
-        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(policy, eqx.is_inexact_array))
-        return (eqx.apply_updates(policy, updates), opt_state), loss
+        return apply_update(optimizer, grads, opt_state, policy), loss
 
-    carry = (policy, optimizer.init(eqx.filter(policy, eqx.is_inexact_array)))
+    carry = (policy, optimizer.init(trainable(policy)))
     (policy, _), _, stopped = fit_in_chunks(step, carry, steps, args=(key, demos), params=lambda carry: carry[0],
                                             desc="behaviour cloning")
     if stopped is not None:

@@ -24,7 +24,7 @@ from inference.loop import fit_in_chunks
 from inference.objectives import sampler_loss
 from inference.proposals.base import Proposal
 from inference.proposals.mixture import AnchorMixture
-from inference.training import proposal_update
+from inference.training import proposal_update, trainable
 from models.unnormalized import Unnormalized
 
 __all__ = [
@@ -43,7 +43,7 @@ class SamplerInfo(NamedTuple):
 
 
 def sampler_init(proposal: Proposal, optimizer: optax.GradientTransformation) -> SamplerState:
-    return SamplerState(proposal, optimizer.init(eqx.filter(proposal, eqx.is_inexact_array)))
+    return SamplerState(proposal, optimizer.init(trainable(proposal)))
 
 
 @eqx.filter_jit

@@ -26,6 +26,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+import paramax
 
 from inference.estimators import log_z_mixture
 from inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
@@ -37,10 +38,12 @@ __all__ = [
     "TrainState",
     "TrainingAlgorithm",
     "all_finite",
+    "apply_update",
     "exact_maxent",
     "gan_form",
     "guided_cost_learning",
     "proposal_update",
+    "trainable",
 ]
 
 CostFn = Callable[[Any, jax.Array], jax.Array]
@@ -73,12 +76,19 @@ def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
-def _trainable(tree):
-    return eqx.filter(tree, eqx.is_inexact_array)
+def _is_frozen(node) -> bool:
+    return isinstance(node, paramax.NonTrainable)
 
 
-def _apply(optimizer, grads, opt_state, tree):
-    updates, opt_state = optimizer.update(grads, opt_state, _trainable(tree))
+def trainable(tree):
+    """The leaves an optimizer updates: the floating-point arrays of ``tree``, less those under a
+    ``paramax.NonTrainable`` (a policy's dynamics, a flow's fixed parts). ``None`` elsewhere."""
+    return eqx.filter(tree, eqx.is_inexact_array, is_leaf=_is_frozen)
+
+
+def apply_update(optimizer: optax.GradientTransformation, grads, opt_state, tree):
+    """One optimizer update of the :func:`trainable` leaves of ``tree``; ``(tree, opt_state)``."""
+    updates, opt_state = optimizer.update(trainable(grads), opt_state, trainable(tree))
     return eqx.apply_updates(tree, updates), opt_state
 
 
@@ -113,7 +123,7 @@ def proposal_update(
         return loss, -costs - log_q
 
     (loss, log_weights), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(proposal)
-    proposal, opt_state = _apply(optimizer, grads, opt_state, proposal)
+    proposal, opt_state = apply_update(optimizer, grads, opt_state, proposal)
     return proposal, opt_state, loss, jax.lax.stop_gradient(log_weights)
 
 
@@ -143,7 +153,7 @@ def _init(energy_optimizer, proposal_optimizer, log_z0=0.0):
         log_z = jnp.asarray(log_z0, dtype=jnp.zeros(()).dtype)
         return TrainState(
             energy, proposal, log_z,
-            energy_optimizer.init(_trainable((energy, log_z))), proposal_optimizer.init(_trainable(proposal)),
+            energy_optimizer.init(trainable((energy, log_z))), proposal_optimizer.init(trainable(proposal)),
         )
 
     return init
@@ -181,7 +191,7 @@ def exact_maxent(
             return jnp.mean(cost_fn(energy, batch)) + log_z, log_z
 
         (loss, log_z), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(state.energy)
-        (energy, _), energy_opt = _apply(energy_optimizer, _no_log_z(grads, state), state.energy_opt,
+        (energy, _), energy_opt = apply_update(energy_optimizer, _no_log_z(grads, state), state.energy_opt,
                                          (state.energy, state.log_z))
         proposal, proposal_opt, proposal_loss, log_weights = _sampler_step(
             key, state, cost_fn, energy, proposal_optimizer, num_samples
@@ -216,7 +226,7 @@ def guided_cost_learning(
             return cost_loss(cost_data, cost_samples, log_q_data, log_q_samples, log_z), log_z
 
         (loss, log_z), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(state.energy)
-        (energy, _), energy_opt = _apply(energy_optimizer, _no_log_z(grads, state), state.energy_opt,
+        (energy, _), energy_opt = apply_update(energy_optimizer, _no_log_z(grads, state), state.energy_opt,
                                          (state.energy, state.log_z))
         proposal, proposal_opt, proposal_loss, log_weights = _sampler_step(
             key_sampler, state, cost_fn, energy, proposal_optimizer, num_samples
@@ -249,7 +259,7 @@ def gan_form(
             return discriminator_loss(cost_fn(energy, batch), cost_fn(energy, x), log_q_data, log_q_samples, log_z)
 
         loss, grads = eqx.filter_value_and_grad(loss_fn)((state.energy, state.log_z))
-        (energy, log_z), energy_opt = _apply(energy_optimizer, grads, state.energy_opt, (state.energy, state.log_z))
+        (energy, log_z), energy_opt = apply_update(energy_optimizer, grads, state.energy_opt, (state.energy, state.log_z))
         # the generator step differentiates q only: θ and log Z enter as constants
         proposal, proposal_opt, proposal_loss, log_weights = proposal_update(
             key_generator, state.proposal, state.proposal_opt,

@@ -286,3 +286,30 @@ def test_pointmass_refuses_exact():
     problem = make_problem("pointmass")
     with pytest.raises(ValueError, match="pointmass has none, use gcl or gan"):
         train_ebm(problem, "exact", steps=1, progress=False)
+
+
+def test_the_dynamics_are_frozen_leaves_no_optimizer_sees():
+    # P, p_0 (tabular) and A, B, W, m0, S0 (linear) are paramax.NonTrainable: the optimizer holds no
+    # state for them, and a step leaves them as they were
+    from inference.proposals.policy import LinearGaussianPolicy
+    from inference.training import trainable
+    mdp = random_mdp(jax.random.key(3), num_states=3, num_actions=2, num_features=3, horizon=3)
+    eye = jnp.eye(2)
+    system = (0.9 * eye, eye, 0.1 * eye, jnp.zeros(2), eye)  # A, B, W, m0, S0
+    costs = linear_costs(jnp.array([0.5, -1.0, 0.3]), mdp.features)
+    optimizer = optax.adam(1e-1)
+    for policy, cost_of in [
+        (TabularPolicy.uniform(mdp.transitions, mdp.initial, 3, tilted=True),
+         lambda x: trajectory_cost(costs, *TrajectoryLayout(3).unpack(x))),
+        (LinearGaussianPolicy.broad(system, 3), lambda x: jnp.sum(x**2, -1)),
+    ]:
+        params = jax.tree.leaves(trainable(policy))
+        fixed = jax.tree.leaves(policy.dynamics)
+        assert fixed and len(params) + len(fixed) == len(jax.tree.leaves(policy))
+        opt_state = optimizer.init(trainable(policy))
+        assert len(jax.tree.leaves(opt_state)) == 2 * len(params) + 1  # adam: mu, nu per parameter, one count
+        new, _, loss, _ = proposal_update(jax.random.key(0), policy, opt_state, sampler_loss, cost_of, optimizer, 64)
+        assert np.isfinite(float(loss))
+        for before, after in zip(fixed, jax.tree.leaves(new.dynamics), strict=True):
+            np.testing.assert_array_equal(before, after)
+        assert any(not np.array_equal(b, a) for b, a in zip(params, jax.tree.leaves(trainable(new)), strict=True))

@@ -13,6 +13,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import paramax
 
 from inference.proposals.base import check_count
 from models.lqr import _tilt, backward_riccati
@@ -47,25 +48,28 @@ class TabularPolicy(eqx.Module):
     logits: jax.Array
     initial_logits: jax.Array
     successor_logits: jax.Array | None
-    transitions: Transitions
-    initial: jax.Array
+    dynamics: paramax.NonTrainable  # (P, p_0): the problem's, never trained (no optimizer state, no gradient)
     reparameterized: ClassVar[bool] = False
 
     def __init__(self, logits, transitions, initial, initial_logits=None, successor_logits=None):
         self.logits = logits
-        self.transitions = transitions
-        self.initial = jnp.asarray(initial)
-        self.initial_logits = jnp.zeros_like(self.initial) if initial_logits is None else jnp.asarray(initial_logits)
+        initial = jnp.asarray(initial)
+        self.dynamics = paramax.NonTrainable((transitions, initial))
+        self.initial_logits = jnp.zeros_like(initial) if initial_logits is None else jnp.asarray(initial_logits)
         self.successor_logits = None if successor_logits is None else jnp.asarray(successor_logits)
+
+    @property
+    def transitions(self) -> Transitions:
+        return paramax.unwrap(self.dynamics)[0]
+
+    @property
+    def initial(self) -> jax.Array:
+        return paramax.unwrap(self.dynamics)[1]
 
     def _log_start(self) -> jax.Array:
         # masked to the support of p_0 (-inf outside), so q stays absolutely continuous w.r.t. ν;
         # the parameters themselves stay finite (the NaN guard checks them)
-        return jax.nn.log_softmax(jnp.where(self._initial() > 0, self.initial_logits, -jnp.inf))
-
-    def _initial(self) -> jax.Array:
-        # p_0 and P are the problem's, never trained: no gradient reaches them
-        return jax.lax.stop_gradient(self.initial)
+        return jax.nn.log_softmax(jnp.where(self.initial > 0, self.initial_logits, -jnp.inf))
 
     @property
     def layout(self) -> TrajectoryLayout:
@@ -98,20 +102,19 @@ class TabularPolicy(eqx.Module):
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         check_count(n)
-        transitions = jax.lax.stop_gradient(self.transitions)
-        states, actions = simulate(key, transitions, self._log_start(), self.logits, n,
+        states, actions = simulate(key, self.transitions, self._log_start(), self.logits, n,
                                    successor_log_weights=self.successor_logits)
         return self.layout.pack(states, actions)
 
     def log_prob(self, x: jax.Array) -> jax.Array:
         states, actions = self.layout.unpack(x)
         times = jnp.arange(self.logits.shape[0])
-        log_start = self._log_start()[states[:, 0]] - jnp.log(self._initial()[states[:, 0]])
+        log_start = self._log_start()[states[:, 0]] - jnp.log(self.initial[states[:, 0]])
         log_q = log_start + self._log_policy()[times[None, :], states[:, :-1], actions].sum(-1)
         if self.successor_logits is None:
             return log_q
         # q(s'|s,a) / P(s'|s,a) = e^{w_t(s')} / Σ_k P_k(s,a) e^{w_t(succ_k)}
-        transitions = jax.lax.stop_gradient(self.transitions)
+        transitions = self.transitions
         w = self.successor_logits
         successors = transitions.successors[states[:, :-1], actions]  # (n, T, K)
         log_norm = jax.nn.logsumexp(transitions.log_probs[states[:, :-1], actions] + w[times[None, :, None], successors],
@@ -164,8 +167,17 @@ class LinearGaussianPolicy(eqx.Module):
     scale_tril: jax.Array
     initial_mean: jax.Array  # q0(x0) = N(initial_mean, initial_tril initial_trilᵀ)
     initial_tril: jax.Array
-    system: tuple  # (A, B, W, m0, S0): the dynamics, never trained
+    dynamics: paramax.NonTrainable  # (A, B, W, m0, S0): the system's, never trained
     reparameterized: ClassVar[bool] = True
+
+    def __init__(self, K, k, scale_tril, initial_mean, initial_tril, system):
+        self.K, self.k, self.scale_tril = K, k, scale_tril
+        self.initial_mean, self.initial_tril = initial_mean, initial_tril
+        self.dynamics = paramax.NonTrainable(tuple(system))
+
+    @property
+    def system(self) -> tuple:
+        return paramax.unwrap(self.dynamics)
 
     @property
     def layout(self) -> TrajectoryLayout:
@@ -193,7 +205,7 @@ class LinearGaussianPolicy(eqx.Module):
                    initial_mean, _raw_tril(initial_cov), tuple(system))
 
     def _unpack_system(self):
-        A, B, W, m0, S0 = (jax.lax.stop_gradient(v) for v in self.system)
+        A, B, W, m0, S0 = self.system
         return A, B, W, m0, S0
 
     def _tril(self) -> jax.Array:
@@ -240,7 +252,7 @@ def _start_log_ratio(x0, mean, raw_tril, m0, S0) -> jax.Array:
     # log q0(x0) - log p0(x0): the proposal's own Gaussian start against the dynamics' start
     tril = _positive_tril(raw_tril)
     return (jax.scipy.stats.multivariate_normal.logpdf(x0, mean, tril @ tril.T)
-            - jax.scipy.stats.multivariate_normal.logpdf(x0, jax.lax.stop_gradient(m0), jax.lax.stop_gradient(S0)))
+            - jax.scipy.stats.multivariate_normal.logpdf(x0, m0, S0))
 
 
 class MLPGaussianPolicy(eqx.Module):
