@@ -1,6 +1,8 @@
 """One Python driver for every training algorithm (STYLE.md §4).
 
-``run_training`` calls a jitted ``step`` in a loop and adds what jit cannot: minibatches,
+``run_training`` runs a jitted ``step`` through the one fit loop (``inference.loop.fit_in_chunks``:
+every stretch of steps between two logged steps is one compiled ``lax.scan``, minibatches drawn
+inside it) and adds between stretches what jit cannot:
 a tqdm bar with the current losses, log Z and k-hat, a NaN guard that stops on the last
 good state, checkpoints written atomically (no pickle: equinox's leaf serialisation plus
 JSON), and resumption. The step's key is ``fold_in(key, step)``, so a resumed run gives
@@ -9,6 +11,7 @@ the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -25,7 +28,8 @@ from tqdm.auto import tqdm
 
 from inference.diagnostics import effective_sample_size, pareto_k_hat
 from inference.io import finite_or_none, write_atomic, write_json
-from inference.training import TrainingAlgorithm, TrainState, all_finite
+from inference.loop import fit_in_chunks
+from inference.training import TrainingAlgorithm, TrainState
 
 __all__ = ["TrainingDivergedWarning", "TrainResult", "check_checkpoint", "check_data", "load_checkpoint", "run_training",
            "trace_column"]
@@ -162,14 +166,32 @@ def load_checkpoint(directory: str | Path, like: TrainState, *, run: dict | None
     return state, meta["step"], meta["trace"]
 
 
-def _log_row(step: int, info, evaluation: dict) -> dict[str, float | None]:
-    k_hat = float(pareto_k_hat(info.log_weights))
+def _next(done: int, every: int) -> int:
+    return (done // every + 1) * every
+
+
+@functools.lru_cache(maxsize=32)
+def _driver_step(algorithm_step: Callable, batch_size: int, num_data: int):
+    # one step function per (algorithm, batch): the compiled segments are reused across calls
+    def step(carry, i, args):
+        key, data = args
+        key_batch, key_train = jax.random.split(jax.random.fold_in(key, i))
+        rows = jax.random.choice(key_batch, num_data, (batch_size,), replace=False)
+        state, info = algorithm_step(key_train, carry[0], jax.tree.map(lambda leaf: leaf[rows], data))
+        return (state, info.log_weights), jnp.stack([info.energy_loss, info.proposal_loss, info.log_z])
+
+    return step
+
+
+def _log_row(step: int, losses: np.ndarray, log_weights: jax.Array, evaluation: dict) -> dict[str, float | None]:
+    k_hat = float(pareto_k_hat(log_weights))
+    energy_loss, proposal_loss, log_z = (float(value) for value in losses)
     row = {
         "step": step,
-        "energy_loss": float(info.energy_loss),
-        "proposal_loss": float(info.proposal_loss),
-        "log_z": float(info.log_z),
-        "ess": float(effective_sample_size(info.log_weights)),
+        "energy_loss": energy_loss,
+        "proposal_loss": proposal_loss,
+        "log_z": log_z,
+        "ess": float(effective_sample_size(log_weights)),
         "k_hat": k_hat if np.isfinite(k_hat) else None,
     }
     row.update({key: finite_or_none(value) for key, value in evaluation.items()})
@@ -220,31 +242,37 @@ def run_training(
     # data is an array of points or a pytree of arrays with a shared first axis (trajectories)
     num_data = jax.tree.leaves(data)[0].shape[0]
     batch_size = min(batch_size, num_data)
+    step_fn = _driver_step(algorithm.step, batch_size, num_data)
+    # the carry holds the last step's log weights too (the k-hat and ESS of a logged row)
+    shapes = eqx.filter_eval_shape(algorithm.step, key, state, jax.tree.map(lambda leaf: leaf[:batch_size], data))[1]
+    carry = (state, jnp.zeros(shapes.log_weights.shape, shapes.log_weights.dtype))
     stopped, done = None, start
-    bar = tqdm(range(start, steps), desc=desc, disable=not progress, leave=False, initial=start, total=steps)
-    for step in bar:
-        key_step = jax.random.fold_in(key, step)
-        key_batch, key_train = jax.random.split(key_step)
-        rows = jax.random.choice(key_batch, num_data, (batch_size,), replace=False)
-        batch = jax.tree.map(lambda leaf, rows=rows: leaf[rows], data)
-        new_state, info = algorithm.step(key_train, state, batch)
-        losses_finite = np.isfinite([float(info.energy_loss), float(info.proposal_loss), float(info.log_z)]).all()
-        if not (losses_finite and bool(all_finite(new_state))):
-            stopped = (f"training stopped at step {step}: a loss or parameter became NaN/inf "
-                       f"(energy loss {float(info.energy_loss)}, proposal loss {float(info.proposal_loss)}); "
-                       f"kept the state after {done} step(s)")
+    bar = tqdm(desc=desc, disable=not progress, leave=False, initial=start, total=steps)
+    while done < steps:
+        # one compiled lax.scan from here to the next log, evaluation or checkpoint step: no host
+        # round-trip in between (the NaN guard runs per segment and replays a bad one step by step)
+        end = min(steps, _next(done, log_every), _next(done, checkpoint_every),
+                  _next(done, eval_every) if evaluate is not None else steps)
+        carry, losses, why = fit_in_chunks(step_fn, carry, end - done, args=(key, data), chunk=end - done,
+                                           start=done, params=lambda carry: carry[0],
+                                           loss_name="the (energy loss, proposal loss, log Z)")
+        done += len(losses)
+        bar.update(len(losses))
+        if why is not None:
+            stopped = f"training stopped: {why}"
             warnings.warn(stopped, TrainingDivergedWarning, stacklevel=2)
             break
-        state = new_state
-        done = step + 1
+        state = carry[0]
         is_eval = evaluate is not None and (done % eval_every == 0 or done == steps)
         if done % log_every == 0 or is_eval or done == steps:
-            row = _log_row(done, info, evaluate(state) if is_eval else {})
+            row = _log_row(done, losses[-1], carry[1], evaluate(state) if is_eval else {})
             trace.append(row)
             bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
                              if k in ("energy_loss", "proposal_loss", "log_z", "k_hat") and v is not None})
         if directory is not None and (done % checkpoint_every == 0 or done == steps):
             _save(directory, state, done, trace, run)
+    bar.close()
+    state = carry[0]
     if stopped and directory is not None:
         _save(directory, state, done, trace, run)
     return TrainResult(state, trace, done, stopped)

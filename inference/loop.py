@@ -2,9 +2,9 @@
 with the progress bar and the NaN guard per chunk.
 
 ``fit_sampler`` (reverse KL to an energy), ``fit_at_anchors`` (one copy per anchor θ) and
-``fit_policy_to_demos`` (behaviour cloning by gradient) all run through :func:`fit_in_chunks`;
-the training driver (``inference.driver.run_training``) keeps its own per-step loop because it
-evaluates, logs and checkpoints between steps.
+``fit_policy_to_demos`` (behaviour cloning by gradient) and the training driver
+(``inference.driver.run_training``, one segment between two logged steps at a time) all run
+through :func:`fit_in_chunks`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ from tqdm.auto import tqdm
 from inference.training import all_finite
 
 __all__ = ["fit_in_chunks"]
+
+
+def _format(loss: np.ndarray) -> str:
+    values = [f"{float(v):.6g}" for v in np.ravel(loss)]
+    return values[0] if np.ndim(loss) == 0 else f"[{', '.join(values)}]"
 
 
 @eqx.filter_jit
@@ -43,6 +48,8 @@ def fit_in_chunks(
     args: Any = (),
     chunk: int = 50,
     params: Callable[[Any], Any] = lambda carry: carry,
+    start: int = 0,
+    loss_name: str = "the loss",
     progress: bool = False,
     desc: str = "fit",
 ) -> tuple[Any, np.ndarray, str | None]:
@@ -65,21 +72,23 @@ def fit_in_chunks(
     def failure(losses, new) -> str | None:
         finite = np.isfinite(losses.reshape(losses.shape[0], -1)).all(axis=1)
         if not finite.all():
-            return f"the loss became {losses[int(np.argmin(finite))].tolist()}"
+            return f"{loss_name} became {losses[int(np.argmin(finite))].tolist()}"
         if not bool(all_finite(params(new))):
-            return (f"the parameters became non-finite (the loss, {float(np.mean(losses[-1])):.6g}, was finite: "
+            return (f"the parameters became non-finite ({loss_name}, {_format(losses[-1])}, was finite: "
                     "its gradient was not)")
         return None
 
-    done, kept, stopped = 0, [], None
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise ValueError(f"start: expected a non-negative integer, got {start!r}")
+    done, end, kept, stopped = start, start + steps, [], None
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
-    while done < steps and stopped is None:
-        length = min(chunk, steps - done)
+    while done < end and stopped is None:
+        length = min(chunk, end - done)
         new, losses = _run_chunk(step, carry, jnp.asarray(done), length, args)
         losses = np.asarray(losses)
         if failure(losses, new) is not None:
             # replay the chunk one step at a time: keep every good step and name the first bad one
-            start = done
+            first = done
             for _ in range(length):
                 new, loss = _run_chunk(step, carry, jnp.asarray(done), 1, args)
                 cause = failure(np.asarray(loss), new)
@@ -88,7 +97,7 @@ def fit_in_chunks(
                     break
                 carry, done = new, done + 1
                 kept.append(np.asarray(loss))
-            bar.update(done - start)
+            bar.update(done - first)
             continue
         carry, done = new, done + length
         kept.append(losses)
