@@ -11,7 +11,6 @@ the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
@@ -28,7 +27,7 @@ from tqdm.auto import tqdm
 
 from inference.diagnostics import effective_sample_size, pareto_k_hat
 from inference.io import finite_or_none, write_atomic, write_json
-from inference.loop import fit_in_chunks
+from inference.loop import cached_step, fit_in_chunks
 from inference.training import TrainingAlgorithm, TrainState
 
 __all__ = ["TrainingDivergedWarning", "TrainResult", "check_checkpoint", "check_data", "load_checkpoint", "run_training",
@@ -170,9 +169,7 @@ def _next(done: int, every: int) -> int:
     return (done // every + 1) * every
 
 
-@functools.lru_cache(maxsize=32)
 def _driver_step(algorithm_step: Callable, batch_size: int, num_data: int):
-    # one step function per (algorithm, batch): the compiled segments are reused across calls
     def step(carry, i, args):
         key, data = args
         key_batch, key_train = jax.random.split(jax.random.fold_in(key, i))
@@ -242,7 +239,7 @@ def run_training(
     # data is an array of points or a pytree of arrays with a shared first axis (trajectories)
     num_data = jax.tree.leaves(data)[0].shape[0]
     batch_size = min(batch_size, num_data)
-    step_fn = _driver_step(algorithm.step, batch_size, num_data)
+    step_fn = cached_step(_driver_step, algorithm.step, batch_size, num_data)  # compiled once per setting
     # the carry holds the last step's log weights too (the k-hat and ESS of a logged row)
     shapes = eqx.filter_eval_shape(algorithm.step, key, state, jax.tree.map(lambda leaf: leaf[:batch_size], data))[1]
     carry = (state, jnp.zeros(shapes.log_weights.shape, shapes.log_weights.dtype))

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from inference.loop import fit_in_chunks
+from inference.loop import cached_step, fit_in_chunks
 from inference.proposals.policy import LinearGaussianPolicy, TabularPolicy, _raw_tril
 from inference.training import apply_update, trainable
 
@@ -51,6 +51,16 @@ def linear_gaussian_cloning(policy: LinearGaussianPolicy, demos: jax.Array, *, r
 def fit_policy_to_demos(key: jax.Array, policy, demos: jax.Array, *, steps: int = 300,
                         learning_rate: float = 3e-3, batch_size: int = 256):
     """Behaviour cloning by gradient: maximize the demonstrations' mean ``log_prob`` (any policy)."""
+    optimizer, step = cached_step(_cloning_step, learning_rate, batch_size)
+    carry = (policy, optimizer.init(trainable(policy)))
+    (policy, _), _, stopped = fit_in_chunks(step, carry, steps, args=(key, demos), params=lambda carry: carry[0],
+                                            desc="behaviour cloning")
+    if stopped is not None:
+        warnings.warn(f"fit_policy_to_demos: {stopped}", stacklevel=2)
+    return policy
+
+
+def _cloning_step(learning_rate: float, batch_size: int):
     optimizer = optax.adam(learning_rate)
 
     def step(carry, i, args):
@@ -61,9 +71,4 @@ def fit_policy_to_demos(key: jax.Array, policy, demos: jax.Array, *, steps: int 
         loss, grads = eqx.filter_value_and_grad(lambda q: -jnp.mean(q.log_prob(demos[rows])))(policy)
         return apply_update(optimizer, grads, opt_state, policy), loss
 
-    carry = (policy, optimizer.init(trainable(policy)))
-    (policy, _), _, stopped = fit_in_chunks(step, carry, steps, args=(key, demos), params=lambda carry: carry[0],
-                                            desc="behaviour cloning")
-    if stopped is not None:
-        warnings.warn(f"fit_policy_to_demos: {stopped}", stacklevel=2)
-    return policy
+    return optimizer, step

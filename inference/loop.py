@@ -9,6 +9,7 @@ through :func:`fit_in_chunks`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,26 @@ from tqdm.auto import tqdm
 
 from inference.training import all_finite
 
-__all__ = ["fit_in_chunks"]
+__all__ = ["cached_step", "fit_in_chunks"]
+
+
+@functools.lru_cache(maxsize=128)
+def _cached(factory, args, kwargs):
+    return factory(*args, **dict(kwargs))
+
+
+def cached_step(factory: Callable[..., Callable], *args, **kwargs) -> Callable:
+    """``factory(*args, **kwargs)``, the same function object for the same (hashable) settings.
+
+    The compiled chunk of :func:`fit_in_chunks` is cached on the step function's identity, so a
+    step built afresh per call would recompile every call; built here, repeated fits of the same
+    settings and shapes reuse it. Unhashable settings (a cost that is an equinox module holding
+    arrays) still work, built afresh.
+    """
+    try:
+        return _cached(factory, args, tuple(sorted(kwargs.items())))
+    except TypeError:
+        return factory(*args, **kwargs)
 
 
 def _format(loss: np.ndarray) -> str:

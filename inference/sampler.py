@@ -9,7 +9,6 @@ progress bar and the NaN guard per chunk).
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import Any, NamedTuple
 
@@ -20,7 +19,7 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from inference.loop import fit_in_chunks
+from inference.loop import cached_step, fit_in_chunks
 from inference.objectives import sampler_loss
 from inference.proposals.base import Proposal
 from inference.proposals.mixture import AnchorMixture
@@ -68,11 +67,10 @@ def annealing_schedule(step: int, steps: int, beta0: float | None) -> float:
     """Inverse temperature: geometric from ``beta0`` to 1 over the first half, then 1.
 
     Reverse KL is mode-seeking; starting on a flattened target lets q spread over every
-    mode before they separate (``None``: no annealing).
+    mode before they separate (``None``: no annealing). The same formula runs inside the
+    compiled fit loop (:func:`_beta`).
     """
-    if beta0 is None:
-        return 1.0
-    return float(min(1.0, beta0 ** max(0.0, 1.0 - step / (0.5 * steps))))
+    return float(_beta(jnp.asarray(step), steps, beta0))
 
 
 def fit_sampler(
@@ -96,7 +94,7 @@ def fit_sampler(
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
     optimizer = _DEFAULT_OPTIMIZER if optimizer is None else optimizer
-    step = _reverse_kl_step(optimizer, num_samples, annealed=anneal is not None)
+    step = cached_step(_reverse_kl_step, optimizer, num_samples, annealed=anneal is not None)
     args = (key, target, jnp.asarray(steps), jnp.asarray(1.0 if anneal is None else anneal))
     state, losses, stopped = fit_in_chunks(step, sampler_init(proposal, optimizer), steps, args=args,
                                            chunk=chunk, params=lambda state: state.proposal, progress=progress,
@@ -110,9 +108,7 @@ def fit_sampler(
 _DEFAULT_OPTIMIZER = optax.adam(1e-2)
 
 
-@functools.lru_cache(maxsize=64)
 def _reverse_kl_step(optimizer: optax.GradientTransformation, num_samples: int, *, annealed: bool):
-    # one step function per setting, so repeated fits of the same shapes reuse the compiled chunk
     def step(state, i, args):
         key, target, steps, beta0 = args
         beta = _beta(i, steps, beta0 if annealed else None)
@@ -125,7 +121,7 @@ def _reverse_kl_step(optimizer: optax.GradientTransformation, num_samples: int, 
 
 
 def _beta(i: jax.Array, steps, beta0) -> jax.Array:
-    # annealing_schedule inside the compiled loop
+    # the schedule as traced arithmetic (steps and beta0 may be traced): annealing_schedule's one formula
     if beta0 is None:
         return jnp.asarray(1.0)
     return jnp.minimum(1.0, beta0 ** jnp.maximum(0.0, 1.0 - i / (0.5 * steps)))
@@ -161,10 +157,19 @@ def fit_at_anchors(
     if len(sizes) != 1 or None in sizes:
         raise ValueError("anchors: expected θ's stacked along one leading axis (the same length in every leaf)")
     (K,) = sizes
-    optimizer = optax.adam(1e-2) if optimizer is None else optimizer
+    optimizer = _DEFAULT_OPTIMIZER if optimizer is None else optimizer
     components = AnchorMixture.stack([proposal] * K).components
     opt_state = eqx.filter_vmap(lambda q: sampler_init(q, optimizer).opt_state)(components)
+    step = cached_step(_anchor_step, cost_fn, optimizer, num_samples, K)
+    (components, _), _, stopped = fit_in_chunks(step, (components, opt_state), steps, args=(key, anchors),
+                                                chunk=chunk, params=lambda carry: carry[0], progress=progress,
+                                                desc=f"fit sampler at {K} anchors")
+    if stopped is not None:
+        warnings.warn(f"fit_at_anchors: {stopped}", stacklevel=2)
+    return AnchorMixture(components, K)
 
+
+def _anchor_step(cost_fn, optimizer, num_samples: int, K: int):
     def one(q, opt, theta, k):
         q, opt, loss, _ = proposal_update(k, q, opt, sampler_loss, lambda x: cost_fn(theta, x), optimizer,
                                           num_samples)
@@ -176,13 +181,7 @@ def fit_at_anchors(
         q, opt, loss = eqx.filter_vmap(one)(q, opt, anchors, jax.random.split(jax.random.fold_in(key, i), K))
         return (q, opt), loss
 
-    (components, _), _, stopped = fit_in_chunks(step, (components, opt_state), steps, args=(key, anchors),
-                                                chunk=chunk,
-                                                params=lambda carry: carry[0], progress=progress,
-                                                desc=f"fit sampler at {K} anchors")
-    if stopped is not None:
-        warnings.warn(f"fit_at_anchors: {stopped}", stacklevel=2)
-    return AnchorMixture(components, K)
+    return step
 
 
 def sigma_anchors(mean: ArrayLike, covariance: ArrayLike, *, spread: float = 1.5) -> np.ndarray:

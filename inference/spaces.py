@@ -24,7 +24,7 @@ from models.problem import Problem
 from models.spaces import LinearGaussianTrajectories, Points, SimulatorTrajectories, TabularTrajectories
 from models.tabular import check_trajectories
 
-__all__ = ["SamplerRates", "broad_proposal", "check_in_space", "cost_metrics", "data_flow", "has_soft_optimal",
+__all__ = ["POINT_RATES", "SamplerRates", "broad_proposal", "check_in_space", "cost_metrics", "data_flow", "has_soft_optimal",
            "sampler_rates", "soft_optimal", "warm_start"]
 
 
@@ -43,9 +43,12 @@ def sampler_rates(space) -> SamplerRates:
     raise TypeError(f"space: no sampler recipe for {type(space).__name__}")
 
 
+POINT_RATES = SamplerRates(fit=2e-3, train=1e-3, refit=1e-3)  # flows: small steps
+
+
 @sampler_rates.register
 def _(space: Points) -> SamplerRates:
-    return SamplerRates(fit=2e-3, train=1e-3, refit=1e-3)  # flows: small steps
+    return POINT_RATES
 
 
 @sampler_rates.register

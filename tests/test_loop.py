@@ -44,9 +44,41 @@ def test_the_guard_keeps_every_good_step_and_names_the_first_bad_one():
 
 
 @pytest.mark.parametrize("beta0", [None, 0.05, 0.5])
-def test_the_compiled_annealing_is_the_schedule(beta0):
+def test_the_annealing_is_geometric_over_the_first_half(beta0):
     for i in (0, 3, 10, 19, 20, 39):
-        assert abs(float(_beta(jnp.asarray(i), 40, beta0)) - annealing_schedule(i, 40, beta0)) < 1e-12
+        expected = 1.0 if beta0 is None else min(1.0, beta0 ** (1.0 - i / 20))
+        assert annealing_schedule(i, 40, beta0) == pytest.approx(expected, rel=1e-12)
+        assert float(_beta(jnp.asarray(i), jnp.asarray(40), beta0)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_start_numbers_the_steps_from_there():
+    start = {"x": jnp.array([1.0, -2.0])}
+    first, _, _ = fit_in_chunks(_step, start, 5, args=(jnp.asarray(0.5),), chunk=5)
+    both, _, _ = fit_in_chunks(_step, first, 12, args=(jnp.asarray(0.5),), chunk=4, start=5)
+    whole, _, _ = fit_in_chunks(_step, start, 17, args=(jnp.asarray(0.5),), chunk=17)
+    np.testing.assert_allclose(both["x"], whole["x"], rtol=1e-12)
+
+
+def test_repeated_fits_reuse_the_compiled_step():
+    # fit_at_anchors and fit_policy_to_demos build their steps through cached_step: a second call
+    # with the same settings and shapes traces nothing
+    from inference.loop import cached_step
+    from inference.proposals import Gaussian
+    from inference.sampler import fit_at_anchors
+
+    traces = []
+
+    def cost(theta, x):
+        traces.append(1)  # Python runs only while jax traces
+        return 0.5 * jnp.sum((x - theta) ** 2, -1)
+
+    anchors = jnp.array([[0.0, 0.0], [1.0, -1.0]])
+    fit_at_anchors(jax.random.key(0), Gaussian.isotropic(2, 1.0), cost, anchors, steps=6, chunk=3, progress=False)
+    traced = len(traces)
+    fit_at_anchors(jax.random.key(1), Gaussian.isotropic(2, 1.0), cost, anchors + 1.0, steps=6, chunk=3,
+                   progress=False)
+    assert traced > 0 and len(traces) == traced
+    assert cached_step(dict, a=1) is cached_step(dict, a=1)
 
 
 def test_bad_steps_and_chunks_are_refused():

@@ -15,7 +15,7 @@ from inference.proposals.flow import Flow, fit_flow_to_data
 from inference.proposals.gaussian import DiagonalGaussian, Gaussian
 from inference.proposals.mixture import DefensiveMixture
 from inference.sampler import fit_sampler
-from inference.spaces import broad_proposal, has_soft_optimal, sampler_rates, soft_optimal
+from inference.spaces import POINT_RATES, broad_proposal, has_soft_optimal, sampler_rates, soft_optimal
 from models.spaces import Points
 from models.unnormalized import Unnormalized
 
@@ -43,7 +43,7 @@ def _flow(key, target, *, scale, steps, progress):
     steps = steps or 4000
     key_init, key_fit = jax.random.split(key)
     flow = Flow.coupling(key_init, _dim(target), base_scale=scale, interval=3 * scale)
-    optimizer = proposal_optimizer(sampler_rates(Points(_dim(target))).fit, steps, alpha=0.0)
+    optimizer = proposal_optimizer(POINT_RATES.fit, steps, alpha=0.0)
     proposal, _ = fit_sampler(key_fit, flow, target, steps=steps, num_samples=512, optimizer=optimizer,
                               anneal=0.05, progress=progress)
     return proposal
