@@ -32,7 +32,7 @@ ALL = ("exact", "uniform", "cloned", "gcl", "gan")
 RUNS = [
     # (problem, settings, proposals): the CLI's defaults, then the learned samplers with more draws and training
     ("gridworld", CompareSettings(), ALL),
-    ("gridworld", CompareSettings(train_steps=3000, proposal_draws=48_000), ("exact", "gcl", "gan")),
+    ("gridworld", CompareSettings(train_steps=3000, num_draws=48_000), ("exact", "gcl", "gan")),
     ("lqr", CompareSettings(), ALL),
 ]
 
@@ -57,7 +57,7 @@ def main():
                           force=True)
         runs.append(summary)
         for name, row in summary["proposals"].items():
-            print(problem, settings.proposal_draws, name, round(row["shift_max_sd"], 3), row["k_hat_median"], flush=True)
+            print(problem, settings.num_draws, name, round(row["shift_max_sd"], 3), row["k_hat_median"], flush=True)
     lines = [
         "# Posterior cost estimates: learned proposals vs the exact normalizer",
         "",
@@ -84,7 +84,7 @@ def main():
                 target = ""
             k_hat = "n/a" if row["k_hat_median"] is None else f"{row['k_hat_median']:.2f}"
             ess = "n/a" if row["ess_median"] is None else f"{row['ess_median']:.0f}"
-            lines.append(f"| {summary['problem']} | {s['proposal_draws']} | {s['train_steps']} | {name} | "
+            lines.append(f"| {summary['problem']} | {s['num_draws']} | {s['train_steps']} | {name} | "
                          f"{row['shift_max_sd']:.2f} | {k_hat} | {ess} | {row['rhat_max']:.3f} | "
                          f"{row['seconds']:.0f} | {target} |")
     write_atomic(OUT / "posterior.md", "\n".join(lines) + "\n")
@@ -95,7 +95,7 @@ def main():
             rows = {k: v for k, v in summary["proposals"].items() if k != "exact"}
             ks = [v["k_hat_median"] for v in rows.values()]
             shifts = [v["shift_max_sd"] for v in rows.values()]
-            ax.scatter(ks, shifts, label=f"{summary['settings']['proposal_draws']} draws")
+            ax.scatter(ks, shifts, label=f"{summary['settings']['num_draws']} draws")
             for name, k, sh in zip(rows, ks, shifts, strict=True):
                 ax.annotate(name, (k, sh), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.axvline(0.7, color="r", ls="--", lw=1)

@@ -70,7 +70,7 @@ def main():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UnreliableEstimateWarning)
                 run = train_ebm(toy, method, steps=args.steps, seed=0, learning_rate=args.learning_rate,
-                                num_samples=args.samples, progress=False)
+                                num_draws=args.samples, progress=False)
             runs.append(run)
             rows.append(ebm_summary(run))
             print(json.dumps(rows[-1]), flush=True)

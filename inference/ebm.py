@@ -120,7 +120,7 @@ def build_training(
     *,
     steps: int = 2000,
     learning_rate: float = 1e-3,
-    num_samples: int = 256,
+    num_draws: int = 256,
     flow_epochs: int = 100,
     tilted: bool = False,
     progress: bool = False,
@@ -140,14 +140,14 @@ def build_training(
     proposal_opt = proposal_optimizer(sampler_rates(problem.space).train or learning_rate, steps)
     if method == "exact":
         algorithm = exact_maxent(cost_fn, _exact_log_partition(problem, parametric=parametric), energy_opt, proposal_opt,
-                                 num_samples=num_samples)
+                                 num_draws=num_draws)
     elif method == "gcl":
-        algorithm = guided_cost_learning(cost_fn, energy_opt, proposal_opt, num_samples=num_samples)
+        algorithm = guided_cost_learning(cost_fn, energy_opt, proposal_opt, num_draws=num_draws)
     else:
         # start the learned log Z at the warm-started sampler's estimate, not at an arbitrary 0
         x, log_q = proposal.sample_and_log_prob(key_fit, 4096)
         log_z0 = float(log_mean_exp(-cost_fn(energy, x) - log_q))
-        algorithm = gan_form(cost_fn, energy_opt, proposal_opt, num_samples=num_samples, log_z0=log_z0)
+        algorithm = gan_form(cost_fn, energy_opt, proposal_opt, num_draws=num_draws, log_z0=log_z0)
     return algorithm, algorithm.init(energy, proposal)
 
 
@@ -193,7 +193,7 @@ def train_ebm(
     num_train: int = 5000,
     num_test: int = 5000,
     batch_size: int = 256,
-    num_samples: int = 256,
+    num_draws: int = 256,
     learning_rate: float | None = None,
     flow_epochs: int = 100,
     eval_every: int = 250,
@@ -224,7 +224,7 @@ def train_ebm(
         learning_rate = problem.family.learning_rate if parametric else 1e-3
     # what changes the numbers: a checkpoint of another run is refused (``steps`` may grow on resume)
     run = {"problem": problem.name, "method": method, "seed": seed, "num_train": num_train, "num_test": num_test,
-           "batch_size": batch_size, "num_samples": num_samples, "learning_rate": float(learning_rate),
+           "batch_size": batch_size, "num_draws": num_draws, "learning_rate": float(learning_rate),
            "flow_epochs": flow_epochs, "tilted": tilted, "parametric": parametric, "data": "problem" if data is None else "given",
            "float64": bool(jax.config.jax_enable_x64)}
     if resume:  # the checkpoint's files and settings, before the data, the warm start and the compilation
@@ -239,7 +239,7 @@ def train_ebm(
         check_in_space(problem.space, name, points)
     start = time.perf_counter()
     algorithm, state = build_training(
-        problem, method, key_build, train, steps=steps, learning_rate=learning_rate, num_samples=num_samples,
+        problem, method, key_build, train, steps=steps, learning_rate=learning_rate, num_draws=num_draws,
         flow_epochs=flow_epochs, tilted=tilted, progress=progress, parametric=parametric,
     )
     result = run_training(

@@ -114,7 +114,7 @@ def sample_posterior(
         idata.sample_stats[name] = (("chain", "draw"), values)
     unreliable = {name: float(np.mean(values == 0)) for name, values in stats.items()
                   if name.startswith("log_z_reliable") and estimator != "exact"}  # exact: no draws to judge
-    idata.posterior.attrs.update(estimator=estimator, proposal_draws=0 if estimator == "exact" else num_draws,
+    idata.posterior.attrs.update(estimator=estimator, num_draws=0 if estimator == "exact" else num_draws,
                                  chain_method=chain_method, sampling_seconds=seconds,
                                  **{f"unreliable_fraction{name[len('log_z_reliable'):]}": value
                                     for name, value in unreliable.items()})

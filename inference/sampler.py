@@ -51,14 +51,14 @@ def sampler_step(
     state: SamplerState,
     target: Unnormalized,
     optimizer: optax.GradientTransformation,
-    num_samples: int,
+    num_draws: int,
     beta: jax.Array | float = 1.0,
 ) -> tuple[SamplerState, SamplerInfo]:
     """One reparameterized gradient step on :math:`L_{sampler}` for the tempered target
     :math:`e^{-\beta c}` (``beta = 1``: the target itself; the cost is ``-target.unnormalized_log_prob``)."""
     proposal, opt_state, loss, _ = proposal_update(
         key, state.proposal, state.opt_state, sampler_loss,
-        lambda x: -beta * target.unnormalized_log_prob(x), optimizer, num_samples,
+        lambda x: -beta * target.unnormalized_log_prob(x), optimizer, num_draws,
     )
     return SamplerState(proposal, opt_state), SamplerInfo(loss)
 
@@ -79,7 +79,7 @@ def fit_sampler(
     target: Unnormalized,
     *,
     steps: int = 1000,
-    num_samples: int = 256,
+    num_draws: int = 256,
     optimizer: optax.GradientTransformation | None = None,
     anneal: float | None = None,
     chunk: int = 50,
@@ -94,7 +94,7 @@ def fit_sampler(
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
     optimizer = _DEFAULT_OPTIMIZER if optimizer is None else optimizer
-    step = cached_step(_reverse_kl_step, optimizer, num_samples, annealed=anneal is not None)
+    step = cached_step(_reverse_kl_step, optimizer, num_draws, annealed=anneal is not None)
     args = (key, target, jnp.asarray(steps), jnp.asarray(1.0 if anneal is None else anneal))
     state, losses, stopped = fit_in_chunks(step, sampler_init(proposal, optimizer), steps, args=args,
                                            chunk=chunk, params=lambda state: state.proposal, progress=progress,
@@ -108,13 +108,13 @@ def fit_sampler(
 _DEFAULT_OPTIMIZER = optax.adam(1e-2)
 
 
-def _reverse_kl_step(optimizer: optax.GradientTransformation, num_samples: int, *, annealed: bool):
+def _reverse_kl_step(optimizer: optax.GradientTransformation, num_draws: int, *, annealed: bool):
     def step(state, i, args):
         key, target, steps, beta0 = args
         beta = _beta(i, steps, beta0 if annealed else None)
         proposal, opt_state, loss, _ = proposal_update(
             jax.random.fold_in(key, i), state.proposal, state.opt_state, sampler_loss,
-            lambda x: -beta * target.unnormalized_log_prob(x), optimizer, num_samples)
+            lambda x: -beta * target.unnormalized_log_prob(x), optimizer, num_draws)
         return SamplerState(proposal, opt_state), loss
 
     return step
@@ -134,7 +134,7 @@ def fit_at_anchors(
     anchors,
     *,
     steps: int = 500,
-    num_samples: int = 256,
+    num_draws: int = 256,
     optimizer: optax.GradientTransformation | None = None,
     chunk: int = 50,
     progress: bool = True,
@@ -160,7 +160,7 @@ def fit_at_anchors(
     optimizer = _DEFAULT_OPTIMIZER if optimizer is None else optimizer
     components = AnchorMixture.stack([proposal] * K).components
     opt_state = eqx.filter_vmap(lambda q: sampler_init(q, optimizer).opt_state)(components)
-    step = cached_step(_anchor_step, cost_fn, optimizer, num_samples, K)
+    step = cached_step(_anchor_step, cost_fn, optimizer, num_draws, K)
     (components, _), _, stopped = fit_in_chunks(step, (components, opt_state), steps, args=(key, anchors),
                                                 chunk=chunk, params=lambda carry: carry[0], progress=progress,
                                                 desc=f"fit sampler at {K} anchors")
@@ -169,10 +169,10 @@ def fit_at_anchors(
     return AnchorMixture(components, K)
 
 
-def _anchor_step(cost_fn, optimizer, num_samples: int, K: int):
+def _anchor_step(cost_fn, optimizer, num_draws: int, K: int):
     def one(q, opt, theta, k):
         q, opt, loss, _ = proposal_update(k, q, opt, sampler_loss, lambda x: cost_fn(theta, x), optimizer,
-                                          num_samples)
+                                          num_draws)
         return q, opt, loss
 
     def step(carry, i, args):

@@ -61,7 +61,7 @@ class TrainInfo(NamedTuple):
     energy_loss: jax.Array  # L_cost (exact, GCL) or L_disc (GAN form)
     proposal_loss: jax.Array  # L_sampler (exact, GCL) or L_gen (GAN form)
     log_z: jax.Array  # exact, mixture estimate, or learned
-    log_weights: jax.Array  # (num_samples,) -c_θ(x) - log q(x) of the draws, θ after the step
+    log_weights: jax.Array  # (num_draws,) -c_θ(x) - log q(x) of the draws, θ after the step
 
 
 class TrainingAlgorithm(NamedTuple):
@@ -99,7 +99,7 @@ def proposal_update(
     loss_of: Callable[[jax.Array, jax.Array], jax.Array],
     cost_of: Callable[[jax.Array], jax.Array],
     optimizer: optax.GradientTransformation,
-    num_samples: int,
+    num_draws: int,
 ):
     """One reparameterized step on ``loss_of(costs, log_q)`` of fresh draws.
 
@@ -111,7 +111,7 @@ def proposal_update(
     reparameterized = is_reparameterized(proposal)
 
     def loss_fn(q):
-        x, log_q = q.sample_and_log_prob(key, num_samples)
+        x, log_q = q.sample_and_log_prob(key, num_draws)
         if not reparameterized:
             # the score function needs ∇ log q at the draws held fixed: no gradient flows through x
             x = jax.lax.stop_gradient(x)
@@ -159,18 +159,18 @@ def _init(energy_optimizer, proposal_optimizer, log_z0=0.0):
     return init
 
 
-def _proposal_draws(key, proposal, batch, num_samples):
+def _draws_and_densities(key, proposal, batch, num_draws):
     # the mixture's ingredients: q's draws, log q there and at the data; constants for θ's step
-    x, log_q_samples = jax.lax.stop_gradient(proposal.sample_and_log_prob(key, num_samples))
-    return x, log_q_samples, jax.lax.stop_gradient(proposal.log_prob(batch))
+    x, log_q_draws = jax.lax.stop_gradient(proposal.sample_and_log_prob(key, num_draws))
+    return x, log_q_draws, jax.lax.stop_gradient(proposal.log_prob(batch))
 
 
-def _sampler_step(key, state, cost_fn, energy, proposal_optimizer, num_samples):
+def _sampler_step(key, state, cost_fn, energy, proposal_optimizer, num_draws):
     # the sampler chases the energy after its update: L_sampler = KL(q || p_θ) - log Z(θ);
     # only q is differentiated, so θ enters as a constant
     return proposal_update(
         key, state.proposal, state.proposal_opt, sampler_loss,
-        lambda x: cost_fn(energy, x), proposal_optimizer, num_samples,
+        lambda x: cost_fn(energy, x), proposal_optimizer, num_draws,
     )
 
 
@@ -180,7 +180,7 @@ def exact_maxent(
     energy_optimizer: optax.GradientTransformation,
     proposal_optimizer: optax.GradientTransformation,
     *,
-    num_samples: int = 256,
+    num_draws: int = 256,
 ) -> TrainingAlgorithm:
     """Maximum likelihood with the exact normalizer: :math:`E_p[c_\\theta] + \\log Z(\\theta)`."""
 
@@ -194,7 +194,7 @@ def exact_maxent(
         (energy, _), energy_opt = apply_update(energy_optimizer, _no_log_z(grads, state), state.energy_opt,
                                          (state.energy, state.log_z))
         proposal, proposal_opt, proposal_loss, log_weights = _sampler_step(
-            key, state, cost_fn, energy, proposal_optimizer, num_samples
+            key, state, cost_fn, energy, proposal_optimizer, num_draws
         )
         state = TrainState(energy, proposal, log_z, energy_opt, proposal_opt)
         return state, TrainInfo(loss, proposal_loss, log_z, log_weights)
@@ -207,7 +207,7 @@ def guided_cost_learning(
     energy_optimizer: optax.GradientTransformation,
     proposal_optimizer: optax.GradientTransformation,
     *,
-    num_samples: int = 256,
+    num_draws: int = 256,
 ) -> TrainingAlgorithm:
     """GCL (Finn et al. 2016): ``cost_loss`` with the mixture estimate of log Z, then a
     sampler step. μ̃ is frozen inside ``cost_loss`` (claim 2's convention)."""
@@ -215,21 +215,21 @@ def guided_cost_learning(
     @eqx.filter_jit
     def step(key, state: TrainState, batch: jax.Array):
         key_draws, key_sampler = jax.random.split(key)
-        x, log_q_samples, log_q_data = _proposal_draws(key_draws, state.proposal, batch, num_samples)
+        x, log_q_draws, log_q_data = _draws_and_densities(key_draws, state.proposal, batch, num_draws)
 
         def loss_fn(energy):
             cost_data, cost_samples = cost_fn(energy, batch), cost_fn(energy, x)
             # the estimate enters as a constant: the gradient is E_p[∇c] - E_μ[(u/μ̃)∇c]
             log_z = jax.lax.stop_gradient(
-                log_z_mixture(cost_data, cost_samples, log_q_data, log_q_samples).log_z
+                log_z_mixture(cost_data, cost_samples, log_q_data, log_q_draws).log_z
             )
-            return cost_loss(cost_data, cost_samples, log_q_data, log_q_samples, log_z), log_z
+            return cost_loss(cost_data, cost_samples, log_q_data, log_q_draws, log_z), log_z
 
         (loss, log_z), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(state.energy)
         (energy, _), energy_opt = apply_update(energy_optimizer, _no_log_z(grads, state), state.energy_opt,
                                          (state.energy, state.log_z))
         proposal, proposal_opt, proposal_loss, log_weights = _sampler_step(
-            key_sampler, state, cost_fn, energy, proposal_optimizer, num_samples
+            key_sampler, state, cost_fn, energy, proposal_optimizer, num_draws
         )
         return TrainState(energy, proposal, log_z, energy_opt, proposal_opt), TrainInfo(
             loss, proposal_loss, log_z, log_weights
@@ -243,7 +243,7 @@ def gan_form(
     energy_optimizer: optax.GradientTransformation,
     proposal_optimizer: optax.GradientTransformation,
     *,
-    num_samples: int = 256,
+    num_draws: int = 256,
     log_z0: float = 0.0,
 ) -> TrainingAlgorithm:
     """The GAN form: a discriminator :math:`D = \\sigma(-c_\\theta - \\log Z - \\log q)` with a
@@ -252,11 +252,11 @@ def gan_form(
     @eqx.filter_jit
     def step(key, state: TrainState, batch: jax.Array):
         key_draws, key_generator = jax.random.split(key)
-        x, log_q_samples, log_q_data = _proposal_draws(key_draws, state.proposal, batch, num_samples)
+        x, log_q_draws, log_q_data = _draws_and_densities(key_draws, state.proposal, batch, num_draws)
 
         def loss_fn(discriminator):
             energy, log_z = discriminator
-            return discriminator_loss(cost_fn(energy, batch), cost_fn(energy, x), log_q_data, log_q_samples, log_z)
+            return discriminator_loss(cost_fn(energy, batch), cost_fn(energy, x), log_q_data, log_q_draws, log_z)
 
         loss, grads = eqx.filter_value_and_grad(loss_fn)((state.energy, state.log_z))
         (energy, log_z), energy_opt = apply_update(energy_optimizer, grads, state.energy_opt, (state.energy, state.log_z))
@@ -264,7 +264,7 @@ def gan_form(
         proposal, proposal_opt, proposal_loss, log_weights = proposal_update(
             key_generator, state.proposal, state.proposal_opt,
             lambda costs, log_q: generator_loss(costs, log_q, log_z),
-            lambda points: cost_fn(energy, points), proposal_optimizer, num_samples,
+            lambda points: cost_fn(energy, points), proposal_optimizer, num_draws,
         )
         return TrainState(energy, proposal, log_z, energy_opt, proposal_opt), TrainInfo(
             loss, proposal_loss, log_z, log_weights

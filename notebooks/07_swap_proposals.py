@@ -178,7 +178,7 @@ figure.tight_layout()
 
 # %%
 if QUICK:
-    settings = CompareSettings.quick(proposal_draws=2000, num_warmup=100, num_samples=100)
+    settings = CompareSettings.quick(num_draws=2000, num_warmup=100, num_samples=100)
     summary = compare("lqr", ("cloned",), settings=settings, seed=0)  # no exact run: verdicts from k-hat
 else:
     summary = compare("lqr", ("exact", "uniform", "cloned", "gcl", "gan"), settings=CompareSettings(), seed=0)

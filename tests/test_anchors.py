@@ -87,7 +87,7 @@ def test_fit_at_anchors_moves_each_copy_to_its_anchor():
         return 0.5 * jnp.sum((x - theta) ** 2, -1) / 0.25
 
     mix = fit_at_anchors(jax.random.key(5), DiagonalGaussian(jnp.zeros(2), jnp.ones(2)), cost_fn, anchors,
-                         steps=400, num_samples=256, optimizer=optax.adam(0.05), chunk=100, progress=False)
+                         steps=400, num_draws=256, optimizer=optax.adam(0.05), chunk=100, progress=False)
     assert mix.num_components == 3
     np.testing.assert_allclose(mix.components.loc, anchors, atol=0.05)
     np.testing.assert_allclose(np.exp(mix.components.log_scale), 0.5, atol=0.05)

@@ -135,7 +135,7 @@ def test_a_damaged_posterior_file_is_a_value_error_naming_the_path(tmp_path, dam
 
 #: what ``maxent-gan train`` (defaults, rings, gcl) records as its run
 CLI_RUN = {"problem": "rings", "method": "gcl", "seed": 0, "num_train": 5000, "num_test": 5000, "batch_size": 256,
-           "num_samples": 256, "learning_rate": 0.001, "flow_epochs": 100, "tilted": False, "parametric": False, "data": "problem",
+           "num_draws": 256, "learning_rate": 0.001, "flow_epochs": 100, "tilted": False, "parametric": False, "data": "problem",
            "float64": False}
 
 
@@ -186,7 +186,7 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file_before_any_work(tmp_pat
     [
         (["--method", "gan"], "method: the checkpoint .* was written with method='gcl', this run has method='gan'"),
         (["--seed", "3"], "seed: the checkpoint .* was written with seed=0, this run has seed=3"),
-        (["--samples", "64"], "num_samples: .* num_samples=256, this run has num_samples=64"),
+        (["--samples", "64"], "num_draws: .* num_draws=256, this run has num_draws=64"),
         (["--learning-rate", "0.01"], "learning_rate: .* learning_rate=0.001, this run has learning_rate=0.01"),
         (["--steps", "100"], "steps: 100 is fewer than the 200 steps already in the checkpoint"),
     ],
@@ -389,7 +389,7 @@ def test_numpy_integer_draws_are_accepted():
     data = jax.random.normal(jax.random.key(0), (20, DIM))
     idata = sample_posterior(model, data, key=jax.random.key(1), proposal=Gaussian.isotropic(DIM, 0.8),
                              num_draws=np.int64(200), num_warmup=20, num_samples=20, num_chains=1)
-    assert idata.posterior.attrs["proposal_draws"] == 200
+    assert idata.posterior.attrs["num_draws"] == 200
 
 
 @pytest.mark.parametrize(("num", "cause"), [(10, "too few to fit"), (10_000, "tail could not be fitted")])

@@ -46,7 +46,7 @@ def test_compare_writes_report_figures_netcdf_and_summary(tmp_path):
 
 
 def test_gaussian_and_lqr_families_run_end_to_end():
-    settings = CompareSettings(demos=50, train_steps=30, proposal_draws=1000, num_warmup=60, num_samples=60,
+    settings = CompareSettings(demos=50, train_steps=30, num_draws=1000, num_warmup=60, num_samples=60,
                                num_chains=2)
     settings_follow = CompareSettings(**{**settings.__dict__, "anchor_steps": 40})
     gaussian = compare("gaussian", ("exact", "gan"), settings=settings)

@@ -73,7 +73,7 @@ def test_per_draw_log_z_ess_and_k_hat_are_those_of_the_fixed_draws(importance_id
     k_hat = stats["log_z_k_hat"].values
     assert np.isfinite(k_hat).all() and np.all(k_hat < 0.7)  # a proposal wider than the target: good weights
     assert np.all(np.abs(stats["log_z_error"].values) < 0.05)
-    assert idata.posterior.attrs["estimator"] == "importance" and idata.posterior.attrs["proposal_draws"] == 3000
+    assert idata.posterior.attrs["estimator"] == "importance" and idata.posterior.attrs["num_draws"] == 3000
 
 
 def test_netcdf_round_trip_and_loo(tmp_path, importance_idata):

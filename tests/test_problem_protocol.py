@@ -252,7 +252,7 @@ def test_energy_problem_checks_its_arguments_and_goes_through_compare():
     problem = energy_problem(cost, {"loc": jnp.zeros(2)}, data, log_partition_fn=lambda t: jnp.log(2 * jnp.pi),
                              prior_scale=10.0, name="shifted")
     assert problem.family.theta_names == ("loc[0]", "loc[1]")
-    settings = CompareSettings(demos=60, train_steps=2, proposal_draws=50, num_warmup=100, num_samples=200,
+    settings = CompareSettings(demos=60, train_steps=2, num_draws=50, num_warmup=100, num_samples=200,
                                num_chains=1, anchor_steps=1)
     summary = compare(problem, ("exact",), settings=settings)
     # a unit-variance Gaussian with a flat-ish prior: the posterior of loc is N(mean of the data, 1/n), and

@@ -37,10 +37,10 @@ def _algorithm(method, steps):
     energy_opt = optax.adam(optax.cosine_decay_schedule(0.05, steps, alpha=0.02))
     proposal_opt = optax.adam(optax.cosine_decay_schedule(0.05, steps, alpha=0.02))
     if method == "exact":
-        return exact_maxent(diagonal_cost, diagonal_log_partition, energy_opt, proposal_opt, num_samples=512)
+        return exact_maxent(diagonal_cost, diagonal_log_partition, energy_opt, proposal_opt, num_draws=512)
     if method == "gcl":
-        return guided_cost_learning(diagonal_cost, energy_opt, proposal_opt, num_samples=512)
-    return gan_form(diagonal_cost, energy_opt, proposal_opt, num_samples=512)
+        return guided_cost_learning(diagonal_cost, energy_opt, proposal_opt, num_draws=512)
+    return gan_form(diagonal_cost, energy_opt, proposal_opt, num_draws=512)
 
 
 def _initial():
@@ -153,7 +153,7 @@ def test_nan_guard_stops_on_the_last_good_state(tmp_path):
         return jnp.where(theta["loc"][0] > 0.5, jnp.nan, cost)
 
     optimizer = optax.sgd(0.05)
-    algorithm = exact_maxent(cost_that_breaks, diagonal_log_partition, optimizer, optimizer, num_samples=64)
+    algorithm = exact_maxent(cost_that_breaks, diagonal_log_partition, optimizer, optimizer, num_draws=64)
     with pytest.warns(TrainingDivergedWarning, match=r"training stopped: the \(energy loss, proposal loss, log Z\) became .* at step \d+; returning"):
         result = run_training(jax.random.key(0), algorithm, algorithm.init(*_initial()), _data(), steps=200,
                               batch_size=500, checkpoint_dir=tmp_path, progress=False)

@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"training steps of the gcl and gan samplers (default {defaults.train_steps}, quick 300)")
     comp.add_argument("--draws", type=_positive_int, default=None,
                       help=f"fixed proposal draws behind each log Z(θ), at least 2 "
-                           f"(default {defaults.proposal_draws}, quick 4000)")
+                           f"(default {defaults.num_draws}, quick 4000)")
     comp.add_argument("--anchor-steps", type=_positive_int, default=None,
                       help=f"refit steps at each anchor of the θ-following samplers (default {defaults.anchor_steps}, "
                            "quick 150)")
@@ -152,7 +152,7 @@ def run_compare(args) -> dict:
     if args.draws is not None and args.draws < 2:
         raise ValueError(f"draws: expected at least 2 proposal draws, got {args.draws}")
     settings = CompareSettings.quick() if args.quick else CompareSettings()
-    changes = {"demos": args.demos, "train_steps": args.train_steps, "proposal_draws": args.draws,
+    changes = {"demos": args.demos, "train_steps": args.train_steps, "num_draws": args.draws,
                "num_chains": args.chains, "num_samples": args.samples, "num_warmup": args.samples,
                "anchor_steps": args.anchor_steps}
     settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
@@ -181,7 +181,7 @@ def run_train(args) -> dict:
     def train(out: Path) -> dict:  # train_ebm checks a resumed checkpoint before any work
         run = train_ebm(
             problem, args.method, steps=args.steps, seed=args.seed, num_train=args.train_size,
-            num_test=args.test_size, batch_size=args.batch_size, num_samples=args.samples,
+            num_test=args.test_size, batch_size=args.batch_size, num_draws=args.samples,
             learning_rate=args.learning_rate, flow_epochs=args.flow_epochs, eval_every=args.eval_every,
             checkpoint_dir=out / "checkpoints", checkpoint_every=args.checkpoint_every, resume=args.resume,
             progress=sys.stderr.isatty(),

@@ -45,7 +45,7 @@ class CompareSettings:
 
     demos: int = 100
     train_steps: int = 1500
-    proposal_draws: int = 16_000
+    num_draws: int = 16_000
     num_warmup: int = 500
     num_samples: int = 500
     num_chains: int = 4
@@ -53,7 +53,7 @@ class CompareSettings:
 
     @classmethod
     def quick(cls, **changes) -> CompareSettings:
-        return replace(cls(train_steps=300, proposal_draws=4000, num_warmup=200, num_samples=200, num_chains=2,
+        return replace(cls(train_steps=300, num_draws=4000, num_warmup=200, num_samples=200, num_chains=2,
                            anchor_steps=150),
                        **changes)
 
@@ -89,7 +89,7 @@ def check_compare_args(problem: str | Problem, proposals: tuple[str, ...], setti
             raise ValueError(f"proposals: unknown name {name!r} for {problem.name}; valid: {', '.join(valid)}")
     if len(set(proposals)) != len(proposals):
         raise ValueError(f"proposals: a name is repeated in {','.join(proposals)}")
-    for field in ("demos", "train_steps", "proposal_draws", "num_warmup", "num_samples", "num_chains",
+    for field in ("demos", "train_steps", "num_draws", "num_warmup", "num_samples", "num_chains",
                   "anchor_steps"):
         value = getattr(settings, field)
         if not isinstance(value, int) or value < 1:
@@ -150,7 +150,7 @@ def compare(
         def run_nuts(proposal, estimator):
             return sample_posterior(
                 family.model, data, key=key_post, proposal=proposal, estimator=estimator,
-                num_draws=settings.proposal_draws, num_warmup=settings.num_warmup,
+                num_draws=settings.num_draws, num_warmup=settings.num_warmup,
                 num_samples=settings.num_samples, num_chains=settings.num_chains,
                 chain_method=_chain_method(settings.num_chains),
             )
@@ -345,7 +345,7 @@ def render_report(summary: dict) -> str:
         "possible trajectory or point) has to be estimated by importance sampling with a proposal? Each row "
         f"below is one posterior (NUTS, {s['num_chains']} chains x {s['num_samples']} draws after "
         f"{s['num_warmup']} warm-up, seed {summary['seed']}); every proposal stands in for Z(θ) through "
-        f"{s['proposal_draws']} draws fixed once (common random numbers).",
+        f"{s['num_draws']} draws fixed once (common random numbers).",
         "",
         "Proposals:",
         "",

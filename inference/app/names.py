@@ -44,7 +44,7 @@ def _flow(key, target, *, scale, steps, progress):
     key_init, key_fit = jax.random.split(key)
     flow = Flow.coupling(key_init, _dim(target), base_scale=scale, interval=3 * scale)
     optimizer = proposal_optimizer(POINT_RATES.fit, steps, alpha=0.0)
-    proposal, _ = fit_sampler(key_fit, flow, target, steps=steps, num_samples=512, optimizer=optimizer,
+    proposal, _ = fit_sampler(key_fit, flow, target, steps=steps, num_draws=512, optimizer=optimizer,
                               anneal=0.05, progress=progress)
     return proposal
 
@@ -85,7 +85,7 @@ def _policy(key, target, problem, *, steps, progress):
     steps = steps or 1000
     optimizer = proposal_optimizer(sampler_rates(problem.space).fit, steps)
     key_init, key_fit = jax.random.split(key)
-    proposal, _ = fit_sampler(key_fit, broad_proposal(problem.space, key_init), target, steps=steps, num_samples=512,
+    proposal, _ = fit_sampler(key_fit, broad_proposal(problem.space, key_init), target, steps=steps, num_draws=512,
                               optimizer=optimizer, progress=progress)
     return proposal
 
