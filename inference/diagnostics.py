@@ -44,6 +44,7 @@ __all__ = [
     "UnreliableEstimateWarning",
     "effective_sample_size",
     "forward_check",
+    "forward_reasons",
     "min_ess",
     "pareto_k_hat",
     "unreliable_reasons",
@@ -200,9 +201,14 @@ def unreliable_reasons(k_hat, ess, num: int, *, forward: ForwardCheck | None = N
     """
     reasons = _check_reasons("", float(k_hat), float(ess), num)
     if forward is not None:
-        reasons += _check_reasons("forward check: ", float(forward.k_hat), float(forward.ess),
-                                  forward.log_ratios.shape[0], K_HAT_FORWARD)
+        reasons += forward_reasons(forward)
     return reasons
+
+
+def forward_reasons(forward: ForwardCheck) -> list[str]:
+    """Point 3 of the rule alone: why the forward check says q misses mass (empty: it does not)."""
+    return _check_reasons("forward check: ", float(forward.k_hat), float(forward.ess), forward.log_ratios.shape[0],
+                          K_HAT_FORWARD)
 
 
 def warn_if_unreliable(name: str, k_hat: jax.Array, ess: jax.Array, num: int, *,

@@ -7,7 +7,9 @@ import time
 from typing import Any
 
 import jax
+import numpy as np
 
+from inference.annealed import log_z_annealed
 from inference.app.names import make_proposal, proposal_names
 from inference.estimators import log_z_importance
 from models.problems import Problem
@@ -23,9 +25,13 @@ def estimate_log_z(
     samples: int = 10_000,
     scale: float = 2.0,
     fit_steps: int | None = None,
+    estimator: str = "importance",
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Importance-sampling log Z of ``problem.target`` with the named proposal.
+    """log Z of ``problem.target`` with the named proposal: importance sampling, or (``estimator=
+    "annealed"``, points only) adaptive tempered SMC started at it (:mod:`inference.annealed`;
+    ``samples`` particles, ``ess``/``k_hat`` are the start's, plus ``num_temperatures`` and the
+    bridge's lowest mean HMC ``acceptance``; ``unreliable_reasons`` is the bridge's rule).
 
     Returns ``log_z``, ``log_z_exact`` (or None), ``error``, ``ess``, ``k_hat`` (a float:
     ``-inf`` when all weights are equal, ``+inf`` when too few draws; JSON writers turn those
@@ -35,6 +41,8 @@ def estimate_log_z(
     ``unreliable_reasons`` (the rule of :mod:`inference.diagnostics`) and ``seconds`` (fit + draws +
     checks). Names are checked before any work.
     """
+    if estimator not in ("importance", "annealed"):
+        raise ValueError(f"estimator: unknown name {estimator!r}; valid: importance, annealed")
     if proposal not in proposal_names(problem):
         raise ValueError(f"proposal: unknown name {proposal!r} for {problem.name}; "
                          f"valid: {', '.join(proposal_names(problem))}")
@@ -47,8 +55,10 @@ def estimate_log_z(
     start = time.perf_counter()
     fitted = make_proposal(proposal, key_fit, target, problem=problem, scale=scale, steps=fit_steps,
                            progress=progress)
-    x, log_q = fitted.sample_and_log_prob(key_draw, samples)
     source, points = _forward_points(problem, key_forward)
+    if estimator == "annealed":
+        return _annealed(problem, proposal, fitted, key_draw, samples, source, points, start)
+    x, log_q = fitted.sample_and_log_prob(key_draw, samples)
     forward = {} if points is None else {"cost_data": -target.unnormalized_log_prob(points),
                                          "log_q_data": fitted.log_prob(points)}
     estimate = log_z_importance(-target.unnormalized_log_prob(x), log_q, **forward)
@@ -70,6 +80,34 @@ def estimate_log_z(
         "reliable": estimate.reliable,
         "unreliable_reasons": estimate.unreliable_reasons(),
         "seconds": seconds,
+        "estimator": "importance",
+    }
+
+
+def _annealed(problem, proposal, fitted, key, samples, source, points, start) -> dict[str, Any]:
+    target = problem.target
+    estimate = log_z_annealed(key, target, fitted, num_particles=samples, data=points)
+    seconds = time.perf_counter() - start
+    exact = None if target.log_normalizer is None else float(target.log_normalizer)
+    check = estimate.forward
+    return {
+        "proposal": proposal,
+        "log_z": float(estimate.log_z),
+        "log_z_exact": exact,
+        "error": None if exact is None else float(estimate.log_z) - exact,
+        "ess": estimate.start_ess,
+        "k_hat": estimate.start_k_hat,
+        "forward_source": source,
+        "forward_points": None if check is None else int(check.log_ratios.shape[0]),
+        "forward_k_hat": None if check is None else float(check.k_hat),
+        "forward_ess": None if check is None else float(check.ess),
+        "log_z_upper": None if check is None else float(check.log_z_upper),
+        "reliable": estimate.reliable,
+        "unreliable_reasons": estimate.unreliable_reasons(),
+        "seconds": seconds,
+        "estimator": "annealed",
+        "num_temperatures": estimate.num_temperatures,
+        "acceptance": float(np.min(estimate.acceptance)) if estimate.acceptance.size else None,
     }
 
 
