@@ -17,6 +17,7 @@ therefore part of the verdict, with the moves' acceptance (a stuck bridge is no 
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import blackjax
@@ -25,19 +26,29 @@ import jax.numpy as jnp
 import numpy as np
 from blackjax.smc import extend_params, resampling
 
-from inference.diagnostics import ForwardCheck, effective_sample_size, forward_check, forward_reasons, pareto_k_hat
+from inference.diagnostics import (
+    ForwardCheck,
+    UnreliableEstimateWarning,
+    effective_sample_size,
+    forward_check,
+    forward_reasons,
+    pareto_k_hat,
+)
 from models.unnormalized import Unnormalized
 
 __all__ = ["AnnealedEstimate", "MIN_ACCEPTANCE", "log_z_annealed"]
 
 MIN_ACCEPTANCE = 0.1  # mean HMC acceptance below this: the particles barely moved, the bridge is not one
+RETRIES = 3  # a temperature whose moves are stuck is redone with a quarter of the step, this many times at most
+RETRY_BELOW = 0.3  # ... where "stuck" is a mean acceptance below this
 
 
 class AnnealedEstimate(NamedTuple):
     """``log_z``; the start's importance diagnostics (``start_ess``, ``start_k_hat`` of
     :math:`\\log\\tilde p - \\log q` at the N initial particles: how far q is from p); the bridge's
     own (``num_temperatures``, ``temperatures``, ``acceptance``: the mean HMC acceptance per
-    temperature); ``forward``: the forward check of the start proposal, or ``None``."""
+    temperature); ``forward``: the forward check of the start proposal, or ``None``.
+    :func:`log_z_annealed` warns (:class:`UnreliableEstimateWarning`) when the rule finds a reason."""
 
     log_z: jax.Array
     start_ess: float
@@ -94,7 +105,9 @@ def log_z_annealed(
         num_mcmc_steps, num_integration_steps: HMC moves per temperature, leapfrog steps per move.
         step_size: HMC's first step in the whitened space (the inverse mass matrix is the
             particles' variance per coordinate at each temperature, and the step follows the
-            acceptance toward 0.65 from there); default :math:`0.6\\,d^{-1/4}`.
+            acceptance toward 0.65 from there; a temperature whose mean acceptance is below
+            :data:`RETRY_BELOW` is redone from the same particles with a quarter of the step,
+            up to :data:`RETRIES` times); default :math:`0.6\\,d^{-1/4}`.
         data: points from the target (data or exact draws) for the forward check of the start.
         max_temperatures: a bound on the bridge's length (the loop stops there; the estimate is
             then flagged by its own temperatures, which do not reach 1).
@@ -134,9 +147,14 @@ def log_z_annealed(
     count = int(np.sum(np.isfinite(np.asarray(temperatures))))
     temperatures, increments = np.asarray(temperatures)[:count], np.asarray(increments)[:count]
     log_z = jnp.asarray(np.sum(increments)) if count and temperatures[-1] >= 1.0 else jnp.asarray(np.nan)
-    return AnnealedEstimate(log_z, float(effective_sample_size(start_log_weights)),
-                            float(pareto_k_hat(start_log_weights)), count, temperatures,
-                            np.asarray(acceptance)[:count], forward)
+    estimate = AnnealedEstimate(log_z, float(effective_sample_size(start_log_weights)),
+                                float(pareto_k_hat(start_log_weights)), count, temperatures,
+                                np.asarray(acceptance)[:count], forward)
+    reasons = estimate.unreliable_reasons()
+    if reasons:
+        warnings.warn(f"log_z_annealed: the estimate is unreliable: {'; '.join(reasons)}", UnreliableEstimateWarning,
+                      stacklevel=2)
+    return estimate
 
 
 def _bridge(key, target, proposal, particles, step_size, *, target_ess, num_mcmc_steps, num_integration_steps,
@@ -159,14 +177,31 @@ def _bridge(key, target, proposal, particles, step_size, *, target_ess, num_mcmc
 
     @jax.jit
     def run(key, particles):
+        def move(old, step, i, attempt):
+            inverse_mass = jnp.var(old.particles, axis=0) + 1e-12
+            key_step = jax.random.fold_in(jax.random.fold_in(key, i), attempt)
+            state, info = smc(step, inverse_mass).step(key_step, old)
+            rate = jnp.nan_to_num(jnp.mean(info.update_info.acceptance_rate))
+            return state, info.log_likelihood_increment, rate
+
         def body(carry):
-            i, state, step, temps, incs, accs = carry
-            inverse_mass = jnp.var(state.particles, axis=0) + 1e-12
-            state, info = smc(step, inverse_mass).step(jax.random.fold_in(key, i), state)
-            rate = jnp.mean(info.update_info.acceptance_rate)
-            step = step * jnp.exp(jnp.clip(rate, 0.0, 1.0) - 0.65)
-            return (i + 1, state, step, temps.at[i].set(state.tempering_param),
-                    incs.at[i].set(info.log_likelihood_increment), accs.at[i].set(rate))
+            i, old, step, temps, incs, accs = carry
+            state, increment, rate = move(old, step, i, 0)
+
+            # stuck moves (the scale changed between temperatures: modes sharpen) redo the same
+            # temperature from the same particles with a quarter of the step, at most RETRIES times
+            def stuck(retry):
+                return (retry[3] < RETRY_BELOW) & (retry[0] < RETRIES)
+
+            def again(retry):
+                attempt, _, _, _, step = retry
+                step = step / 4
+                return (attempt + 1, *move(old, step, i, attempt + 1), step)
+
+            _, state, increment, rate, step = jax.lax.while_loop(stuck, again, (0, state, increment, rate, step))
+            step = step * jnp.exp(rate - 0.65)
+            return (i + 1, state, step, temps.at[i].set(state.tempering_param), incs.at[i].set(increment),
+                    accs.at[i].set(rate))
 
         def more(carry):
             i, state = carry[0], carry[1]

@@ -34,6 +34,15 @@ def test_logz_table_and_unreliable_warning(capsys):
     assert captured.err.startswith("maxent-gan: warning: log_z_importance: the estimate is unreliable: Pareto k-hat")
 
 
+def test_logz_with_the_annealed_estimator_bridges_a_broad_start(capsys):
+    assert main(["logz", "--proposal", "broad", "--estimator", "annealed", "--samples", "1024", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["estimator"] == "annealed" and payload["num_temperatures"] >= 2
+    assert abs(payload["log_z"] - payload["log_z_exact"]) < 0.1 and payload["acceptance"] > 0.1
+    assert main(["logz", "--problem", "gridworld", "--proposal", "policy", "--estimator", "annealed"]) == 2
+    assert "target: the annealed estimator moves particles by HMC" in capsys.readouterr().err
+
+
 def test_exact_proposal_reports_null_k_hat_in_json(capsys):
     assert main(["logz", "--proposal", "exact", "--samples", "500", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
