@@ -6,7 +6,7 @@ full reports under results/posterior_<problem>/). One run, seed 0, on this machi
 Targets:
 - with a learned proposal (gcl or gan), posterior means within 0.2 exact-posterior sd of the
   exact-normalizer posterior, on gridworld and LQR;
-- the broad (uniform) proposal's bias visible and flagged by k-hat > 0.7;
+- the broad proposal's bias visible and flagged by k-hat > 0.7;
 - ``maxent-gan compare --quick`` on its default finishes in under 3 minutes on 2 CPU cores.
 """
 
@@ -28,7 +28,7 @@ from inference.app.compare import SHIFT_OK, CompareSettings, compare  # noqa: E4
 from inference.io import save_figure, write_atomic, write_json  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
-ALL = ("exact", "uniform", "cloned", "gcl", "gan")
+ALL = ("exact", "broad", "cloned", "gcl", "gan")
 RUNS = [
     # (problem, settings, proposals): the CLI's defaults, then the learned samplers with more draws and training
     ("gridworld", CompareSettings(), ALL),
@@ -65,7 +65,7 @@ def main():
         f"mean| over the cost weights, in exact-posterior sd (target ≤ {SHIFT_OK} for a learned proposal). 100 "
         "demonstrations; NUTS 4 chains x 500 draws (500 warm-up).",
         "",
-        f"`maxent-gan compare --quick` (gridworld; exact, uniform, gcl, gan): **{quick_seconds:.0f} s** "
+        f"`maxent-gan compare --quick` (gridworld; exact, broad, gcl, gan): **{quick_seconds:.0f} s** "
         f"(target < 180 s: {'met' if quick_seconds < 180 else 'missed'}).",
         "",
         "| problem | draws | train steps | proposal | shift (sd) | median k-hat | median ESS | R-hat | seconds | "
@@ -77,7 +77,7 @@ def main():
         for name, row in summary["proposals"].items():
             if name in ("gcl", "gan"):
                 target = "met" if row["shift_max_sd"] <= SHIFT_OK else "missed"
-            elif name == "uniform":
+            elif name == "broad":
                 flagged = row["k_hat_median"] is None or row["k_hat_median"] > 0.7
                 target = "flagged" if flagged and row["shift_max_sd"] > SHIFT_OK else "not flagged"
             else:

@@ -21,7 +21,7 @@
 # we swap it in one argument and score every posterior against the exact-normalizer one, on
 # the gridworld (100 demonstrations from a known θ*):
 #
-# - `uniform`: every action equally likely (the broad proposal);
+# - `broad`: every action equally likely (the broad proposal);
 # - `cloned`: a policy fitted to the demonstrations by counting (behaviour cloning);
 # - `soft-optimal at θ*`: the exact action conditional of the *true* cost, an oracle a user
 #   would not have, and still not $p_{\theta}$ (it cannot tilt the slips);
@@ -57,7 +57,7 @@ demos, test = problem.data(jax.random.key(0), 100, 1000)
 gcl = train_ebm(problem, "gcl", steps=150 if QUICK else 1500, data=(demos, test), tilted=True, progress=False,
                 eval_every=10_000)
 proposals = {
-    "uniform": broad_proposal(problem.space, jax.random.key(2)),
+    "broad": broad_proposal(problem.space, jax.random.key(2)),
     "cloned": warm_start(problem.space, jax.random.key(2), demos),
     "soft-optimal at θ*": soft_optimal(problem.space, problem, problem.true_params),
     "gcl": gcl.result.state.proposal,
@@ -119,7 +119,7 @@ ax.set_ylabel("largest shift from exact (sd)")
 figure.tight_layout()
 
 # %% [markdown]
-# The uniform proposal's $\hat k$ is far above 0.7 and its posterior is off by orders of
+# The broad proposal's $\hat k$ is far above 0.7 and its posterior is off by orders of
 # magnitude: with $10^3$ to $10^4$ random trajectories, almost none look like a demonstration,
 # so $\hat Z(\theta)$ is a sum over a few draws and NUTS exploits it. The other proposals land
 # much closer. $\hat k$ does not rank them exactly by their damage (a median over draws is a
@@ -130,7 +130,7 @@ figure.tight_layout()
 
 # %%
 table = {name: (shift, k_hat, flagged) for name, shift, k_hat, _, flagged in rows}
-assert table["uniform"][0] > 5 and table["uniform"][1] > 0.7 and table["uniform"][2] > 0.5, table["uniform"]
+assert table["broad"][0] > 5 and table["broad"][1] > 0.7 and table["broad"][2] > 0.5, table["broad"]
 for name, (shift, _, flagged) in table.items():
     assert shift <= 1 or flagged > 0.05, (name, shift, flagged)  # more than 1 sd off: flagged
 
@@ -181,7 +181,7 @@ if QUICK:
     settings = CompareSettings.quick(num_draws=2000, num_warmup=100, num_samples=100)
     summary = compare("lqr", ("cloned",), settings=settings, seed=0)  # no exact run: verdicts from k-hat
 else:
-    summary = compare("lqr", ("exact", "uniform", "cloned", "gcl", "gan"), settings=CompareSettings(), seed=0)
+    summary = compare("lqr", ("exact", "broad", "cloned", "gcl", "gan"), settings=CompareSettings(), seed=0)
 print(render_report(summary))
 
 # %% [markdown]

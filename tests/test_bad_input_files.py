@@ -286,7 +286,7 @@ def test_an_interrupted_compare_leaves_the_old_folder_as_it_was(tmp_path, capsys
 
     monkeypatch.setattr(inference.app.compare, "sample_posterior", interrupted_on_the_second)
     out = old_run(tmp_path / "out")
-    code, err = run_cli(capsys, *GAUSSIAN, "--proposals", "exact,uniform", "--out", str(out), "--force")
+    code, err = run_cli(capsys, *GAUSSIAN, "--proposals", "exact,broad", "--out", str(out), "--force")
     assert (code, err) == (130, "maxent-gan: interrupted\n")
     assert len(calls) == 2  # posterior_exact.nc was written, to the temporary folder
     assert sorted(p.name for p in out.iterdir()) == ["posterior_gcl.nc", "report.md", "summary.json"]

@@ -119,7 +119,7 @@ def test_train_writes_summary_figures_checkpoints_and_resumes(tmp_path):
         (["train", "--resume"], "resume: no checkpoint in"),
         (["logz", "--problem", "digits"], "digits has no reference energy"),
         (["logz", "--problem", "gridworld", "--proposal", "flow"],
-         "proposal: unknown name 'flow' for gridworld; valid: exact, uniform, soft-optimal, policy"),
+         "proposal: unknown name 'flow' for gridworld; valid: exact, broad, soft-optimal, policy"),
     ],
     ids=["method", "problem", "exact-on-digits", "resume-nothing", "logz-digits", "logz-gridworld-flow"],
 )

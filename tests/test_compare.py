@@ -14,33 +14,33 @@ TINY = ["--demos", "40", "--samples", "60", "--chains", "2", "--draws", "1000", 
 
 def test_compare_writes_report_figures_netcdf_and_summary(tmp_path):
     out = tmp_path / "report"
-    result = run("compare", "--proposals", "exact,uniform", "--out", str(out), *TINY)
+    result = run("compare", "--proposals", "exact,broad", "--out", str(out), *TINY)
     assert result.returncode == 0, result.stderr
     assert "# Posterior cost estimates on gridworld" in result.stdout
     # for a newcomer: what each proposal and each weight is, and the rules behind the verdicts
-    assert "- `uniform`: a broad proposal" in result.stdout and "- `goal`: cost of standing on the goal" in result.stdout
+    assert "- `broad`: a broad proposal" in result.stdout and "- `goal`: cost of standing on the goal" in result.stdout
     assert "How to read it:" in result.stdout and "Above 5% the posterior is flagged" in result.stdout
     for name in ("report.md", "summary.json", "figures/forest.png", "figures/k_hat.png", "figures/costs.png",
-                 "posterior_exact.nc", "posterior_uniform.nc"):
+                 "posterior_exact.nc", "posterior_broad.nc"):
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.tmp"))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["theta_true"] == [-1.0, 4.0, 3.0, 0.3]
-    assert list(summary["proposals"]) == ["exact", "uniform"]
+    assert list(summary["proposals"]) == ["exact", "broad"]
     for row in summary["proposals"].values():
         assert {"posterior_mean", "posterior_sd", "rhat_max", "k_hat_median", "ess_median", "seconds"} <= set(row)
         assert len(row["posterior_mean"]) == len(row["posterior_sd"]) == 4
-    exact, uniform = summary["proposals"]["exact"], summary["proposals"]["uniform"]
+    exact, broad = summary["proposals"]["exact"], summary["proposals"]["broad"]
     assert exact["k_hat_median"] is None and exact["shift_max_sd"] == 0.0
     # the broad proposal cannot stand in for Z(θ) on 20-step trajectories: k-hat says so
-    assert uniform["k_hat_median"] > 0.7 and uniform["unreliable_fraction"] > 0.5
-    assert uniform["verdict"].startswith("far off (") and "and flagged: log Ẑ(θ) unreliable at" in uniform["verdict"]
+    assert broad["k_hat_median"] > 0.7 and broad["unreliable_fraction"] > 0.5
+    assert broad["verdict"].startswith("far off (") and "and flagged: log Ẑ(θ) unreliable at" in broad["verdict"]
     assert exact["unreliable_fraction"] is None  # the exact normalizer has no draws to judge
-    assert uniform["k_hat_p95"] >= uniform["k_hat_median"] and uniform["forward_k_hat_median"] is not None
+    assert broad["k_hat_p95"] >= broad["k_hat_median"] and broad["forward_k_hat_median"] is not None
     # the exact-normalizer posterior sits near θ* (40 demonstrations, a short run: within 4 sd)
     z = np.abs(np.subtract(exact["posterior_mean"], summary["theta_true"])) / np.asarray(exact["posterior_sd"])
     assert np.all(z < 4), z
-    idata = load_posterior(out / "posterior_uniform.nc")
+    idata = load_posterior(out / "posterior_broad.nc")
     assert idata.log_likelihood["tau"].shape == (2, 60, 40)  # one value per demonstration
     assert {"log_z", "log_z_ess", "log_z_k_hat", "log_z_error"} <= set(idata.sample_stats.data_vars)
 
@@ -71,7 +71,7 @@ def test_gaussian_and_lqr_families_run_end_to_end():
     [
         (["--problem", "nope"], "problem: unknown name 'nope'; valid: gaussian, rings"),
         (["--proposals", "exact,flow"],
-         "proposals: unknown name 'flow' for gridworld; valid: exact, uniform, gcl, gan, gcl-follow, gan-follow, cloned"),
+         "proposals: unknown name 'flow' for gridworld; valid: exact, broad, gcl, gan, gcl-follow, gan-follow, cloned"),
         (["--proposals", "exact,exact"], "proposals: a name is repeated"),
         (["--demos", "0"], "argument --demos: expected a positive integer, got 0"),
     ],

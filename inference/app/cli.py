@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--problem", default="gridworld",
                       help=f"one of: {', '.join(COMPARE_PROBLEMS)}; or your tabular problem as a .npz file (models.files)")
     comp.add_argument("--proposals", default="exact,gcl,gan,gcl-follow,gan-follow",
-                      help="comma-separated: exact, uniform, gcl, gan, gcl-follow, gan-follow (θ-following: the "
+                      help="comma-separated: exact, broad, gcl, gan, gcl-follow, gan-follow (θ-following: the "
                            "sampler refitted at anchors over its pilot posterior), cloned (IRL) (default: %(default)s)")
     comp.add_argument("--demos", type=_positive_int, default=None,
                       help=f"demonstrations (data points) drawn from θ* (default {defaults.demos}, at most {MAX_DEMOS})")

@@ -69,13 +69,13 @@ def _problem(problem: str | Problem) -> Problem:
 
 
 def compare_proposal_names(problem: str | Problem) -> tuple[str, ...]:
-    """``exact`` (the exact normalizer, where the family has one), ``uniform`` (broad), ``cloned`` (fitted to
+    """``exact`` (the exact normalizer, where the family has one), ``broad`` (the space's broad proposal), ``cloned`` (fitted to
     the data: behaviour cloning, or a flow by maximum likelihood), ``gcl`` and ``gan`` (the samplers the two
     training methods learn, fixed at θ̂), ``gcl-follow`` and ``gan-follow`` (the same samplers refitted at
     anchors over the posterior: they follow θ)."""
     problem = _problem(problem)
     exact = ("exact",) if problem.family.log_partition_fn is not None else ()
-    return (*exact, "uniform", "gcl", "gan", "gcl-follow", "gan-follow", "cloned")
+    return (*exact, "broad", "gcl", "gan", "gcl-follow", "gan-follow", "cloned")
 
 
 def check_compare_args(problem: str | Problem, proposals: tuple[str, ...], settings: CompareSettings) -> Problem:
@@ -170,7 +170,7 @@ def compare(
                 learned[method] = family.flatten(family.to_sites(params))
             if name == "exact":
                 proposal, estimator = None, "exact"
-            elif name == "uniform":
+            elif name == "broad":
                 proposal, estimator = broad_proposal(space, jax.random.fold_in(key_train, 0)), "importance"
             elif name == "cloned":
                 proposal = warm_start(space, jax.random.fold_in(key_train, 1), data, epochs=50)
@@ -280,8 +280,8 @@ def _add_verdicts(summary: dict) -> None:
 
 PROPOSAL_DESCRIPTIONS = {
     "exact": "the exact normalizer log Z(θ) (no proposal): the gold standard every other row is scored against",
-    "uniform": "a broad proposal (tabular: every action equally likely; continuous: a wide Gaussian policy or "
-               "density), fixed before seeing the data",
+    "broad": "a broad proposal (tabular: every action equally likely; continuous: a wide Gaussian policy or "
+             "density), fixed before seeing the data",
     "cloned": "a sampler fitted to the demonstrations and then fixed (behaviour cloning for a policy, maximum "
               "likelihood for a flow on points)",
     "gcl": "the sampler trained by guided cost learning alongside the cost (the paper's sampler step), then fixed",

@@ -100,11 +100,11 @@ def _soft_optimal(key, target, problem, **_):
 
 TRAJECTORY_PROPOSALS: dict[str, Callable[..., Proposal]] = {
     "exact": lambda key, target, problem, **_: ExactProposal(target),
-    "uniform": _base,
+    "broad": _base,
     "soft-optimal": _soft_optimal,
     "policy": _policy,
 }
-"""Trajectory problems: ``exact``: the oracle; ``uniform``: the broad policy (every action equally
+"""Trajectory problems: ``exact``: the oracle; ``broad``: the broad policy (every action equally
 likely on a grid; N(0, I) forces on a linear system); ``soft-optimal``: the exact action
 conditional of the target's costs (exact for deterministic dynamics; the transitions stay
 untilted otherwise); ``policy``: the broad policy fitted by reverse KL (score-function gradient
