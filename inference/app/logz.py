@@ -57,11 +57,16 @@ def estimate_log_z(
                            progress=progress)
     source, points = _forward_points(problem, key_forward)
     if estimator == "annealed":
-        return _annealed(problem, proposal, fitted, key_draw, samples, source, points, start)
-    x, log_q = fitted.sample_and_log_prob(key_draw, samples)
-    forward = {} if points is None else {"cost_data": -target.unnormalized_log_prob(points),
-                                         "log_q_data": fitted.log_prob(points)}
-    estimate = log_z_importance(-target.unnormalized_log_prob(x), log_q, **forward)
+        estimate = log_z_annealed(key_draw, target, fitted, num_particles=samples, data=points)
+        ess, k_hat = estimate.start_ess, estimate.start_k_hat
+        extra = {"num_temperatures": estimate.num_temperatures,
+                 "acceptance": float(np.min(estimate.acceptance)) if estimate.acceptance.size else None}
+    else:
+        x, log_q = fitted.sample_and_log_prob(key_draw, samples)
+        forward = {} if points is None else {"cost_data": -target.unnormalized_log_prob(points),
+                                             "log_q_data": fitted.log_prob(points)}
+        estimate = log_z_importance(-target.unnormalized_log_prob(x), log_q, **forward)
+        ess, k_hat, extra = float(estimate.ess), float(estimate.k_hat), {}
     seconds = time.perf_counter() - start
     exact = None if target.log_normalizer is None else float(target.log_normalizer)
     check = estimate.forward
@@ -70,8 +75,8 @@ def estimate_log_z(
         "log_z": float(estimate.log_z),
         "log_z_exact": exact,
         "error": None if exact is None else float(estimate.log_z) - exact,
-        "ess": float(estimate.ess),
-        "k_hat": float(estimate.k_hat),
+        "ess": ess,
+        "k_hat": k_hat,
         "forward_source": source,
         "forward_points": None if check is None else int(check.log_ratios.shape[0]),
         "forward_k_hat": None if check is None else float(check.k_hat),
@@ -80,34 +85,8 @@ def estimate_log_z(
         "reliable": estimate.reliable,
         "unreliable_reasons": estimate.unreliable_reasons(),
         "seconds": seconds,
-        "estimator": "importance",
-    }
-
-
-def _annealed(problem, proposal, fitted, key, samples, source, points, start) -> dict[str, Any]:
-    target = problem.target
-    estimate = log_z_annealed(key, target, fitted, num_particles=samples, data=points)
-    seconds = time.perf_counter() - start
-    exact = None if target.log_normalizer is None else float(target.log_normalizer)
-    check = estimate.forward
-    return {
-        "proposal": proposal,
-        "log_z": float(estimate.log_z),
-        "log_z_exact": exact,
-        "error": None if exact is None else float(estimate.log_z) - exact,
-        "ess": estimate.start_ess,
-        "k_hat": estimate.start_k_hat,
-        "forward_source": source,
-        "forward_points": None if check is None else int(check.log_ratios.shape[0]),
-        "forward_k_hat": None if check is None else float(check.k_hat),
-        "forward_ess": None if check is None else float(check.ess),
-        "log_z_upper": None if check is None else float(check.log_z_upper),
-        "reliable": estimate.reliable,
-        "unreliable_reasons": estimate.unreliable_reasons(),
-        "seconds": seconds,
-        "estimator": "annealed",
-        "num_temperatures": estimate.num_temperatures,
-        "acceptance": float(np.min(estimate.acceptance)) if estimate.acceptance.size else None,
+        "estimator": estimator,
+        **extra,
     }
 
 
