@@ -5,7 +5,17 @@
 :math:`\\log \\hat Z(\\theta)` per observation, so the joint gains :math:`-N \\log \\hat Z(\\theta)`
 exactly once (not once per plate element) and pointwise log-likelihoods stay right for LOO.
 The proposal draws are taken once, when the handler is built (common random numbers), so the
-log density is a smooth deterministic function of θ and NUTS can run on it.
+log density is a smooth deterministic function of θ and NUTS can run on it. A θ-conditional
+proposal (:mod:`inference.proposals.conditional`) follows θ instead: its base draws ε are fixed
+once and the draws move with θ, :math:`x_j(\\theta) = T_\\phi(\\varepsilon_j;\\theta)`, still smooth in θ.
+
+The bias of both: at each θ, :math:`\\log\\hat Z(\\theta)` is the log of an unbiased importance
+estimate with ``num_draws`` draws, so it is biased low by about :math:`\\mathrm{Var}[w]/(2 M \\bar w^2)`
+(Jensen; half the squared relative error of :math:`\\hat Z`), and because the draws are fixed its
+error is one fixed random function of θ, not fresh noise per θ: NUTS samples the exact posterior
+of that fixed approximation, whose gradient error, times the number of observations, is what
+moves the posterior. A proposal that follows θ keeps the weights flat at every θ, so that error
+stays small where the posterior lives, instead of only near the θ the sampler was trained at.
 
 Estimators: ``"importance"`` (plain IS with the fixed draws), ``"mixture"`` (the data + draws
 fixed point, ``log_z_mixture``), ``"exact"`` (the site's own exact ``log_normalizer``: the gold
@@ -29,6 +39,7 @@ import numpyro.distributions as dist
 from numpyro.primitives import Messenger
 
 from inference.estimators import log_mean_exp, log_z_mixture
+from inference.proposals.conditional import is_conditional
 from models.unnormalized import Unnormalized
 
 __all__ = ["ESTIMATORS", "NormalizedSite", "normalized", "shard_rows"]
@@ -95,11 +106,30 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
             if shard and num_draws % len(devices):
                 raise ValueError(f"num_draws: {num_draws} draws cannot be sharded evenly over "
                                  f"{len(devices)} devices; use a multiple of {len(devices)}")
-            self.draws, self.log_q = proposal.sample_and_log_prob(key, num_draws)
-            if shard:
-                self.draws, self.log_q = shard_rows((self.draws, self.log_q), devices)
+            if is_conditional(proposal):
+                # a θ-conditional proposal: fix the base draws ε, move x_j(θ) = T(ε_j; θ) with θ
+                self.eps, self.draws, self.log_q = proposal.base_draws(key, num_draws), None, None
+                if shard:
+                    self.eps = shard_rows(self.eps, devices)
+            else:
+                self.draws, self.log_q = proposal.sample_and_log_prob(key, num_draws)
+                if shard:
+                    self.draws, self.log_q = shard_rows((self.draws, self.log_q), devices)
         self.proposal, self.estimator = proposal, estimator
         super().__init__(fn)
+
+    def draws_at(self, site: Unnormalized) -> tuple[jax.Array, jax.Array]:
+        """The proposal draws and their log q at the site's θ: the fixed draws, or, for a
+        θ-conditional proposal, :math:`T(\\varepsilon_j;\\theta)` of the fixed base draws."""
+        if is_conditional(self.proposal):
+            return self.proposal.transform(self.eps, site.params)
+        return self.draws, self.log_q
+
+    def log_q_at(self, site: Unnormalized, points: jax.Array) -> jax.Array:
+        """log q of ``points`` (at the site's θ for a θ-conditional proposal)."""
+        if is_conditional(self.proposal):
+            return self.proposal.log_prob(points, site.params)
+        return self.proposal.log_prob(points)
 
     def log_normalizer(self, site: Unnormalized, data: jax.Array) -> jax.Array:
         """:math:`\\log\\hat Z(\\theta)` of one site at its current parameters."""
@@ -107,11 +137,12 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
             if site.log_normalizer is None:
                 raise ValueError("estimator: 'exact' needs an exact log_normalizer, and this site has none")
             return site.log_normalizer
-        cost_samples = site.cost(self.draws)
+        draws, log_q = self.draws_at(site)
+        cost_samples = site.cost(draws)
         if self.estimator == "importance":
-            return log_mean_exp(-cost_samples - self.log_q)
+            return log_mean_exp(-cost_samples - log_q)
         points = data.reshape((-1,) + site.event_shape)
-        return log_z_mixture(site.cost(points), cost_samples, self.proposal.log_prob(points), self.log_q).log_z
+        return log_z_mixture(site.cost(points), cost_samples, self.log_q_at(site, points), log_q).log_z
 
     def __enter__(self):
         self._replaced = 0

@@ -185,8 +185,9 @@ def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size
             row = {"log_z": site.log_z}
             if has_draws:
                 points = trace[name]["value"].reshape((-1,) + site.base.event_shape)
-                row.update(log_weights=site.base.unnormalized_log_prob(handled.draws) - handled.log_q,
-                           forward=site.base.unnormalized_log_prob(points) - handled.proposal.log_prob(points))
+                draws, log_q = handled.draws_at(site.base)
+                row.update(log_weights=site.base.unnormalized_log_prob(draws) - log_q,
+                           forward=site.base.unnormalized_log_prob(points) - handled.log_q_at(site.base, points))
             if site.base.log_normalizer is not None:
                 row["log_z_error"] = site.log_z - site.base.log_normalizer
             out[name] = row

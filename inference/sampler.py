@@ -23,11 +23,12 @@ from inference.loop import cached_step, fit_in_chunks
 from inference.objectives import sampler_loss
 from inference.proposals.base import Proposal
 from inference.proposals.mixture import AnchorMixture
-from inference.training import proposal_update, trainable
+from inference.training import apply_update, proposal_update, trainable
 from models.unnormalized import Unnormalized
 
 __all__ = [
-    "SamplerInfo", "SamplerState", "annealing_schedule", "fit_at_anchors", "fit_sampler", "sampler_init", "sampler_step",
+    "SamplerInfo", "SamplerState", "annealing_schedule", "fit_at_anchors", "fit_conditional", "fit_sampler", "sampler_init",
+    "sampler_step",
     "sigma_anchors",
 ]
 
@@ -180,6 +181,70 @@ def _anchor_step(cost_fn, optimizer, num_draws: int, K: int):
         q, opt = carry
         q, opt, loss = eqx.filter_vmap(one)(q, opt, anchors, jax.random.split(jax.random.fold_in(key, i), K))
         return (q, opt), loss
+
+    return step
+
+
+def fit_conditional(
+    key: jax.Array,
+    proposal,
+    cost_fn,
+    thetas,
+    *,
+    steps: int = 1000,
+    num_draws: int = 256,
+    thetas_per_step: int = 8,
+    optimizer: optax.GradientTransformation | None = None,
+    chunk: int = 50,
+    progress: bool = True,
+):
+    """Fit a θ-conditional proposal (:class:`~inference.proposals.conditional.ConditionalFlow`) by
+    reverse KL over θ: each step draws ``thetas_per_step`` θ's from the pool ``thetas`` (a pytree
+    whose leaves carry a leading axis: a pilot posterior's draws, a broadened Laplace
+    approximation, the θ path of training) and ``num_draws`` x from :math:`q(\cdot\mid\theta)` at
+    each, and descends :math:`\frac1B\sum_b E_{q(\cdot|\theta_b)}[c_{\theta_b}(x) + \log q(x|\theta_b)]`
+    (the paper's sampler step, averaged over where the posterior lives). Pathwise gradient;
+    ``chunk`` steps per host round-trip; stops on the last finite chunk with a warning.
+    """
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
+    if not getattr(proposal, "conditional", False):
+        raise ValueError("proposal: expected a θ-conditional proposal (ConditionalFlow), got "
+                         f"{type(proposal).__name__}")
+    sizes = {leaf.shape[0] if jnp.ndim(leaf) else None for leaf in jax.tree.leaves(thetas)}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError("thetas: expected θ's stacked along one leading axis (the same length in every leaf)")
+    for name, value in (("num_draws", num_draws), ("thetas_per_step", thetas_per_step)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    optimizer = _DEFAULT_OPTIMIZER if optimizer is None else optimizer
+    step = cached_step(_conditional_step, cost_fn, optimizer, num_draws, thetas_per_step)
+    state = sampler_init(proposal, optimizer)
+    state, _, stopped = fit_in_chunks(step, state, steps, args=(key, thetas), chunk=chunk,
+                                      params=lambda state: state.proposal, progress=progress,
+                                      desc="fit conditional sampler")
+    if stopped is not None:
+        warnings.warn(f"fit_conditional: {stopped}", stacklevel=2)
+    return state.proposal
+
+
+def _conditional_step(cost_fn, optimizer, num_draws: int, thetas_per_step: int):
+    def step(state, i, args):
+        key, thetas = args
+        key_pick, key_draw = jax.random.split(jax.random.fold_in(key, i))
+        pool = jax.tree.leaves(thetas)[0].shape[0]
+        picked = jax.tree.map(lambda leaf: leaf[jax.random.randint(key_pick, (thetas_per_step,), 0, pool)], thetas)
+
+        def loss_fn(q):
+            def one(theta, k):
+                x, log_q = q.sample_and_log_prob(k, num_draws, theta)
+                return sampler_loss(cost_fn(theta, x), log_q)
+
+            return jnp.mean(jax.vmap(one)(picked, jax.random.split(key_draw, thetas_per_step)))
+
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(state.proposal)
+        proposal, opt_state = apply_update(optimizer, grads, state.opt_state, state.proposal)
+        return SamplerState(proposal, opt_state), loss
 
     return step
 

@@ -25,6 +25,7 @@ __all__ = [
     "quadratic_log_partition",
     "quadratic_sample",
     "quadratic_energy",
+    "diagonal_energy",
     "gaussian_target_params",
     "gaussian_model",
     "gaussian_problem",
@@ -96,7 +97,7 @@ def gaussian_model(data: jax.Array | None = None, *, dim: int | None = None) -> 
     dim = data.shape[-1] if data is not None else dim
     loc = numpyro.sample("loc", dist.Normal(0.0, 2.0).expand([dim]).to_event(1))
     log_precision = numpyro.sample("log_precision", dist.Normal(0.0, 1.0).expand([dim]).to_event(1))
-    energy = quadratic_energy({"loc": loc, "precision": jnp.diag(jnp.exp(log_precision))})
+    energy = diagonal_energy({"loc": loc, "log_precision": log_precision})
     num_data = None if data is None else data.shape[0]
     with numpyro.plate("data", num_data if num_data is not None else 1):
         numpyro.sample("x", energy, obs=data)
@@ -108,6 +109,18 @@ def _diagonal_cost(theta: dict, x: jax.Array) -> jax.Array:
 
 def _diagonal(theta: dict) -> dict:
     return {"loc": theta["loc"], "precision": jnp.diag(jnp.exp(theta["log_precision"]))}
+
+
+def diagonal_energy(theta: dict) -> Unnormalized:
+    """The diagonal quadratic energy with θ = (loc, log_precision) as its parameters (so a
+    θ-conditional proposal reads the family's θ from the site), exact log Z and sampler."""
+    return Unnormalized(
+        _diagonal_cost,
+        theta,
+        event_shape=(theta["loc"].shape[-1],),
+        log_normalizer=quadratic_log_partition(_diagonal(theta)),
+        sampler=lambda key, params, shape: quadratic_sample(key, _diagonal(params), shape),
+    )
 
 
 def gaussian_problem(dim: int = 2) -> Problem:
