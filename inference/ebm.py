@@ -18,6 +18,7 @@ import optax
 from inference.driver import TrainResult, check_checkpoint, check_data, run_training
 from inference.estimators import log_mean_exp, log_z_importance
 from inference.io import finite_or_none
+from inference.sampler import proposal_optimizer
 from inference.spaces import check_in_space, cost_metrics, sampler_rates, warm_start
 from inference.training import METHODS, TrainingAlgorithm, exact_maxent, gan_form, guided_cost_learning
 from models.energy import MLPEnergy, energy_cost
@@ -71,15 +72,10 @@ def check_method(method: str, problem: Problem | None = None, *, parametric: boo
     return method
 
 
-def _schedule(learning_rate: float, steps: int, alpha: float = 0.05):
+def _schedule(learning_rate: float, steps: int):
     # a cosine decay to 5%: the last steps average out minibatch noise
-    return optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=alpha)
+    return optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=0.05)
 
-
-def proposal_optimizer(learning_rate: float, steps: int, *, alpha: float = 0.05) -> optax.GradientTransformation:
-    """The samplers' optimizer everywhere: global-norm clipping at 10, then Adam on a cosine schedule
-    that decays to ``alpha`` times the rate."""
-    return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(_schedule(learning_rate, steps, alpha)))
 
 
 def _energy_optimizer(learning_rate: float, steps: int) -> optax.GradientTransformation:

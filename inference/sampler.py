@@ -27,8 +27,8 @@ from inference.training import apply_update, proposal_update, trainable
 from models.unnormalized import Unnormalized
 
 __all__ = [
-    "SamplerInfo", "SamplerState", "annealing_schedule", "fit_at_anchors", "fit_conditional", "fit_sampler", "sampler_init",
-    "sampler_step",
+    "SamplerInfo", "SamplerState", "annealing_schedule", "fit_at_anchors", "fit_conditional", "fit_sampler", "proposal_optimizer",
+    "sampler_init", "sampler_step",
     "sigma_anchors",
 ]
 
@@ -107,6 +107,13 @@ def fit_sampler(
 
 
 _DEFAULT_OPTIMIZER = optax.adam(1e-2)
+
+
+def proposal_optimizer(learning_rate: float, steps: int, *, alpha: float = 0.05) -> optax.GradientTransformation:
+    """The samplers' optimizer everywhere: global-norm clipping at 10, then Adam on a cosine schedule
+    that decays to ``alpha`` times the rate (the last steps average out the draws' noise)."""
+    schedule = optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=alpha)
+    return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule))
 
 
 def _reverse_kl_step(optimizer: optax.GradientTransformation, num_draws: int, *, annealed: bool):

@@ -17,14 +17,16 @@ import jax.numpy as jnp
 from inference.irl import behaviour_cloning, fit_policy_to_demos, linear_gaussian_cloning
 from inference.metrics import cost_correlation, epic_distance, expected_value_difference
 from inference.proposals.base import Proposal
+from inference.proposals.conditional import ConditionalFlow
 from inference.proposals.flow import Flow, fit_flow_to_data
 from inference.proposals.gaussian import Gaussian
 from inference.proposals.policy import LinearGaussianPolicy, MLPGaussianPolicy, TabularPolicy
+from inference.sampler import fit_at_anchors, fit_conditional, proposal_optimizer, sigma_anchors
 from models.problem import Problem
 from models.spaces import LinearGaussianTrajectories, Points, SimulatorTrajectories, TabularTrajectories
 from models.tabular import check_trajectories
 
-__all__ = ["POINT_RATES", "SamplerRates", "broad_proposal", "check_in_space", "cost_metrics", "data_flow", "has_soft_optimal",
+__all__ = ["FOLLOW_SPREAD", "POINT_RATES", "SamplerRates", "broad_proposal", "follow_theta", "check_in_space", "cost_metrics", "data_flow", "has_soft_optimal",
            "sampler_rates", "soft_optimal", "warm_start"]
 
 
@@ -64,6 +66,37 @@ def _(space: LinearGaussianTrajectories) -> SamplerRates:
 @sampler_rates.register
 def _(space: SimulatorTrajectories) -> SamplerRates:
     return SamplerRates(fit=3e-3, train=None, refit=0.02)  # a network policy
+
+
+CONDITIONAL_RATE = 3e-3  # Adam's rate for a conditional flow fitted from scratch
+FOLLOW_SPREAD = 1.5  # the θ pool (or the anchors' sigma points) spread this much about the pilot's mean
+
+
+@singledispatch
+def follow_theta(space, key: jax.Array, proposal, cost_fn, draws, *, unflatten, steps: int, rate: float):
+    """A proposal that follows θ, built from a pilot posterior's draws ``draws`` (``(n, k)``, θ flattened;
+    ``unflatten`` maps rows back to the model's sites, ``cost_fn(sites, x)`` the family's cost).
+
+    On trajectory spaces (the default): ``2k + 1`` anchors over the pilot (sigma points spread
+    :data:`FOLLOW_SPREAD`), the trained sampler ``proposal`` refitted at each by reverse KL
+    (:func:`~inference.sampler.fit_at_anchors`), mixed with the balance heuristic.
+    """
+    anchors = sigma_anchors(draws.mean(0), jnp.atleast_2d(jnp.cov(draws.T)), spread=FOLLOW_SPREAD)
+    return fit_at_anchors(key, proposal, cost_fn, unflatten(anchors), steps=steps,
+                          optimizer=proposal_optimizer(rate, steps), progress=False)
+
+
+@follow_theta.register
+def _(space: Points, key, proposal, cost_fn, draws, *, unflatten, steps, rate):
+    """On points: a :class:`~inference.proposals.conditional.ConditionalFlow` q(x|θ) fitted by reverse KL
+    over the pilot's draws spread :data:`FOLLOW_SPREAD` about their mean (the trained sampler is not
+    reused: its flow has no condition); NUTS then moves its draws with θ (common random numbers)."""
+    mean = draws.mean(0)
+    key_init, key_fit = jax.random.split(key)
+    flow = ConditionalFlow.coupling(key_init, space.dim, draws.shape[1], layers=4, width=32, knots=6)
+    return fit_conditional(key_fit, flow, cost_fn, unflatten(mean + FOLLOW_SPREAD * (draws - mean)),
+                           steps=steps, num_draws=128, optimizer=proposal_optimizer(CONDITIONAL_RATE, steps),
+                           progress=False)
 
 
 @singledispatch

@@ -22,11 +22,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from inference.diagnostics import K_HAT_FORWARD, K_HAT_UNRELIABLE, UnreliableEstimateWarning
-from inference.ebm import proposal_optimizer, train_ebm
+from inference.ebm import train_ebm
 from inference.io import finite_or_none, json_safe, save_figure, staged_out_dir, write_atomic, write_json
 from inference.posterior import UNRELIABLE_FRACTION, sample_posterior, save_posterior
-from inference.sampler import fit_at_anchors, sigma_anchors
-from inference.spaces import broad_proposal, sampler_rates, warm_start
+from inference.spaces import broad_proposal, follow_theta, sampler_rates, warm_start
 from models.problem import CostFamily
 from models.problems import Problem, make_problem
 from models.spaces import TabularTrajectories
@@ -71,8 +70,9 @@ def _problem(problem: str | Problem) -> Problem:
 def compare_proposal_names(problem: str | Problem) -> tuple[str, ...]:
     """``exact`` (the exact normalizer, where the family has one), ``broad`` (the space's broad proposal), ``cloned`` (fitted to
     the data: behaviour cloning, or a flow by maximum likelihood), ``gcl`` and ``gan`` (the samplers the two
-    training methods learn, fixed at θ̂), ``gcl-follow`` and ``gan-follow`` (the same samplers refitted at
-    anchors over the posterior: they follow θ)."""
+    training methods learn, fixed at θ̂), ``gcl-follow`` and ``gan-follow`` (proposals that follow θ, built
+    from the fixed sampler's pilot posterior: the sampler refitted at anchors on trajectories, a
+    θ-conditional flow on points; :func:`inference.spaces.follow_theta`)."""
     problem = _problem(problem)
     exact = ("exact",) if problem.family.log_partition_fn is not None else ()
     return (*exact, "broad", "gcl", "gan", "gcl-follow", "gan-follow", "cloned")
@@ -222,20 +222,16 @@ def compare(
         return summary
 
 
-ANCHOR_SPREAD = 1.5  # the anchors' sigma points cover ±1.5·sqrt(d) pilot sd along each principal axis
-
-
 def _follow_theta(problem: Problem, proposal, pilot: az.InferenceData, steps: int, key: jax.Array):
-    """The θ-following sampler: ``2d + 1`` anchors over the pilot posterior (:func:`sigma_anchors`),
-    the trained sampler refitted at each (:func:`fit_at_anchors`), mixed with the balance heuristic."""
+    """The θ-following sampler built from the pilot posterior's draws, by the space's recipe
+    (:func:`inference.spaces.follow_theta`: anchors and a mixture on trajectories, a conditional
+    flow on points)."""
     family = problem.family
     draws = family.flatten({site: pilot.posterior[site].values for site in family.sites})
     draws = draws.reshape(-1, draws.shape[-1])
-    anchors = sigma_anchors(draws.mean(0), np.atleast_2d(np.cov(draws.T)), spread=ANCHOR_SPREAD)
-    rate = sampler_rates(problem.space).refit
-    return fit_at_anchors(key, proposal, lambda sites, x: family.cost_fn(family.from_sites(sites), x),
-                          family.unflatten(anchors), steps=steps, optimizer=proposal_optimizer(rate, steps),
-                          progress=False)
+    return follow_theta(problem.space, key, proposal, lambda sites, x: family.cost_fn(family.from_sites(sites), x),
+                        jnp.asarray(draws), unflatten=family.unflatten, steps=steps,
+                        rate=sampler_rates(problem.space).refit)
 
 
 def _finite_stat(stat, values: np.ndarray) -> float | None:
@@ -286,9 +282,10 @@ PROPOSAL_DESCRIPTIONS = {
               "likelihood for a flow on points)",
     "gcl": "the sampler trained by guided cost learning alongside the cost (the paper's sampler step), then fixed",
     "gan": "the sampler trained as the GAN form's generator alongside the cost, then fixed",
-    "gcl-follow": "the gcl sampler refitted by reverse KL at anchors spread over its pilot posterior (the gcl row), "
-                  "mixed with the balance heuristic: a proposal that follows θ",
-    "gan-follow": "the gan sampler refitted the same way at anchors over its pilot posterior: a proposal that follows θ",
+    "gcl-follow": "a proposal that follows θ, built from the gcl row's posterior (the pilot): on trajectories the gcl "
+                  "sampler refitted by reverse KL at anchors spread over it and mixed with the balance heuristic; on "
+                  "points a θ-conditional flow q(x|θ) fitted over it, its draws moving with θ",
+    "gan-follow": "the same from the gan row's posterior: a proposal that follows θ",
 }
 
 

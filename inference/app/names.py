@@ -8,13 +8,12 @@ from collections.abc import Callable
 
 import jax
 
-from inference.ebm import proposal_optimizer
 from inference.proposals.base import Proposal
 from inference.proposals.exact import ExactProposal
 from inference.proposals.flow import Flow, fit_flow_to_data
 from inference.proposals.gaussian import DiagonalGaussian, Gaussian
 from inference.proposals.mixture import DefensiveMixture
-from inference.sampler import fit_sampler
+from inference.sampler import fit_sampler, proposal_optimizer
 from inference.spaces import POINT_RATES, broad_proposal, has_soft_optimal, sampler_rates, soft_optimal
 from models.spaces import Points
 from models.unnormalized import Unnormalized
