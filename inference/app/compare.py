@@ -285,7 +285,8 @@ PROPOSAL_DESCRIPTIONS = {
     "gcl-follow": "a proposal that follows θ, built from the gcl row's posterior (the pilot): on trajectories the gcl "
                   "sampler refitted by reverse KL at anchors spread over it and mixed with the balance heuristic; on "
                   "points a θ-conditional flow q(x|θ) fitted over it, its draws moving with θ",
-    "gan-follow": "the same from the gan row's posterior: a proposal that follows θ",
+    "gan-follow": "a proposal that follows θ, built the same way from the gan row's posterior (the gan sampler "
+                  "refitted at anchors on trajectories, a θ-conditional flow on points)",
 }
 
 
