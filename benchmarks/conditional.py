@@ -45,7 +45,7 @@ PILOT = dict(num_warmup=150, num_samples=150, num_chains=2)
 
 
 def _flat(family, idata):
-    return family.flatten({site: idata.posterior[site].values for site in family.sites}).reshape(
+    return family.flatten(idata.posterior).reshape(
         -1, len(family.theta_names))
 
 

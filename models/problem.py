@@ -63,7 +63,8 @@ class CostFamily(NamedTuple):
         return {s: sites[s] for s in self.sites} if self.dict_valued else sites[self.sites[0]]
 
     def flatten(self, sites: dict) -> np.ndarray:
-        """The sites as one vector (``(..., k)`` for stacked draws), in the order of ``theta_names``."""
+        """The sites as one vector (``(..., k)`` for stacked draws), in the order of ``theta_names``.
+        ``sites`` is any mapping from site names to arrays: a dict, or a posterior's ``idata.posterior``."""
         reference = self.to_sites(self.init)
         parts = []
         for site in self.sites:

@@ -82,7 +82,7 @@ def test_posterior_with_a_theta_following_flow_matches_the_exact_posterior(fitte
     following = sample_posterior(problem.model, data, proposal=proposal, num_draws=300, **settings)
 
     def flat(idata):
-        return family.flatten({site: idata.posterior[site].values for site in family.sites}).reshape(-1, 4)
+        return family.flatten(idata.posterior).reshape(-1, 4)
 
     shift = (flat(following).mean(0) - flat(exact).mean(0)) / flat(exact).std(0)
     assert np.max(np.abs(shift)) < 0.3, shift  # NUTS noise at 300 draws is about 0.06 sd

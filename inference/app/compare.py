@@ -227,7 +227,7 @@ def _follow_theta(problem: Problem, proposal, pilot: az.InferenceData, steps: in
     (:func:`inference.spaces.follow_theta`: anchors and a mixture on trajectories, a conditional
     flow on points)."""
     family = problem.family
-    draws = family.flatten({site: pilot.posterior[site].values for site in family.sites})
+    draws = family.flatten(pilot.posterior)
     draws = draws.reshape(-1, draws.shape[-1])
     return follow_theta(problem.space, key, proposal, lambda sites, x: family.cost_fn(family.from_sites(sites), x),
                         jnp.asarray(draws), unflatten=family.unflatten, steps=steps,
@@ -240,7 +240,7 @@ def _finite_stat(stat, values: np.ndarray) -> float | None:
 
 
 def _posterior_row(family: CostFamily, idata: az.InferenceData, seconds: float, train_seconds: float) -> dict:
-    draws = family.flatten({s: idata.posterior[s].values for s in family.sites})  # (chain, draw, k)
+    draws = family.flatten(idata.posterior)  # (chain, draw, k)
     rhat = az.rhat(idata, var_names=list(family.sites))
     stats = idata.sample_stats
     k_hat, ess = stats["log_z_k_hat"].values, stats["log_z_ess"].values
@@ -468,7 +468,7 @@ def _forest_figure(family: CostFamily, summary: dict, idatas: dict):
             ax.plot(summary["theta_true"][j], base + 0.5, marker="*", color="gold", markeredgecolor="k", ms=12,
                     zorder=3, label="θ* (truth)" if j == 0 else None)
         for i, name in enumerate(names):
-            draws = family.flatten({s: idatas[name].posterior[s].values for s in family.sites})[..., j].ravel()
+            draws = family.flatten(idatas[name].posterior)[..., j].ravel()
             low, high = np.quantile(draws, [0.03, 0.97])
             y = base + 1 - (i + 1) * step
             if limits is not None and (draws.mean() < limits[0] or draws.mean() > limits[1]):
