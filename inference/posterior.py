@@ -11,8 +11,14 @@ chains, and returns ``InferenceData`` with
 - ``sample_stats``: NUTS's own statistics, plus per draw the log normalizer the handler used
   (``log_z``), the ESS and Pareto k-hat of the proposal's weights at that θ (``log_z_ess``,
   ``log_z_k_hat``: how far to trust that draw's :math:`\\hat Z`), and where the site knows its
-  exact normalizer, ``log_z_error``;
-- ``observed_data``.
+  exact normalizer, ``log_z_error``; and ``draw_set_log_ratio`` (``chain, draw, draw_set``), the
+  log joint under 3 other, independent sets of proposal draws minus the one sampled (point 5 of
+  the rule);
+- ``observed_data``;
+- ``posterior.attrs``: ``unreliable_fraction`` (the share of draws breaking the per-draw rule),
+  ``draw_set_error`` / ``draw_set_site`` / ``draw_set_ess`` (how far the set of proposal draws
+  alone moves a posterior mean, in posterior sd: twice its estimated sd over sets), ``reliable`` and ``unreliable_reasons`` (the rule for a posterior,
+  :func:`inference.diagnostics.posterior_reasons`).
 
 :func:`save_posterior` writes netCDF atomically; ``az.from_netcdf`` (or :func:`load_posterior`) reads it back.
 """
@@ -30,8 +36,18 @@ import numpy as np
 import numpyro.distributions as dist
 from numpyro import handlers
 from numpyro.infer import MCMC, NUTS
+from numpyro.infer.util import log_density
 
-from inference.diagnostics import ForwardCheck, UnreliableEstimateWarning, _k_hat_numpy, ess_numpy, unreliable_reasons
+from inference.diagnostics import (
+    DRAW_SETS,
+    ForwardCheck,
+    UnreliableEstimateWarning,
+    _k_hat_numpy,
+    draw_set_error,
+    ess_numpy,
+    posterior_reasons,
+    unreliable_reasons,
+)
 from inference.handler import NormalizedSite, normalized
 from inference.io import atomic_path
 
@@ -43,9 +59,6 @@ CHAIN_METHODS = ("vectorized", "parallel", "sequential")
 def _check_positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-
-
-UNRELIABLE_FRACTION = 0.05  # warn when more posterior draws than this break the rule of inference.diagnostics
 
 
 def sample_posterior(
@@ -66,10 +79,12 @@ def sample_posterior(
     """NUTS on ``normalized(model, proposal, num_draws, ...)``; ``InferenceData`` with per-draw
     normalizer diagnostics.
 
-    Warns (:class:`~inference.diagnostics.UnreliableEstimateWarning`) when more than 5 % of the
-    posterior draws have a :math:`\\hat Z(\\theta)` that the library's rule calls unreliable (reverse
-    k-hat or ESS of the proposal's weights, or the forward check over the observed data): the
-    posterior, and every pointwise log-likelihood (``az.loo``, ``az.compare``), inherit that error.
+    Warns (:class:`~inference.diagnostics.UnreliableEstimateWarning`) when the library's rule for a
+    posterior calls it unreliable: more than 5 % of the posterior draws have a
+    :math:`\\hat Z(\\theta)` that breaks the per-draw rule (reverse k-hat or ESS of the proposal's
+    weights, or the forward check over the observed data), or 3 other, independent sets of
+    ``num_draws`` proposal draws puts more than 0.1 sd on a posterior mean. The posterior, and
+    every pointwise log-likelihood (``az.loo``, ``az.compare``), inherit that error.
 
     Args:
         model: a NumPyro model with observed :class:`~models.unnormalized.Unnormalized` sites.
@@ -79,7 +94,8 @@ def sample_posterior(
         estimator: ``"importance"`` or ``"exact"``. ``"mixture"`` is refused here: inside a
             posterior the data enter their own normalizer, and NUTS follows the bias (7 sd on a
             quartic energy at 4000 or 64 000 draws; see :class:`~inference.handler.normalized`).
-        num_draws: proposal draws, taken once (common random numbers).
+        num_draws: proposal draws, taken once (common random numbers); a second set of as many,
+            from independent keys (3 sets), only judge the result (3 more passes over the posterior draws).
         num_warmup, num_samples, num_chains: NUTS settings, per chain.
         chain_method: ``"vectorized"`` (one device, chains batched), ``"parallel"`` (one chain per
             device, ``pmap``) or ``"sequential"``.
@@ -100,6 +116,9 @@ def sample_posterior(
                          f"{num_chains} devices ({jax.local_device_count()} here); use 'vectorized'")
     key_draws, key_nuts = jax.random.split(key)
     handled = normalized(model, proposal, num_draws, key_draws, estimator=estimator, shard=shard)
+    replicas = [] if estimator == "exact" else [  # point 5 of the rule: other, independent draw sets
+        normalized(model, proposal, num_draws, jax.random.fold_in(key_draws, r + 1), estimator=estimator, shard=shard)
+        for r in range(DRAW_SETS)]
     _check_model(handled, key_nuts, model_args, model_kwargs)
     mcmc = MCMC(NUTS(handled), num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=chain_method, progress_bar=progress)
@@ -109,22 +128,28 @@ def sample_posterior(
     seconds = time.perf_counter() - start
     idata = az.from_numpyro(mcmc, log_likelihood=True)
     samples = mcmc.get_samples(group_by_chain=True)
-    stats = normalizer_stats(handled, samples, *model_args, **model_kwargs)
+    stats = normalizer_stats(handled, samples, *model_args, replicas=replicas, **model_kwargs)
     for name, values in stats.items():
-        idata.sample_stats[name] = (("chain", "draw"), values)
+        idata.sample_stats[name] = (("chain", "draw", "draw_set")[:values.ndim], values)
     unreliable = {name: float(np.mean(values == 0)) for name, values in stats.items()
                   if name.startswith("log_z_reliable") and estimator != "exact"}  # exact: no draws to judge
-    idata.posterior.attrs.update(estimator=estimator, num_draws=0 if estimator == "exact" else num_draws,
-                                 chain_method=chain_method, sampling_seconds=seconds,
-                                 **{f"unreliable_fraction{name[len('log_z_reliable'):]}": value
-                                    for name, value in unreliable.items()})
-    for name, fraction in unreliable.items():
-        if fraction > UNRELIABLE_FRACTION:
-            warnings.warn(
-                f"sample_posterior: log Z(θ) is unreliable at {100 * fraction:.0f}% of the posterior draws "
-                f"({name}; the rule of inference.diagnostics: k-hat, ESS, forward check): the posterior and its "
-                "pointwise log-likelihoods (az.loo, az.compare) carry that error; use a proposal closer to p_θ",
-                UnreliableEstimateWarning, stacklevel=2)
+    attrs = dict(estimator=estimator, num_draws=0 if estimator == "exact" else num_draws,
+                 chain_method=chain_method, sampling_seconds=seconds,
+                 **{f"unreliable_fraction{name[len('log_z_reliable'):]}": value for name, value in unreliable.items()})
+    reasons = [f"{reason} ({name})" if len(unreliable) > 1 else reason
+               for name, fraction in unreliable.items() for reason in posterior_reasons(fraction, None)]
+    if replicas:
+        draw_set = draw_set_error(samples, stats["draw_set_log_ratio"])
+        attrs.update(draw_set_error=draw_set.error, draw_set_site=draw_set.site, draw_set_ess=draw_set.ess,
+                     draw_sets=draw_set.sets)
+        reasons += posterior_reasons(None, draw_set)
+    idata.posterior.attrs.update(attrs, reliable=int(not reasons), unreliable_reasons="; ".join(reasons))
+    if reasons:
+        warnings.warn(
+            f"sample_posterior: the posterior is unreliable: {'; '.join(reasons)} (the rule of inference.diagnostics: "
+            "k-hat, ESS and the forward check per draw, and other sets of proposal draws): the posterior and its "
+            "pointwise log-likelihoods (az.loo, az.compare) carry that error; use a proposal closer to p_θ, or more "
+            "draws", UnreliableEstimateWarning, stacklevel=2)
     return idata
 
 
@@ -159,7 +184,7 @@ def _normalized_sites(trace) -> dict[str, NormalizedSite]:
 
 
 def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size: int = 64,
-                     **model_kwargs) -> dict[str, np.ndarray]:
+                     replicas: tuple | list = (), **model_kwargs) -> dict[str, np.ndarray]:
     """Per posterior draw: the handler's :math:`\\log\\hat Z(\\theta)`, the ESS and k-hat of the
     proposal weights :math:`e^{-c_\\theta(x_j)}/q(x_j)` at that θ, the forward check over the site's
     observed data (k-hat and ESS of :math:`\\log\\tilde p_\\theta(x_i) - \\log q(x_i)`), whether the
@@ -169,7 +194,10 @@ def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size
     ``samples`` maps site names to ``(chain, draw, ...)`` arrays. Keys are ``log_z``,
     ``log_z_ess``, ``log_z_k_hat``, ``log_z_forward_ess``, ``log_z_forward_k_hat``,
     ``log_z_reliable`` (1.0 or 0.0), ``log_z_error``, suffixed ``_<site>`` when the model has
-    several normalized sites. The diagnostics are NaN for the exact estimator (no draws). The
+    several normalized sites. The diagnostics are NaN for the exact estimator (no draws). With
+    ``replicas`` (the same model under other, independent sets of proposal draws),
+    ``draw_set_log_ratio`` is ``(chain, draw, R)``: their log joints minus ``handled``'s at each
+    draw (point 5 of the rule). The
     weights stay on the device but for ``batch_size`` posterior draws at a time (k-hat is fitted
     on the host, by ArviZ).
     """
@@ -191,15 +219,23 @@ def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size
             if site.base.log_normalizer is not None:
                 row["log_z_error"] = site.log_z - site.base.log_normalizer
             out[name] = row
+        if replicas:
+            joint = log_density(handled, model_args, model_kwargs, params)[0]
+            out = {"sites": out, "draw_set_log_ratio": jax.numpy.stack(
+                [log_density(r, model_args, model_kwargs, params)[0] - joint for r in replicas])}
         return out
 
     batched = jax.jit(jax.vmap(one))
     padded = -(-total // batch_size) * batch_size  # whole chunks: one compilation
     flat = jax.tree.map(lambda v: np.concatenate([v, np.repeat(v[-1:], padded - total, axis=0)]), flat)
     rows: dict[str, dict[str, list]] = {}
+    ratios: list[np.ndarray] = []
     for start in range(0, padded, batch_size):
         chunk = jax.device_get(batched({name: v[start:start + batch_size] for name, v in flat.items()}))
         chunk = jax.tree.map(lambda v, keep=total - start: v[:keep], chunk)
+        if replicas:
+            ratios.append(chunk["draw_set_log_ratio"])
+            chunk = chunk["sites"]
         for site, row in chunk.items():
             into = rows.setdefault(site, {})
             for name, value in _draw_stats(row).items():
@@ -209,6 +245,8 @@ def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size
         suffix = "" if len(rows) == 1 else f"_{site}"
         for name, parts in row.items():
             stats[f"{name}{suffix}"] = np.concatenate(parts).astype(np.float64).reshape(chains, draws)
+    if replicas:
+        stats["draw_set_log_ratio"] = np.concatenate(ratios).astype(np.float64).reshape(chains, draws, -1)
     return stats
 
 

@@ -205,7 +205,7 @@ def fit_conditional(
     chunk: int = 50,
     progress: bool = True,
 ):
-    """Fit a θ-conditional proposal (:class:`~inference.proposals.conditional.ConditionalFlow`) by
+    r"""Fit a θ-conditional proposal (:class:`~inference.proposals.conditional.ConditionalFlow`) by
     reverse KL over θ: each step draws ``thetas_per_step`` θ's from the pool ``thetas`` (a pytree
     whose leaves carry a leading axis: a pilot posterior's draws, a broadened Laplace
     approximation, the θ path of training) and ``num_draws`` x from :math:`q(\cdot\mid\theta)` at

@@ -82,7 +82,7 @@ def data():
 
 def test_a_too_narrow_proposal_makes_the_posterior_warn_with_the_fraction_of_draws(data):
     # data sd 0.58, proposal sd 0.25: log Ẑ(θ) misses the target's tails at every posterior draw
-    with pytest.warns(UnreliableEstimateWarning, match=r"unreliable at \d+% of the posterior draws"):
+    with pytest.warns(UnreliableEstimateWarning, match=r"unreliable at \d+% of the draws"):
         idata = sample_posterior(model, data, key=jax.random.key(1), proposal=Gaussian.isotropic(DIM, 0.25),
                                  num_draws=2000, num_warmup=150, num_samples=150, num_chains=2)
     assert idata.posterior.attrs["unreliable_fraction"] > 0.5
@@ -96,15 +96,48 @@ def test_a_good_proposal_passes_with_nuts_statistics_kept(data):
     matplotlib.use("Agg")
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnreliableEstimateWarning)
+        # 30 000 draws: with 3000 the draws' own error on the posterior mean is 0.1-0.2 sd (flagged)
         idata = sample_posterior(model, data, key=jax.random.key(1), proposal=Gaussian.isotropic(DIM, 0.8),
-                                 num_draws=np.int64(3000), num_warmup=np.int64(150), num_samples=150, num_chains=2)
+                                 num_draws=np.int64(30_000), num_warmup=np.int64(150), num_samples=150, num_chains=2)
     stats = idata.sample_stats
     assert {"energy", "lp", "step_size", "tree_depth", "acceptance_rate", "diverging"} <= set(stats.data_vars)
     assert np.all(stats["log_z_reliable"].values == 1.0) and idata.posterior.attrs["unreliable_fraction"] == 0.0
     assert np.all(stats["log_z_forward_ess"].values > 30)
+    assert idata.posterior.attrs["reliable"] == 1 and idata.posterior.attrs["draw_set_error"] < 0.1
+    assert stats["draw_set_log_ratio"].shape == (2, 150, 3)
     az.plot_energy(idata)
     mean, sd = conjugate(data)
     assert abs(float(idata.posterior["precision"].mean()) - mean) < 0.5 * sd
+
+
+def test_a_posterior_moved_by_its_own_draws_is_flagged_though_every_draw_passes():
+    """200 points, 300 broad draws: each draw's Ẑ(θ) passes k-hat, ESS and the forward check, but
+    the fixed draws' error, times 200 observations, moves the posterior 0.4-0.5 sd (seeds 1, 2)."""
+    data = jax.random.normal(jax.random.key(0), (200, DIM)) / jnp.sqrt(3.0)
+    mean, sd = conjugate(data)
+    with pytest.warns(UnreliableEstimateWarning, match=r"its set of proposal draws alone moves precision by up to"):
+        idata = sample_posterior(model, data, key=jax.random.key(1), proposal=Gaussian.isotropic(DIM, 1.0),
+                                 num_draws=300, num_warmup=200, num_samples=500, num_chains=2)
+    attrs = idata.posterior.attrs
+    assert attrs["unreliable_fraction"] == 0.0  # the per-draw rule sees nothing
+    shift = abs(float(idata.posterior["precision"].mean()) - mean) / sd
+    assert shift > 0.2, shift  # and the posterior is off: the flag is not a false alarm
+    assert attrs["reliable"] == 0 and attrs["draw_set_error"] > shift / 2 and attrs["draw_set_site"] == "precision"
+
+
+def test_draw_set_error_of_known_moves():
+    from inference.diagnostics import DRAW_SET_ERROR, draw_set_error, posterior_reasons
+
+    theta = np.random.default_rng(0).normal(size=(4000, 2))
+    flat = draw_set_error({"t": theta}, np.zeros((4000, 3)))
+    assert flat.error < 1e-12 and abs(flat.ess - 4000) < 1e-6 and posterior_reasons(0.0, flat) == []
+    # tilting by a·θ₀ moves θ₀'s mean by a (unit sd): the same tilt in all 3 sets gives 2 √(a²/2) = √2 a
+    tilted = draw_set_error({"t": theta}, np.repeat(0.2 * theta[:, :1], 3, 1))
+    assert abs(tilted.error - np.sqrt(2) * 0.2) < 0.03 and tilted.site == "t[0]"
+    assert posterior_reasons(0.0, tilted)[0].startswith("its set of proposal draws alone moves t[0] by up to")
+    assert DRAW_SET_ERROR == 0.1
+    bad = draw_set_error({"t": theta}, np.full((4000, 3), np.nan))
+    assert bad.error == np.inf and posterior_reasons(None, bad)
 
 
 def test_the_mixture_estimator_is_refused_for_posteriors(data):
