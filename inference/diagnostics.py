@@ -24,7 +24,7 @@ importance estimate of log Z is *unreliable* when any of these holds:
 
 Where neither data nor exact draws exist, only the reverse check is possible, and outputs say so.
 
-**The rule for a posterior** (:func:`posterior_reasons`; ``sample_posterior``, ``compare``, ``train``). A
+**The rule for a posterior** (:func:`posterior_reasons`; ``sample_posterior`` and ``compare``). A
 posterior sampled with importance-estimated :math:`\\log\\hat Z(\\theta)` is *unreliable* when
 
 4. more than 5 % of its draws break points 1-3 at their own θ, or
