@@ -17,8 +17,8 @@ chains, and returns ``InferenceData`` with
 - ``observed_data``;
 - ``posterior.attrs``: ``unreliable_fraction`` (the share of draws breaking the per-draw rule),
   ``draw_set_error`` / ``draw_set_site`` / ``draw_set_ess`` (how far the set of proposal draws
-  alone moves a posterior mean, in posterior sd: twice its estimated sd over sets), ``reliable`` and ``unreliable_reasons`` (the rule for a posterior,
-  :func:`inference.diagnostics.posterior_reasons`).
+  alone moves a posterior mean, in posterior sd: twice its estimated sd over sets), ``reliable``
+  and ``unreliable_reasons`` (the rule for a posterior, :func:`inference.diagnostics.posterior_reasons`).
 
 :func:`save_posterior` writes netCDF atomically; ``az.from_netcdf`` (or :func:`load_posterior`) reads it back.
 """
@@ -94,8 +94,8 @@ def sample_posterior(
         estimator: ``"importance"`` or ``"exact"``. ``"mixture"`` is refused here: inside a
             posterior the data enter their own normalizer, and NUTS follows the bias (7 sd on a
             quartic energy at 4000 or 64 000 draws; see :class:`~inference.handler.normalized`).
-        num_draws: proposal draws, taken once (common random numbers); a second set of as many,
-            from independent keys (3 sets), only judge the result (3 more passes over the posterior draws).
+        num_draws: proposal draws, taken once (common random numbers); 3 more sets of as many, from
+            independent keys, only judge the result (3 more passes over the posterior draws).
         num_warmup, num_samples, num_chains: NUTS settings, per chain.
         chain_method: ``"vectorized"`` (one device, chains batched), ``"parallel"`` (one chain per
             device, ``pmap``) or ``"sequential"``.
@@ -207,7 +207,7 @@ def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size
     has_draws = handled.estimator != "exact"
 
     def one(params):
-        trace = handlers.trace(handlers.substitute(handled, params)).get_trace(*model_args, **model_kwargs)
+        joint, trace = log_density(handled, model_args, model_kwargs, params)  # one trace for the joint and the sites
         out = {}
         for name, site in _normalized_sites(trace).items():
             row = {"log_z": site.log_z}
@@ -220,7 +220,6 @@ def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size
                 row["log_z_error"] = site.log_z - site.base.log_normalizer
             out[name] = row
         if replicas:
-            joint = log_density(handled, model_args, model_kwargs, params)[0]
             out = {"sites": out, "draw_set_log_ratio": jax.numpy.stack(
                 [log_density(r, model_args, model_kwargs, params)[0] - joint for r in replicas])}
         return out

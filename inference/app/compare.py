@@ -26,7 +26,6 @@ from inference.diagnostics import (
     K_HAT_FORWARD,
     K_HAT_UNRELIABLE,
     UNRELIABLE_FRACTION,
-    DrawSetError,
     UnreliableEstimateWarning,
     posterior_reasons,
 )
@@ -266,10 +265,8 @@ def _posterior_row(family: CostFamily, idata: az.InferenceData, seconds: float, 
         "unreliable_fraction": idata.posterior.attrs.get("unreliable_fraction"),
         # how far its set of proposal draws alone moves the posterior, in sd (None: exact)
         "draw_set_error": finite_or_none(idata.posterior.attrs.get("draw_set_error")),
-        "draw_sets": idata.posterior.attrs.get("draw_sets"),
-        "draw_set_site": idata.posterior.attrs.get("draw_set_site"),
-        "draw_set_ess": finite_or_none(idata.posterior.attrs.get("draw_set_ess")),
-        "draw_set_num": int(draws.shape[0] * draws.shape[1]),
+        # the verdict of the rule for a posterior, as sample_posterior found it (None: exact)
+        "unreliable_reasons": idata.posterior.attrs.get("unreliable_reasons"),
         "ess_median": _finite_stat(np.nanmedian, ess),
         "divergences": int(stats["diverging"].values.sum()),
         "seconds": seconds,
@@ -321,17 +318,14 @@ def _flag(row: dict) -> tuple[bool, str]:
         k_hat = row.get("k_hat_median")
         flagged = k_hat is None or k_hat > K_HAT_UNRELIABLE
         return flagged, "k-hat could not be estimated" if k_hat is None else f"median k-hat {k_hat:.2f}"
-    draw_set = None
-    if row.get("draw_sets"):
-        error = row.get("draw_set_error")
-        draw_set = DrawSetError(np.inf if error is None else error, row.get("draw_set_site") or "",
-                                row.get("draw_set_ess") or 0.0, row["draw_set_num"], row["draw_sets"])
-    reasons = posterior_reasons(fraction, draw_set)
+    reasons = row.get("unreliable_reasons")
+    if reasons is None:  # summaries written before the rule for a posterior: point 4 alone
+        reasons = "; ".join(posterior_reasons(fraction, None))
     if reasons:
-        return True, "; ".join(reasons)
+        return True, reasons
     text = f"log Ẑ(θ) unreliable at {100 * fraction:.0f}% of the draws"
-    if draw_set is not None:
-        text += f", its set of draws moves it up to {draw_set.error:.2f} sd"
+    if row.get("draw_set_error") is not None:
+        text += f", its set of draws moves it up to {row['draw_set_error']:.2f} sd"
     return False, text
 
 
