@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from inference.loop import cached_step, fit_in_chunks
+from inference.loop import FIT_DTYPE, cached_step, fit_in_chunks
 from inference.proposals.policy import LinearGaussianPolicy, TabularPolicy, _raw_tril
 from inference.training import apply_update, trainable
 
@@ -49,12 +49,13 @@ def linear_gaussian_cloning(policy: LinearGaussianPolicy, demos: jax.Array, *, r
 
 
 def fit_policy_to_demos(key: jax.Array, policy, demos: jax.Array, *, steps: int = 300,
-                        learning_rate: float = 3e-3, batch_size: int = 256):
-    """Behaviour cloning by gradient: maximize the demonstrations' mean ``log_prob`` (any policy)."""
+                        learning_rate: float = 3e-3, batch_size: int = 256, dtype: str | None = FIT_DTYPE):
+    """Behaviour cloning by gradient: maximize the demonstrations' mean ``log_prob`` (any policy);
+    ``dtype``: the fit's precision (float32 by default; the policy comes back in its own dtypes)."""
     optimizer, step = cached_step(_cloning_step, learning_rate, batch_size)
     carry = (policy, optimizer.init(trainable(policy)))
     (policy, _), _, stopped = fit_in_chunks(step, carry, steps, args=(key, demos), params=lambda carry: carry[0],
-                                            desc="behaviour cloning")
+                                            desc="behaviour cloning", dtype=dtype)
     if stopped is not None:
         warnings.warn(f"fit_policy_to_demos: {stopped}", stacklevel=2)
     return policy

@@ -5,11 +5,21 @@ with the progress bar and the NaN guard per chunk.
 ``fit_policy_to_demos`` (behaviour cloning by gradient) and the training driver
 (``inference.driver.run_training``, one segment between two logged steps at a time) all run
 through :func:`fit_in_chunks`.
+
+Precision is decided once, at the fit's entry (``dtype``): the samplers' fits train in float32
+(:data:`FIT_DTYPE`) and hand back their result in the dtypes they were given, so everything after
+a fit (importance weights, log-sum-exps, the identities) stays in float64. A float32 reverse-KL
+step of a 10-D coupling flow with 512 draws takes 3.5 ms against 20.2 ms in float64 on 2 CPU cores
+(``benchmarks/fit_loop.py``). Training a proposal in float32 cannot bias an estimate: the weights
+are computed afterwards, in float64, for the proposal that was fitted; only how good that proposal
+is depends on the fit's precision.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +31,11 @@ from tqdm.auto import tqdm
 
 from inference.training import all_finite
 
-__all__ = ["cached_step", "fit_in_chunks"]
+__all__ = ["FIT_DTYPE", "cached_step", "fit_in_chunks", "in_precision"]
+
+FIT_DTYPE = "float32"
+"""The samplers' fits (``fit_sampler``, ``fit_at_anchors``, ``fit_conditional``, behaviour cloning)
+train in this precision unless told otherwise (their ``dtype`` argument; ``None``: as given)."""
 
 
 @functools.lru_cache(maxsize=128)
@@ -41,6 +55,48 @@ def cached_step(factory: Callable[..., Callable], *args, **kwargs) -> Callable:
         return _cached(factory, args, tuple(sorted(kwargs.items())))
     except TypeError:
         return factory(*args, **kwargs)
+
+
+def _cast(tree, dtype):
+    # floating arrays to `dtype`; for float32 also 64-bit integers to 32 bits (keys, non-arrays untouched)
+    def one(x):
+        if not eqx.is_array(x) or jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return x
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            return x.astype(dtype)
+        if dtype == "float32" and jnp.issubdtype(x.dtype, jnp.integer) and x.dtype.itemsize == 8:
+            return x.astype(jnp.uint32 if jnp.issubdtype(x.dtype, jnp.unsignedinteger) else jnp.int32)
+        return x
+
+    return jax.tree.map(one, tree)
+
+
+def _restore(tree, like):
+    # back to the dtypes the caller gave (the arrays of `tree` and `like` correspond one to one)
+    return jax.tree.map(lambda x, old: x.astype(old.dtype) if eqx.is_array(x) and eqx.is_array(old) else x,
+                        tree, like)
+
+
+def in_precision(dtype: str | None):
+    """The context a fit of precision ``dtype`` runs in: ``jax.enable_x64(False)`` for float32 (so
+    every constant and intermediate is float32 too, not promoted by a float64 closure), nothing
+    for ``None``. The argument is checked here, before any work."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype: expected 'float32', 'float64' or None, got {dtype!r}")
+    if dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError("dtype: 'float64' needs jax_enable_x64 (jax.config.update('jax_enable_x64', True))")
+    return _scope(dtype == "float64")
+
+
+@contextlib.contextmanager
+def _scope(x64: bool):
+    with jax.enable_x64(x64), warnings.catch_warnings():
+        # a float64 request inside a float32 fit truncates to float32 by design (flowjax's coupling layers
+        # unravel their parameters to the dtypes they were built in): the fit chose float32, not silently
+        warnings.filterwarnings("ignore", message="Explicitly requested dtype float64")
+        yield
 
 
 def _format(loss: np.ndarray) -> str:
@@ -72,6 +128,7 @@ def fit_in_chunks(
     loss_name: str = "the loss",
     progress: bool = False,
     desc: str = "fit",
+    dtype: str | None = None,
 ) -> tuple[Any, np.ndarray, str | None]:
     """Run ``carry, loss = step(carry, i, args)`` for ``i = 0 .. steps - 1``, ``chunk`` steps per compiled
     ``lax.scan`` (the carry's non-array parts, such as a flow's activation functions, stay outside it).
@@ -83,6 +140,10 @@ def fit_in_chunks(
     value it stops and keeps the carry of the last good chunk. Returns ``(carry, losses, stopped)``:
     the losses of the accepted steps (``(steps_done, ...)``) and ``None``, or the reason it stopped
     (naming the real cause: a non-finite loss, or non-finite parameters under a finite loss).
+
+    ``dtype="float32"`` runs every step in float32 (the carry's and the args' floating arrays cast,
+    under ``jax.enable_x64(False)``) and returns the carry in the dtypes it came in; ``None`` runs
+    in the inputs' own precision.
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
@@ -100,6 +161,17 @@ def fit_in_chunks(
 
     if not isinstance(start, int) or isinstance(start, bool) or start < 0:
         raise ValueError(f"start: expected a non-negative integer, got {start!r}")
+    context = in_precision(dtype)
+    if dtype is None:
+        return _loop(step, carry, steps, args, chunk, failure, start, progress, desc)
+    with context:
+        given = carry
+        carry, losses, stopped = _loop(step, _cast(carry, dtype), steps, _cast(args, dtype), chunk, failure, start,
+                                       progress, desc)
+    return _restore(carry, given), losses, stopped
+
+
+def _loop(step, carry, steps, args, chunk, failure, start, progress, desc):
     done, end, kept, stopped = start, start + steps, [], None
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
     while done < end and stopped is None:

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from inference.loop import cached_step, fit_in_chunks
+from inference.loop import FIT_DTYPE, cached_step, fit_in_chunks
 from inference.objectives import sampler_loss
 from inference.proposals.base import Proposal
 from inference.proposals.mixture import AnchorMixture
@@ -86,6 +86,7 @@ def fit_sampler(
     anneal: float | None = None,
     chunk: int = 50,
     progress: bool = True,
+    dtype: str | None = FIT_DTYPE,
 ) -> tuple[Proposal, np.ndarray]:
     """Fit ``proposal`` to ``target`` by reverse KL; returns the fitted proposal and losses.
     ``chunk`` steps run per host round-trip (``inference.loop.fit_in_chunks``).
@@ -96,6 +97,8 @@ def fit_sampler(
     drove a flow on the 40-mode mixture, whose costs run to the thousands away from the modes, to
     non-finite parameters by step 84-272).
     Stops at the last finite state if a loss or parameter turns NaN/inf, with a warning.
+    ``dtype``: the fit's precision (float32 by default, :data:`inference.loop.FIT_DTYPE`); the
+    proposal comes back in the dtypes it was given.
     """
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
@@ -104,7 +107,7 @@ def fit_sampler(
     args = (key, target, jnp.asarray(steps), jnp.asarray(1.0 if anneal is None else anneal))
     state, losses, stopped = fit_in_chunks(step, sampler_init(proposal, optimizer), steps, args=args,
                                            chunk=chunk, params=lambda state: state.proposal, progress=progress,
-                                           desc="fit sampler")
+                                           desc="fit sampler", dtype=dtype)
     if stopped is not None:
         cause = stopped.replace("the parameters", "the proposal's parameters")
         warnings.warn(f"fit_sampler: {cause}", stacklevel=2)
@@ -160,7 +163,7 @@ def _beta(i: jax.Array, steps, beta0) -> jax.Array:
     # the schedule as traced arithmetic (steps and beta0 may be traced): annealing_schedule's one formula
     if beta0 is None:
         return jnp.asarray(1.0)
-    return jnp.minimum(1.0, beta0 ** jnp.maximum(0.0, 1.0 - i / (0.5 * steps)))
+    return jnp.minimum(1.0, beta0 ** jnp.maximum(0.0, 1.0 - i / (0.5 * steps))).astype(jnp.result_type(beta0))
 
 
 def fit_at_anchors(
@@ -174,6 +177,7 @@ def fit_at_anchors(
     optimizer: optax.GradientTransformation | None = None,
     chunk: int = 50,
     progress: bool = True,
+    dtype: str | None = FIT_DTYPE,
 ) -> AnchorMixture:
     """A θ-following proposal: one copy of ``proposal`` fitted by reverse KL at each anchor θ_k, all
     at once (``vmap`` over the anchors, ``chunk`` steps per host round-trip), as an
@@ -183,7 +187,8 @@ def fit_at_anchors(
     leading axis of length ``K``. Every copy starts from ``proposal`` (the sampler training learned
     at θ̂) and takes ``steps`` sampler steps toward :math:`p_{\\theta_k}` (the score-function
     gradient for discrete families, as in training). Stops at the last chunk whose parameters are
-    all finite, with a warning naming the step.
+    all finite, with a warning naming the step. ``dtype``: the fit's precision, as in
+    :func:`fit_sampler`.
     """
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
@@ -199,7 +204,7 @@ def fit_at_anchors(
     step = cached_step(_anchor_step, cost_fn, optimizer, num_draws, K)
     (components, opt_state), _, stopped = fit_in_chunks(step, (components, opt_state), steps, args=(key, anchors),
                                                         chunk=chunk, params=lambda carry: carry[0], progress=progress,
-                                                        desc=f"fit sampler at {K} anchors")
+                                                        desc=f"fit sampler at {K} anchors", dtype=dtype)
     if stopped is not None:
         warnings.warn(f"fit_at_anchors: {stopped}", stacklevel=2)
     _warn_skipped("fit_at_anchors", opt_state, steps * K)
@@ -233,6 +238,7 @@ def fit_conditional(
     optimizer: optax.GradientTransformation | None = None,
     chunk: int = 50,
     progress: bool = True,
+    dtype: str | None = FIT_DTYPE,
 ):
     r"""Fit a θ-conditional proposal (:class:`~inference.proposals.conditional.ConditionalFlow`) by
     reverse KL over θ: each step draws ``thetas_per_step`` θ's from the pool ``thetas`` (a pytree
@@ -241,6 +247,7 @@ def fit_conditional(
     each, and descends :math:`\frac1B\sum_b E_{q(\cdot|\theta_b)}[c_{\theta_b}(x) + \log q(x|\theta_b)]`
     (the paper's sampler step, averaged over where the posterior lives). Pathwise gradient;
     ``chunk`` steps per host round-trip; stops on the last finite chunk with a warning.
+    ``dtype``: the fit's precision, as in :func:`fit_sampler`.
     """
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
@@ -258,7 +265,7 @@ def fit_conditional(
     state = sampler_init(proposal, optimizer)
     state, _, stopped = fit_in_chunks(step, state, steps, args=(key, thetas), chunk=chunk,
                                       params=lambda state: state.proposal, progress=progress,
-                                      desc="fit conditional sampler")
+                                      desc="fit conditional sampler", dtype=dtype)
     if stopped is not None:
         warnings.warn(f"fit_conditional: {stopped}", stacklevel=2)
     _warn_skipped("fit_conditional", state.opt_state, steps)

@@ -11,6 +11,7 @@ from models.gridworld import gridworld, linear_costs, random_mdp
 from models.tabular import (
     Transitions,
     as_transitions,
+    backward_messages,
     check_trajectories,
     log_partition,
     occupancy,
@@ -89,6 +90,43 @@ def test_stochastic_gridworld_matches_enumeration():
     _, _, log_unnormalized = brute_force(costs, mdp)
     assert jnp.allclose(log_partition(costs, mdp.transitions, mdp.initial, mdp.horizon),
                         jax.nn.logsumexp(log_unnormalized), atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1.0, 400.0], ids=["moderate", "huge"])
+@pytest.mark.parametrize("slip", [0.0, 0.3])
+def test_log_partition_and_occupancy_stay_exact_when_messages_spread_by_hundreds_of_nats(scale, slip):
+    # scale 400: costs run to ±1600 per step and the messages spread over the states by > 700 nats
+    # (beyond what any rescaled linear-space recursion holds in float64). Value, occupancy (the
+    # gradient) and a vmapped gradient against enumeration.
+    mdp = gridworld(2, horizon=3, slip=slip, obstacles=(), start=None)
+    thetas = jnp.array([[-1.0, 0.0, 2.0, 0.5], [3.0, 1.0, -4.0, 2.0]]) * scale
+    costs = jax.vmap(linear_costs, in_axes=(0, None))(thetas, mdp.features)
+    log_beta = jax.vmap(lambda c: backward_messages(c, mdp.transitions, mdp.horizon))(costs)
+    spread = float(jnp.max(jnp.max(log_beta, -1) - jnp.min(log_beta, -1)))
+    assert (spread > 700) == (scale > 1)
+    visits_by_vmap = jax.vmap(occupancy, in_axes=(0, None, None, None))(costs, mdp.transitions, mdp.initial,
+                                                                         mdp.horizon)
+    for c, visits_vmapped in zip(costs, visits_by_vmap, strict=True):
+        states, actions, log_unnormalized = brute_force(c, mdp)
+        exact = jax.nn.logsumexp(log_unnormalized)
+        log_z = log_partition(c, mdp.transitions, mdp.initial, mdp.horizon)
+        np.testing.assert_allclose(log_z, exact, rtol=1e-13, atol=1e-12)
+        probs = jnp.exp(log_unnormalized - exact)
+        visits = jnp.zeros((mdp.num_states, mdp.num_actions))
+        for t in range(mdp.horizon):
+            visits = visits.at[states[:, t], actions[:, t]].add(probs)
+        np.testing.assert_allclose(occupancy(c, mdp.transitions, mdp.initial, mdp.horizon), visits, atol=1e-12)
+        np.testing.assert_allclose(visits_vmapped, visits, atol=1e-12)
+
+
+def test_log_partition_in_float32_agrees_with_float64():
+    mdp = gridworld(4, horizon=8, slip=0.1)
+    costs = linear_costs(jnp.array([-2.0, 5.0, 3.0, 0.5]), mdp.features)
+    reference = log_partition(costs, mdp.transitions, mdp.initial, mdp.horizon)
+    single = Transitions(mdp.transitions.successors, mdp.transitions.log_probs.astype(jnp.float32))
+    float32 = log_partition(costs.astype(jnp.float32), single, mdp.initial.astype(jnp.float32), mdp.horizon)
+    assert float32.dtype == jnp.float32
+    np.testing.assert_allclose(float32, reference, rtol=2e-6)
 
 
 def test_gridworld_dynamics_are_stochastic_matrices_and_respect_walls():
