@@ -51,7 +51,8 @@ def linear_gaussian_cloning(policy: LinearGaussianPolicy, demos: jax.Array, *, r
 def fit_policy_to_demos(key: jax.Array, policy, demos: jax.Array, *, steps: int = 300,
                         learning_rate: float = 3e-3, batch_size: int = 256, dtype: str | None = FIT_DTYPE):
     """Behaviour cloning by gradient: maximize the demonstrations' mean ``log_prob`` (any policy);
-    ``dtype``: the fit's precision (float32 by default; the policy comes back in its own dtypes)."""
+    ``dtype``: the fit's precision (``"float32"``, or ``None``: the inputs' own; the policy comes back in
+    its own dtypes)."""
     optimizer, step = cached_step(_cloning_step, learning_rate, batch_size)
     carry = (policy, optimizer.init(trainable(policy)))
     (policy, _), _, stopped = fit_in_chunks(step, carry, steps, args=(key, demos), params=lambda carry: carry[0],

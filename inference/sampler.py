@@ -97,8 +97,8 @@ def fit_sampler(
     drove a flow on the 40-mode mixture, whose costs run to the thousands away from the modes, to
     non-finite parameters by step 84-272).
     Stops at the last finite state if a loss or parameter turns NaN/inf, with a warning.
-    ``dtype``: the fit's precision (float32 by default, :data:`inference.loop.FIT_DTYPE`); the
-    proposal comes back in the dtypes it was given.
+    ``dtype``: the fit's precision (``"float32"``: faster, the proposal comes back in the dtypes it
+    was given; default ``None``, the inputs' own; see :mod:`inference.loop`).
     """
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")

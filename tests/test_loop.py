@@ -118,7 +118,8 @@ def test_a_float32_fitted_proposal_keeps_the_estimate_exact():
     from models import gaussian_target_params, quadratic_energy
 
     target = quadratic_energy(gaussian_target_params(3))
-    fitted, losses = fit_sampler(jax.random.key(0), Gaussian.isotropic(3, 2.0), target, steps=600, progress=False)
+    fitted, losses = fit_sampler(jax.random.key(0), Gaussian.isotropic(3, 2.0), target, steps=600, progress=False,
+                                 dtype="float32")
     assert losses.dtype == np.float32 and fitted.loc.dtype == jnp.float64
     x, log_q = fitted.sample_and_log_prob(jax.random.key(1), 20_000)
     assert x.dtype == jnp.float64 and log_q.dtype == jnp.float64
