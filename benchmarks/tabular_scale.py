@@ -1,7 +1,7 @@
 """Exact tabular log Z + gradient at scale (issue 13, item 5): a 1000 x 1000 gridworld (10^6
 states, 5 actions, T = 100), as (state, action, step)/s against this machine's memory-bandwidth
-ceiling, in float64 and float32, deterministic moves and slip 0.1; the forward pass (log Z alone)
-beside log Z + gradient.
+ceiling, in float64 and float32, deterministic moves by default (``--slips 0.1`` for slippery ones,
+at smaller sizes); the forward pass (log Z alone) beside log Z + gradient.
 
     python benchmarks/tabular_scale.py [--size 1000] [--horizon 100] [--slips 0.0]   # writes results/tabular_scale.{md,json}
 
@@ -56,6 +56,7 @@ def run(size, horizon, slip, dtype):
     transitions = tabular.Transitions(mdp.transitions.successors, mdp.transitions.log_probs.astype(dtype))
     features = mdp.features.astype(dtype)
     initial = mdp.initial.astype(dtype)
+
     def log_z(theta):
         return tabular.log_partition(linear_costs(theta, features), transitions, initial, horizon)
 

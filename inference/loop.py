@@ -63,7 +63,11 @@ def cached_step(factory: Callable[..., Callable], *args, **kwargs) -> Callable:
 
 
 def _cast(tree, dtype):
-    # floating arrays to `dtype`; for float32 also 64-bit integers to 32 bits (keys, non-arrays untouched)
+    # floating arrays to `dtype`; for float32 also 64-bit integers to 32 bits (keys, non-arrays untouched);
+    # None: the tree as it is
+    if dtype is None:
+        return tree
+
     def one(x):
         if not eqx.is_array(x) or jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
             return x
@@ -166,14 +170,10 @@ def fit_in_chunks(
 
     if not isinstance(start, int) or isinstance(start, bool) or start < 0:
         raise ValueError(f"start: expected a non-negative integer, got {start!r}")
-    context = in_precision(dtype)
-    if dtype is None:
-        return _loop(step, carry, steps, args, chunk, failure, start, progress, desc)
-    with context:
-        given = carry
-        carry, losses, stopped = _loop(step, _cast(carry, dtype), steps, _cast(args, dtype), chunk, failure, start,
-                                       progress, desc)
-    return _restore(carry, given), losses, stopped
+    with in_precision(dtype):
+        result, losses, stopped = _loop(step, _cast(carry, dtype), steps, _cast(args, dtype), chunk, failure, start,
+                                        progress, desc)
+    return (result if dtype is None else _restore(result, carry)), losses, stopped
 
 
 def _loop(step, carry, steps, args, chunk, failure, start, progress, desc):

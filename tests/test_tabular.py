@@ -35,6 +35,17 @@ def brute_force(costs, mdp):
     return states, actions, log_unnormalized
 
 
+def enumerated_visits(costs, mdp):
+    """Expected state-action visit counts by enumeration, and the exact log Z."""
+    states, actions, log_unnormalized = brute_force(costs, mdp)
+    exact = jax.nn.logsumexp(log_unnormalized)
+    probs = jnp.exp(log_unnormalized - exact)
+    visits = jnp.zeros((mdp.num_states, mdp.num_actions))
+    for t in range(mdp.horizon):
+        visits = visits.at[states[:, t], actions[:, t]].add(probs)
+    return visits, exact
+
+
 @pytest.fixture(params=[0, 1, 2], ids=lambda seed: f"mdp{seed}")
 def tiny(request):
     mdp = random_mdp(jax.random.key(request.param), num_states=3, num_actions=2, num_features=3, horizon=3)
@@ -54,11 +65,7 @@ def test_log_partition_is_the_sum_over_every_trajectory(tiny):
 
 def test_occupancy_is_the_expected_visit_count(tiny):
     mdp, costs = tiny
-    states, actions, log_unnormalized = brute_force(costs, mdp)
-    probs = jnp.exp(log_unnormalized - jax.nn.logsumexp(log_unnormalized))
-    visits = jnp.zeros((mdp.num_states, mdp.num_actions))
-    for t in range(mdp.horizon):
-        visits = visits.at[states[:, t], actions[:, t]].add(probs)
+    visits, _ = enumerated_visits(costs, mdp)
     assert jnp.allclose(occupancy(costs, mdp.transitions, mdp.initial, mdp.horizon), visits, atol=1e-12)
 
 
@@ -107,14 +114,9 @@ def test_log_partition_and_occupancy_stay_exact_when_messages_spread_by_hundreds
     visits_by_vmap = jax.vmap(occupancy, in_axes=(0, None, None, None))(costs, mdp.transitions, mdp.initial,
                                                                          mdp.horizon)
     for c, visits_vmapped in zip(costs, visits_by_vmap, strict=True):
-        states, actions, log_unnormalized = brute_force(c, mdp)
-        exact = jax.nn.logsumexp(log_unnormalized)
+        visits, exact = enumerated_visits(c, mdp)
         log_z = log_partition(c, mdp.transitions, mdp.initial, mdp.horizon)
         np.testing.assert_allclose(log_z, exact, rtol=1e-13, atol=1e-12)
-        probs = jnp.exp(log_unnormalized - exact)
-        visits = jnp.zeros((mdp.num_states, mdp.num_actions))
-        for t in range(mdp.horizon):
-            visits = visits.at[states[:, t], actions[:, t]].add(probs)
         np.testing.assert_allclose(occupancy(c, mdp.transitions, mdp.initial, mdp.horizon), visits, atol=1e-12)
         np.testing.assert_allclose(visits_vmapped, visits, atol=1e-12)
 
