@@ -56,8 +56,12 @@ class ConditionalFlow(eqx.Module):
 
     @classmethod
     def coupling(cls, key: jax.Array, dim: int, cond_dim: int, *, layers: int = 6, knots: int = 8,
-                 interval: float = 5.0, width: int = 64, base_scale: float = 1.0) -> ConditionalFlow:
-        """A conditional spline coupling flow on R^dim over N(0, base_scale² I), θ of ``cond_dim`` numbers."""
+                 interval: float = 5.0, width: int = 64, base_scale: float = 1.0,
+                 invert: bool = False) -> ConditionalFlow:
+        """A conditional spline coupling flow on R^dim over N(0, base_scale² I), θ of ``cond_dim`` numbers.
+
+        Draws (and their θ-gradients inside NUTS) go through the spline's forward map, as in
+        :meth:`Flow.coupling` (``invert=False``; the docstring of ``inference.proposals.flow`` says why)."""
         if not isinstance(dim, int) or dim < 2:
             raise ValueError(f"dim: a coupling flow needs an integer dimension >= 2, got {dim!r}")
         if not isinstance(cond_dim, int) or cond_dim < 1:
@@ -65,7 +69,7 @@ class ConditionalFlow(eqx.Module):
         dtype = jnp.zeros(()).dtype
         flow = coupling_flow(key, base_dist=Normal(jnp.zeros(dim, dtype), jnp.full(dim, base_scale, dtype)),
                              transformer=RationalQuadraticSpline(knots=knots, interval=interval),
-                             cond_dim=cond_dim, flow_layers=layers, nn_width=width)
+                             cond_dim=cond_dim, flow_layers=layers, nn_width=width, invert=invert)
         return cls(flow)
 
     @property
