@@ -18,6 +18,7 @@ Written by hand: the Riccati recursion of a MaxEnt (not a control) problem is in
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -54,6 +55,7 @@ def _solve(M, X):
     return jnp.linalg.solve(M, X)
 
 
+@partial(jax.jit, static_argnames="horizon")  # eagerly, a scan over a fresh closure compiles on every call
 def backward_riccati(A, B, Q, R, W, horizon: int) -> Riccati:
     """The backward pass of the module docstring, as a ``lax.scan`` over time."""
     n, m = B.shape
@@ -108,6 +110,14 @@ def sample_trajectories(
     """
     A, B, Q, R, W, m0, S0, horizon = _check(A, B, Q, R, W, m0, S0, horizon)
     n = check_positive_int("n", n)
+    states, actions = _sample(key, A, B, Q, R, W, m0, S0, horizon, n)
+    _check_overflow(states, A=A, B=B, Q=Q, R=R, W=W, m0=m0, S0=S0)
+    _check_overflow(actions, A=A, B=B, Q=Q, R=R, W=W, m0=m0, S0=S0)
+    return jnp.swapaxes(states, 0, 1), jnp.swapaxes(actions, 0, 1)
+
+
+@partial(jax.jit, static_argnames=("horizon", "n"))
+def _sample(key, A, B, Q, R, W, m0, S0, horizon: int, n: int) -> tuple[jax.Array, jax.Array]:
     riccati = backward_riccati(A, B, Q, R, W, horizon)
     dx = A.shape[0]
     eye = jnp.eye(dx, dtype=A.dtype)
@@ -132,10 +142,7 @@ def sample_trajectories(
 
     keys = jax.random.split(key_steps, horizon)
     _, (later, actions) = jax.lax.scan(forward, x0, (keys, riccati.gain, riccati.action_cov, riccati.P[1:]))
-    states = jnp.concatenate([x0[None], later], axis=0)
-    _check_overflow(states, A=A, B=B, Q=Q, R=R, W=W, m0=m0, S0=S0)
-    _check_overflow(actions, A=A, B=B, Q=Q, R=R, W=W, m0=m0, S0=S0)
-    return jnp.swapaxes(states, 0, 1), jnp.swapaxes(actions, 0, 1)
+    return jnp.concatenate([x0[None], later], axis=0), actions
 
 
 def _tilt(mean, cov, P, eye):

@@ -18,6 +18,7 @@ accepted everywhere and converted once. Written by hand: no JAX library offers t
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -135,9 +136,14 @@ def _expected_next(log_beta_next: jax.Array, transitions: Transitions) -> jax.Ar
 
 def backward_messages(costs: ArrayLike, transitions: Transitions | ArrayLike, horizon: int) -> jax.Array:
     """:math:`\\log \\beta_t(s)` for ``t = 0..T``, shape ``(T+1, S)``; ``costs`` is ``(S, A)``."""
-    transitions = as_transitions(transitions)
-    costs = jnp.asarray(costs)
+    return _backward_messages(jnp.asarray(costs), as_transitions(transitions), horizon)
 
+
+# The scans run under jit with the horizon (and below, the number of rollouts) static: called
+# eagerly, a lax.scan over a fresh closure compiles anew on every call, and these are called
+# eagerly on every proposal draw and exact log Z outside a fit.
+@partial(jax.jit, static_argnames="horizon")
+def _backward_messages(costs: jax.Array, transitions: Transitions, horizon: int) -> jax.Array:
     def backward(log_beta_next, _):
         log_beta = jax.nn.logsumexp(-costs + _expected_next(log_beta_next, transitions), axis=-1)
         return log_beta, log_beta_next
@@ -210,9 +216,14 @@ def simulate(
 
     Returns ``(states (n, T+1), actions (n, T))``; shared by the exact sampler and policies.
     """
-    horizon = action_logits.shape[0]
     if successor_log_weights is None:
-        successor_log_weights = jnp.zeros((horizon, transitions.num_states), transitions.log_probs.dtype)
+        successor_log_weights = jnp.zeros((action_logits.shape[0], transitions.num_states), transitions.log_probs.dtype)
+    return _simulate(key, transitions, initial_logits, action_logits, successor_log_weights, n)
+
+
+@partial(jax.jit, static_argnames="n")
+def _simulate(key, transitions, initial_logits, action_logits, successor_log_weights, n):
+    horizon = action_logits.shape[0]
     key_0, key_steps = jax.random.split(key)
     states_0 = jax.random.categorical(key_0, initial_logits, shape=(n,)).astype(jnp.int32)
 
