@@ -13,3 +13,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 jax.config.update("jax_enable_x64", True)
 os.environ.setdefault("MAXENT_GAN_QUICK", "1")
+
+
+def pytest_collection_modifyitems(items):
+    """Notebooks first, the later (longer: 05-07 run one to two minutes) ones first: with ``-n 2
+    --dist worksteal`` the long items then start early instead of leaving one worker busy after the
+    other has finished."""
+    notebooks = [item for item in items if str(item.path).endswith(".ipynb")]
+    items[:] = notebooks[::-1] + [item for item in items if not str(item.path).endswith(".ipynb")]
