@@ -18,14 +18,11 @@ from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import paramax
-from flowjax.bijections import RationalQuadraticSpline
-from flowjax.distributions import Normal
-from flowjax.flows import coupling_flow
 from jax.flatten_util import ravel_pytree
 
 from inference.proposals.base import check_count, check_points
+from inference.proposals.flow import spline_coupling_flow
 
 __all__ = ["AtCondition", "ConditionalFlow", "condition_vector", "is_conditional"]
 
@@ -66,11 +63,8 @@ class ConditionalFlow(eqx.Module):
             raise ValueError(f"dim: a coupling flow needs an integer dimension >= 2, got {dim!r}")
         if not isinstance(cond_dim, int) or cond_dim < 1:
             raise ValueError(f"cond_dim: expected a positive integer (θ's length), got {cond_dim!r}")
-        dtype = jnp.zeros(()).dtype
-        flow = coupling_flow(key, base_dist=Normal(jnp.zeros(dim, dtype), jnp.full(dim, base_scale, dtype)),
-                             transformer=RationalQuadraticSpline(knots=knots, interval=interval),
-                             cond_dim=cond_dim, flow_layers=layers, nn_width=width, invert=invert)
-        return cls(flow)
+        return cls(spline_coupling_flow(key, dim, layers=layers, knots=knots, interval=interval, width=width,
+                                        base_scale=base_scale, invert=invert, cond_dim=cond_dim))
 
     @property
     def dim(self) -> int:

@@ -6,9 +6,9 @@ same ``sampler_step``; ``sample_and_log_prob`` never inverts; and its rational-q
 spline coupling flow is exact-invertible both ways, so log q of data (for the GCL mixture)
 is as cheap as a draw.
 
-The coupling flows draw through the spline's forward map (``invert=False``; flowjax's default
-is True). Reverse KL, the sampler's step, differentiates the draws x = T(ε). flowjax's default
-(``invert=True``) makes T the spline's inverse, whose root ``sqrt(b² - 4ac)`` has an infinite or
+The coupling flows draw through the spline's forward map (``invert=False``). Reverse KL, the
+sampler's step, differentiates the draws x = T(ε), and flowjax's default (``invert=True``) makes
+T the spline's inverse, whose root ``sqrt(b² - 4ac)`` has an infinite or
 NaN gradient where the discriminant nears zero: over 60 000 random spline parameters and points,
 49 gave a non-finite parameter gradient through the inverse and none through the forward map.
 On the 40-mode mixture (costs in the thousands away from the modes) this was the cause of
@@ -32,7 +32,16 @@ from flowjax.train import fit_to_data
 
 from inference.proposals.base import check_count, check_points
 
-__all__ = ["Flow", "fit_flow_to_data"]
+__all__ = ["Flow", "fit_flow_to_data", "spline_coupling_flow"]
+
+
+def spline_coupling_flow(key, dim, *, layers, knots, interval, width, base_scale, invert, cond_dim=None):
+    """flowjax's spline coupling flow over N(0, base_scale² I) in the default dtype: the one
+    construction behind :meth:`Flow.coupling` and ``ConditionalFlow.coupling`` (``cond_dim``)."""
+    dtype = jnp.zeros(()).dtype
+    return coupling_flow(key, base_dist=Normal(jnp.zeros(dim, dtype), jnp.full(dim, base_scale, dtype)),
+                         transformer=RationalQuadraticSpline(knots=knots, interval=interval), cond_dim=cond_dim,
+                         flow_layers=layers, nn_width=width, invert=invert)
 
 
 class Flow(eqx.Module):
@@ -66,17 +75,8 @@ class Flow(eqx.Module):
             raise ValueError(f"dim: a coupling flow needs an integer dimension >= 2, got {dim!r}")
         if not base_scale > 0 or not interval > 0:
             raise ValueError(f"base_scale, interval: expected positive numbers, got {base_scale!r}, {interval!r}")
-        dtype = jnp.zeros(()).dtype
-        base = Normal(jnp.zeros(dim, dtype), jnp.full(dim, base_scale, dtype))
-        flow = coupling_flow(
-            key,
-            base_dist=base,
-            transformer=RationalQuadraticSpline(knots=knots, interval=interval),
-            flow_layers=layers,
-            nn_width=width,
-            invert=invert,
-        )
-        return cls(flow)
+        return cls(spline_coupling_flow(key, dim, layers=layers, knots=knots, interval=interval, width=width,
+                                        base_scale=base_scale, invert=invert))
 
     @property
     def dim(self) -> int:
