@@ -1,8 +1,10 @@
 """Float64 for the whole suite (identities are checked to 1e-10), set before any test runs; hypothesis profiles."""
 
+import gc
 import os
 
 import jax
+import pytest
 from hypothesis import settings
 
 # CI and ./dev test are deterministic: the same examples on every run (derandomize), no example
@@ -15,9 +17,51 @@ jax.config.update("jax_enable_x64", True)
 os.environ.setdefault("MAXENT_GAN_QUICK", "1")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop every compiled program after each test module. XLA's CPU backend maps each compiled kernel
+    into memory (about three mappings each) and JAX's caches keep them alive; a worker that had run a
+    few hundred tests held 39 655 mappings and the next one aborted inside a compile on reaching the
+    kernel's limit (vm.max_map_count, 65 530): the "worker crashed" failures of earlier runs, each in a
+    different test. After jax.clear_caches() a worker is back at its baseline (about 1 500)."""
+    yield
+    jax.clear_caches()
+    gc.collect()
+
+
 def pytest_collection_modifyitems(items):
     """Notebooks first, the later (longer: 05-07 run one to two minutes) ones first: with ``-n 2
     --dist worksteal`` the long items then start early instead of leaving one worker busy after the
     other has finished."""
     notebooks = [item for item in items if str(item.path).endswith(".ipynb")]
     items[:] = notebooks[::-1] + [item for item in items if not str(item.path).endswith(".ipynb")]
+
+
+# A worker that dies mid-test (a segfault inside XLA's CPU runtime: seen in about one fresh-clone run
+# in three, each time in a different test, never reproduced alone) fails that test with "worker
+# crashed" although no assertion ran. xdist's documented hook reschedules such a test once, on a
+# fresh worker; an assertion failure is never rerun, and a test that crashes twice fails. Every
+# rerun is listed at the end of the run, so a crash is never hidden.
+CRASH_RERUNS = 1
+_crashes: dict[str, int] = {}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem, report, sched):
+    _crashes[crashitem] = _crashes.get(crashitem, 0) + 1
+    if _crashes[crashitem] <= CRASH_RERUNS:
+        sched.mark_test_pending(crashitem)
+        report.outcome = "rerun"
+
+
+def pytest_report_teststatus(report):
+    if report.outcome == "rerun":
+        return "rerun", "R", "RERUN (worker crashed)"
+    return None
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _crashes:
+        terminalreporter.section("worker crashes (each crashed test was rerun once on a fresh worker)")
+        for nodeid, count in _crashes.items():
+            terminalreporter.line(f"{nodeid}: crashed {count} time(s)")
