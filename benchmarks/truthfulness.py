@@ -100,8 +100,9 @@ def main(argv=None) -> None:
               "2000 exact draws; float64; 2 CPU cores)\n\n"
               f"`python benchmarks/truthfulness.py` (one run; seeds {_seeds(rows)}). flagged: the rule of inference.diagnostics "
               "calls the estimate unreliable.\n\n")
-    write_atomic(RESULTS / "truthfulness.md", header + table(rows))
-    print(table(rows))
+    text = table(rows)
+    write_atomic(RESULTS / "truthfulness.md", header + text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -37,11 +37,11 @@ def pytest_collection_modifyitems(items):
     items[:] = notebooks[::-1] + [item for item in items if not str(item.path).endswith(".ipynb")]
 
 
-# A worker that dies mid-test (a segfault inside XLA's CPU runtime: seen in about one fresh-clone run
-# in three, each time in a different test, never reproduced alone) fails that test with "worker
-# crashed" although no assertion ran. xdist's documented hook reschedules such a test once, on a
-# fresh worker; an assertion failure is never rerun, and a test that crashes twice fails. Every
-# rerun is listed at the end of the run, so a crash is never hidden.
+# The net under _release_compiled_programs: a worker that still dies mid-test (the mapping limit
+# reached within one module, or another abort in XLA) fails that test with "worker crashed" although
+# no assertion ran. xdist's documented hook reschedules such a test once, on a fresh worker; an
+# assertion failure is never rerun, and a test that crashes twice fails. Every crash is listed at
+# the end of the run, so none is hidden.
 CRASH_RERUNS = 1
 _crashes: dict[str, int] = {}
 
@@ -62,6 +62,6 @@ def pytest_report_teststatus(report):
 
 def pytest_terminal_summary(terminalreporter):
     if _crashes:
-        terminalreporter.section("worker crashes (each crashed test was rerun once on a fresh worker)")
+        terminalreporter.section("worker crashes (rerun once on a fresh worker; a second crash fails the test)")
         for nodeid, count in _crashes.items():
             terminalreporter.line(f"{nodeid}: crashed {count} time(s)")
