@@ -130,8 +130,9 @@ def _check_rows(row_sums: np.ndarray, atol: float) -> None:
 
 
 def _expected_next(log_beta_next: jax.Array, transitions: Transitions) -> jax.Array:
-    # log Σ_{s'} P(s'|s,a) β_{t+1}(s'), shape (S, A)
-    return jax.nn.logsumexp(transitions.log_probs + log_beta_next[transitions.successors], axis=-1)
+    # log Σ_{s'} P(s'|s,a) β_{t+1}(s'), shape (S, A); one successor (deterministic moves) needs no logsumexp
+    ahead = transitions.log_probs + log_beta_next[transitions.successors]
+    return ahead[..., 0] if ahead.shape[-1] == 1 else jax.nn.logsumexp(ahead, axis=-1)
 
 
 def backward_messages(costs: ArrayLike, transitions: Transitions | ArrayLike, horizon: int) -> jax.Array:
@@ -155,14 +156,81 @@ def _backward_messages(costs: jax.Array, transitions: Transitions, horizon: int)
     return jnp.concatenate([log_beta_0[None], later[::-1]], axis=0)
 
 
+def _log_z(costs: jax.Array, transitions: Transitions, log_initial: jax.Array, horizon: int) -> jax.Array:
+    return jax.nn.logsumexp(log_initial + _backward_messages(costs, transitions, horizon)[0])
+
+
+@partial(jax.jit, static_argnames=("horizon", "edges"))
+def _visits(costs, transitions, log_initial, horizon, edges):
+    """The forward pass under :math:`p_c`: ``(log Z, occupancy (S, A), μ_0 (S,), edge visits (S, A, K) or None)``.
+
+    :math:`\\mu_0 = \\operatorname{softmax}(\\log p_0 + \\log\\beta_0)`; at each step the pair
+    :math:`(s,a)` is visited with :math:`\\mu_t(s)\\pi_t(a|s)`, :math:`\\pi_t = e^{\\ell_t - \\log\\beta_t}`,
+    and its ``k``-th successor with that times :math:`e^{\\log P_k + \\log\\beta_{t+1}(s'_k) - q_t(s,a)}`
+    (the dynamics tilted by the future); :math:`\\mu_{t+1}` sums those into each successor. Every
+    exponent is a log probability (at most 0): no exp of a raw cost, and messages hundreds of nats apart
+    lose nothing. The messages are recomputed from the stored :math:`\\log\\beta` rather than kept per
+    step, so memory is ``(T+1)·S`` instead of the ``T·S·A·K`` residuals reverse mode would keep.
+    """
+    log_beta = _backward_messages(costs, transitions, horizon)
+    start = log_initial + log_beta[0]
+    log_z = jax.nn.logsumexp(start)
+    mu_0 = jnp.exp(start - log_z)
+    num_states = costs.shape[0]
+    flat_successors = transitions.successors.reshape(-1)
+
+    def forward(carry, inputs):
+        mu, visits, edge_visits = carry
+        log_beta_t, log_beta_next = inputs
+        ahead = transitions.log_probs + log_beta_next[transitions.successors]
+        q = ahead[..., 0] if ahead.shape[-1] == 1 else jax.nn.logsumexp(ahead, axis=-1)
+        pair = mu[:, None] * jnp.exp(-costs + q - log_beta_t[:, None])
+        flow = pair[..., None] * jnp.exp(ahead - q[..., None])
+        mu_next = jax.ops.segment_sum(flow.reshape(-1), flat_successors, num_segments=num_states)
+        return (mu_next, visits + pair, None if edge_visits is None else edge_visits + flow), None
+
+    zeros = jnp.zeros_like(costs)
+    init = (mu_0, zeros, jnp.zeros(transitions.log_probs.shape, costs.dtype) if edges else None)
+    (_, visits, edge_visits), _ = jax.lax.scan(forward, init, (log_beta[:-1], log_beta[1:]))
+    return log_z, visits, mu_0, edge_visits
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _log_partition(costs, transitions, log_initial, horizon):
+    return _log_z(costs, transitions, log_initial, horizon)
+
+
+@partial(_log_partition.defjvp, symbolic_zeros=True)
+def _log_partition_jvp(horizon, primals, tangents):
+    """d log Z = −Σ occupancy·dc + Σ μ_0·d log p_0 + Σ edge visits·d log P: one backward and one forward
+    pass, where reverse mode through the scan kept every step's (S, A, K) residuals (at 10^6 states,
+    gigabytes) and transposed the successor gather into a scatter."""
+    costs, transitions, log_initial = primals
+    d_costs, d_transitions, d_initial = tangents
+    d_log_probs = d_transitions.log_probs
+    zero = jax.custom_derivatives.SymbolicZero
+    edges = not isinstance(d_log_probs, zero)
+    log_z, visits, mu_0, edge_visits = _visits(costs, transitions, log_initial, horizon, edges)
+    d_log_z = jnp.zeros_like(log_z)
+    if not isinstance(d_costs, zero):
+        d_log_z = d_log_z - jnp.sum(visits * d_costs)
+    if not isinstance(d_initial, zero):
+        d_log_z = d_log_z + jnp.sum(mu_0 * d_initial)
+    if edges:
+        # unused slots (log P = -inf) carry no visits and no tangent
+        d_log_z = d_log_z + jnp.sum(jnp.where(edge_visits > 0, edge_visits * d_log_probs, 0.0))
+    return log_z, d_log_z
+
+
 def log_partition(
     costs: ArrayLike, transitions: Transitions | ArrayLike, initial: ArrayLike, horizon: int
 ) -> jax.Array:
     """Exact :math:`\\log Z` of trajectory MaxEnt: ``costs (S, A)``, ``transitions (S, A, S)`` or
-    :class:`Transitions`, ``initial (S,)`` probabilities; differentiable in ``costs``."""
+    :class:`Transitions`, ``initial (S,)`` probabilities; differentiable in ``costs``, the dynamics'
+    log probabilities and ``initial``, by a hand-written derivative (:func:`_log_partition_jvp`: the
+    occupancy from one forward pass), to any order."""
     costs, transitions, log_initial = _check_problem(costs, transitions, initial, horizon)
-    log_beta = backward_messages(costs, transitions, horizon)
-    return jax.nn.logsumexp(log_initial + log_beta[0])
+    return _log_partition(costs, transitions, log_initial, horizon)
 
 
 def occupancy(
@@ -171,8 +239,8 @@ def occupancy(
     """Expected state-action visit counts under :math:`p_\\theta`, shape ``(S, A)``:
     :math:`-\\partial \\log Z / \\partial c(s,a)`, the MaxEnt IRL feature-matching term."""
     # checked before grad, which would otherwise fail first on complex or empty costs
-    costs, transitions, _ = _check_problem(costs, transitions, initial, horizon)
-    return -jax.grad(log_partition)(costs, transitions, initial, horizon)
+    costs, transitions, log_initial = _check_problem(costs, transitions, initial, horizon)
+    return _visits(costs, transitions, log_initial, horizon, False)[1]
 
 
 def sample_trajectories(

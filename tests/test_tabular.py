@@ -69,6 +69,34 @@ def test_occupancy_is_the_expected_visit_count(tiny):
     assert jnp.allclose(occupancy(costs, mdp.transitions, mdp.initial, mdp.horizon), visits, atol=1e-12)
 
 
+def test_hand_written_derivative_is_the_enumerated_one_in_every_argument_and_to_second_order(tiny):
+    # log_partition's derivative is written by hand (one forward pass for the occupancy, the start
+    # distribution and the edge visits); enumeration's is plain autodiff through a logsumexp over
+    # every trajectory. Gradients in costs, the dynamics' log probabilities and the start, and the
+    # Hessian in the costs (forward over reverse through the hand-written rule).
+    mdp, costs = tiny
+    successors = mdp.transitions.successors
+
+    def enumerated(costs, log_probs, initial):
+        states, actions = enumerate_trajectories(mdp.num_states, mdp.num_actions, mdp.horizon)
+        dense = Transitions(successors, log_probs).dense()
+        log_base = jnp.log(initial)[states[:, 0]] + jnp.log(dense[states[:, :-1], actions, states[:, 1:]]).sum(-1)
+        return jax.nn.logsumexp(log_base - trajectory_cost(costs, states, actions))
+
+    def recursion(costs, log_probs, initial):
+        return log_partition(costs, Transitions(successors, log_probs), initial, mdp.horizon)
+
+    args = (costs, mdp.transitions.log_probs, mdp.initial)
+    assert float(jnp.min(mdp.initial)) > 0 and bool(jnp.all(jnp.isfinite(args[1])))  # every entry has a derivative
+    for ours, reference in zip(jax.grad(recursion, argnums=(0, 1, 2))(*args),
+                               jax.grad(enumerated, argnums=(0, 1, 2))(*args), strict=True):
+        assert float(jnp.max(jnp.abs(reference))) > 1e-3  # a derivative that is there to check
+        np.testing.assert_allclose(ours, reference, atol=1e-12)
+    np.testing.assert_allclose(jax.hessian(recursion)(*args), jax.hessian(enumerated)(*args), atol=1e-11)
+    value, grad = jax.jit(jax.value_and_grad(recursion))(*args)
+    np.testing.assert_allclose(value, enumerated(*args), atol=1e-12)
+
+
 def test_exact_samples_have_the_enumerated_distribution(tiny):
     mdp, costs = tiny
     states, actions, log_unnormalized = brute_force(costs, mdp)
