@@ -165,12 +165,14 @@ def _visits(costs, transitions, log_initial, horizon, edges):
     """The forward pass under :math:`p_c`: ``(log Z, occupancy (S, A), μ_0 (S,), edge visits (S, A, K) or None)``.
 
     :math:`\\mu_0 = \\operatorname{softmax}(\\log p_0 + \\log\\beta_0)`; at each step the pair
-    :math:`(s,a)` is visited with :math:`\\mu_t(s)\\pi_t(a|s)`, :math:`\\pi_t = e^{\\ell_t - \\log\\beta_t}`,
+    :math:`(s,a)` is visited with :math:`\\mu_t(s)\\pi_t(a|s)`, :math:`\\pi_t = e^{\\ell_t - \\log\\beta_t}` with
+    :math:`\\ell_t = -c + q_t` (:func:`soft_action_logits`),
     and its ``k``-th successor with that times :math:`e^{\\log P_k + \\log\\beta_{t+1}(s'_k) - q_t(s,a)}`
     (the dynamics tilted by the future); :math:`\\mu_{t+1}` sums those into each successor. Every
     exponent is a log probability (at most 0): no exp of a raw cost, and messages hundreds of nats apart
     lose nothing. The messages are recomputed from the stored :math:`\\log\\beta` rather than kept per
-    step, so memory is ``(T+1)·S`` instead of the ``T·S·A·K`` residuals reverse mode would keep.
+    step, so memory is ``(T+1)·S`` plus one step's ``S·A·K`` (and the ``S·A·K`` edge-visit sum) instead of
+    the ``T·S·A·K`` residuals reverse mode would keep. The successor sums are a scatter-add (``segment_sum``).
     """
     log_beta = _backward_messages(costs, transitions, horizon)
     start = log_initial + log_beta[0]
@@ -204,7 +206,7 @@ def _log_partition(costs, transitions, log_initial, horizon):
 def _log_partition_jvp(horizon, primals, tangents):
     """d log Z = −Σ occupancy·dc + Σ μ_0·d log p_0 + Σ edge visits·d log P: one backward and one forward
     pass, where reverse mode through the scan kept every step's (S, A, K) residuals (at 10^6 states,
-    gigabytes) and transposed the successor gather into a scatter."""
+    gigabytes). Second and higher orders differentiate this rule's forward pass by plain autodiff."""
     costs, transitions, log_initial = primals
     d_costs, d_transitions, d_initial = tangents
     d_log_probs = d_transitions.log_probs
@@ -227,8 +229,9 @@ def log_partition(
 ) -> jax.Array:
     """Exact :math:`\\log Z` of trajectory MaxEnt: ``costs (S, A)``, ``transitions (S, A, S)`` or
     :class:`Transitions`, ``initial (S,)`` probabilities; differentiable in ``costs``, the dynamics'
-    log probabilities and ``initial``, by a hand-written derivative (:func:`_log_partition_jvp`: the
-    occupancy from one forward pass), to any order."""
+    log probabilities and ``initial`` where ``initial > 0`` (the log of a zero start probability has no
+    derivative), by a hand-written derivative (:func:`_log_partition_jvp`: the occupancy from one forward
+    pass); higher orders by autodiff of that pass."""
     costs, transitions, log_initial = _check_problem(costs, transitions, initial, horizon)
     return _log_partition(costs, transitions, log_initial, horizon)
 

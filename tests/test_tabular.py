@@ -95,6 +95,16 @@ def test_hand_written_derivative_is_the_enumerated_one_in_every_argument_and_to_
     np.testing.assert_allclose(jax.hessian(recursion)(*args), jax.hessian(enumerated)(*args), atol=1e-11)
     value, grad = jax.jit(jax.value_and_grad(recursion))(*args)
     np.testing.assert_allclose(value, enumerated(*args), atol=1e-12)
+    np.testing.assert_allclose(grad, jax.grad(enumerated)(*args), atol=1e-12)
+    # an unused slot (log P = -inf) changes nothing and carries no derivative
+    padded = Transitions(jnp.concatenate([successors, successors[..., :1]], -1),
+                         jnp.concatenate([args[1], jnp.full(successors.shape[:2] + (1,), -jnp.inf)], -1))
+    grads = jax.grad(lambda c, lp: log_partition(c, Transitions(padded.successors, lp), mdp.initial, mdp.horizon),
+                     argnums=(0, 1))(costs, padded.log_probs)
+    reference = jax.grad(recursion, argnums=(0, 1))(*args)
+    np.testing.assert_allclose(grads[0], reference[0], atol=1e-12)
+    np.testing.assert_allclose(grads[1][..., :-1], reference[1], atol=1e-12)
+    assert bool(jnp.all(grads[1][..., -1] == 0))
 
 
 def test_exact_samples_have_the_enumerated_distribution(tiny):
