@@ -129,10 +129,16 @@ def _check_rows(row_sums: np.ndarray, atol: float) -> None:
         )
 
 
-def _expected_next(log_beta_next: jax.Array, transitions: Transitions) -> jax.Array:
-    # log Σ_{s'} P(s'|s,a) β_{t+1}(s'), shape (S, A); one successor (deterministic moves) needs no logsumexp
+def _lookahead(log_beta_next: jax.Array, transitions: Transitions) -> tuple[jax.Array, jax.Array]:
+    # log P(s'_k|s,a) + log β_{t+1}(s'_k), shape (S, A, K), and its log Σ_k, shape (S, A);
+    # one successor (deterministic moves) needs no logsumexp
     ahead = transitions.log_probs + log_beta_next[transitions.successors]
-    return ahead[..., 0] if ahead.shape[-1] == 1 else jax.nn.logsumexp(ahead, axis=-1)
+    return ahead, ahead[..., 0] if ahead.shape[-1] == 1 else jax.nn.logsumexp(ahead, axis=-1)
+
+
+def _expected_next(log_beta_next: jax.Array, transitions: Transitions) -> jax.Array:
+    # log Σ_{s'} P(s'|s,a) β_{t+1}(s'), shape (S, A)
+    return _lookahead(log_beta_next, transitions)[1]
 
 
 def backward_messages(costs: ArrayLike, transitions: Transitions | ArrayLike, horizon: int) -> jax.Array:
@@ -154,10 +160,6 @@ def _backward_messages(costs: jax.Array, transitions: Transitions, horizon: int)
     log_beta_0, later = jax.lax.scan(backward, log_beta_last, None, length=horizon)
     # `later` holds β_T, β_{T-1}, ..., β_1 in scan order
     return jnp.concatenate([log_beta_0[None], later[::-1]], axis=0)
-
-
-def _log_z(costs: jax.Array, transitions: Transitions, log_initial: jax.Array, horizon: int) -> jax.Array:
-    return jax.nn.logsumexp(log_initial + _backward_messages(costs, transitions, horizon)[0])
 
 
 @partial(jax.jit, static_argnames=("horizon", "edges"))
@@ -184,22 +186,20 @@ def _visits(costs, transitions, log_initial, horizon, edges):
     def forward(carry, inputs):
         mu, visits, edge_visits = carry
         log_beta_t, log_beta_next = inputs
-        ahead = transitions.log_probs + log_beta_next[transitions.successors]
-        q = ahead[..., 0] if ahead.shape[-1] == 1 else jax.nn.logsumexp(ahead, axis=-1)
+        ahead, q = _lookahead(log_beta_next, transitions)
         pair = mu[:, None] * jnp.exp(-costs + q - log_beta_t[:, None])
         flow = pair[..., None] * jnp.exp(ahead - q[..., None])
         mu_next = jax.ops.segment_sum(flow.reshape(-1), flat_successors, num_segments=num_states)
         return (mu_next, visits + pair, None if edge_visits is None else edge_visits + flow), None
 
-    zeros = jnp.zeros_like(costs)
-    init = (mu_0, zeros, jnp.zeros(transitions.log_probs.shape, costs.dtype) if edges else None)
+    init = (mu_0, jnp.zeros_like(costs), jnp.zeros(transitions.log_probs.shape, costs.dtype) if edges else None)
     (_, visits, edge_visits), _ = jax.lax.scan(forward, init, (log_beta[:-1], log_beta[1:]))
     return log_z, visits, mu_0, edge_visits
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
 def _log_partition(costs, transitions, log_initial, horizon):
-    return _log_z(costs, transitions, log_initial, horizon)
+    return jax.nn.logsumexp(log_initial + _backward_messages(costs, transitions, horizon)[0])
 
 
 @partial(_log_partition.defjvp, symbolic_zeros=True)
@@ -241,7 +241,6 @@ def occupancy(
 ) -> jax.Array:
     """Expected state-action visit counts under :math:`p_\\theta`, shape ``(S, A)``:
     :math:`-\\partial \\log Z / \\partial c(s,a)`, the MaxEnt IRL feature-matching term."""
-    # checked before grad, which would otherwise fail first on complex or empty costs
     costs, transitions, log_initial = _check_problem(costs, transitions, initial, horizon)
     return _visits(costs, transitions, log_initial, horizon, False)[1]
 
