@@ -164,7 +164,8 @@ def _backward_messages(costs: jax.Array, transitions: Transitions, horizon: int)
 
 @partial(jax.jit, static_argnames=("horizon", "edges"))
 def _visits(costs, transitions, log_initial, horizon, edges):
-    """The forward pass under :math:`p_c`: ``(log Z, occupancy (S, A), μ_0 (S,), edge visits (S, A, K) or None)``.
+    """The forward pass under :math:`p_c`: ``(log Z, occupancy (S, A), β_0 / Z (S,), edge visits (S, A, K) or
+    None)``; :math:`\beta_0(s)/Z = \partial \log Z / \partial p_0(s)`, finite where :math:`p_0(s) = 0` too.
 
     :math:`\\mu_0 = \\operatorname{softmax}(\\log p_0 + \\log\\beta_0)`; at each step the pair
     :math:`(s,a)` is visited with :math:`\\mu_t(s)\\pi_t(a|s)`, :math:`\\pi_t = e^{\\ell_t - \\log\\beta_t}` with
@@ -180,6 +181,7 @@ def _visits(costs, transitions, log_initial, horizon, edges):
     start = log_initial + log_beta[0]
     log_z = jax.nn.logsumexp(start)
     mu_0 = jnp.exp(start - log_z)
+    start_weight = jnp.exp(log_beta[0] - log_z)
     num_states = costs.shape[0]
     flat_successors = transitions.successors.reshape(-1)
 
@@ -194,30 +196,32 @@ def _visits(costs, transitions, log_initial, horizon, edges):
 
     init = (mu_0, jnp.zeros_like(costs), jnp.zeros(transitions.log_probs.shape, costs.dtype) if edges else None)
     (_, visits, edge_visits), _ = jax.lax.scan(forward, init, (log_beta[:-1], log_beta[1:]))
-    return log_z, visits, mu_0, edge_visits
+    return log_z, visits, start_weight, edge_visits
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _log_partition(costs, transitions, log_initial, horizon):
-    return jax.nn.logsumexp(log_initial + _backward_messages(costs, transitions, horizon)[0])
+def _log_partition(costs, transitions, initial, horizon):
+    return jax.nn.logsumexp(jnp.log(initial) + _backward_messages(costs, transitions, horizon)[0])
 
 
 @partial(_log_partition.defjvp, symbolic_zeros=True)
 def _log_partition_jvp(horizon, primals, tangents):
-    """d log Z = −Σ occupancy·dc + Σ μ_0·d log p_0 + Σ edge visits·d log P: one backward and one forward
+    """d log Z = −Σ occupancy·dc + Σ (β_0/Z)·dp_0 + Σ edge visits·d log P: one backward and one forward
     pass, where reverse mode through the scan kept every step's (S, A, K) residuals (at 10^6 states,
-    gigabytes). Second and higher orders differentiate this rule's forward pass by plain autodiff."""
-    costs, transitions, log_initial = primals
+    gigabytes). The start enters as probabilities, not their log, so its derivative is finite where
+    p_0 = 0 (the gridworld's one-hot start). Second and higher orders differentiate this rule's forward
+    pass by plain autodiff (in p_0, only where p_0 > 0)."""
+    costs, transitions, initial = primals
     d_costs, d_transitions, d_initial = tangents
     d_log_probs = d_transitions.log_probs
     zero = jax.custom_derivatives.SymbolicZero
     edges = not isinstance(d_log_probs, zero)
-    log_z, visits, mu_0, edge_visits = _visits(costs, transitions, log_initial, horizon, edges)
+    log_z, visits, start_weight, edge_visits = _visits(costs, transitions, jnp.log(initial), horizon, edges)
     d_log_z = jnp.zeros_like(log_z)
     if not isinstance(d_costs, zero):
         d_log_z = d_log_z - jnp.sum(visits * d_costs)
     if not isinstance(d_initial, zero):
-        d_log_z = d_log_z + jnp.sum(mu_0 * d_initial)
+        d_log_z = d_log_z + jnp.sum(start_weight * d_initial)
     if edges:
         # unused slots (log P = -inf) carry no visits and no tangent
         d_log_z = d_log_z + jnp.sum(jnp.where(edge_visits > 0, edge_visits * d_log_probs, 0.0))
@@ -229,11 +233,11 @@ def log_partition(
 ) -> jax.Array:
     """Exact :math:`\\log Z` of trajectory MaxEnt: ``costs (S, A)``, ``transitions (S, A, S)`` or
     :class:`Transitions`, ``initial (S,)`` probabilities; differentiable in ``costs``, the dynamics'
-    log probabilities and ``initial`` where ``initial > 0`` (the log of a zero start probability has no
-    derivative), by a hand-written derivative (:func:`_log_partition_jvp`: the occupancy from one forward
-    pass); higher orders by autodiff of that pass."""
-    costs, transitions, log_initial = _check_problem(costs, transitions, initial, horizon)
-    return _log_partition(costs, transitions, log_initial, horizon)
+    log probabilities and ``initial`` (zero start probabilities included: :math:`\beta_0/Z`), by a
+    hand-written derivative (:func:`_log_partition_jvp`: the occupancy from one forward pass); higher
+    orders by autodiff of that pass (in ``initial``, where ``initial > 0``)."""
+    costs, transitions, initial = _check_problem(costs, transitions, initial, horizon)
+    return _log_partition(costs, transitions, initial, horizon)
 
 
 def occupancy(
@@ -241,8 +245,8 @@ def occupancy(
 ) -> jax.Array:
     """Expected state-action visit counts under :math:`p_\\theta`, shape ``(S, A)``:
     :math:`-\\partial \\log Z / \\partial c(s,a)`, the MaxEnt IRL feature-matching term."""
-    costs, transitions, log_initial = _check_problem(costs, transitions, initial, horizon)
-    return _visits(costs, transitions, log_initial, horizon, False)[1]
+    costs, transitions, initial = _check_problem(costs, transitions, initial, horizon)
+    return _visits(costs, transitions, jnp.log(initial), horizon, False)[1]
 
 
 def sample_trajectories(
@@ -258,10 +262,10 @@ def sample_trajectories(
     :math:`s_0 \\propto p_0 \\beta_0`; :math:`a_t \\propto e^{-c(s_t,a)} \\sum_{s'} P(s'|s_t,a)\\beta_{t+1}(s')`;
     :math:`s_{t+1} \\propto P(s'|s_t,a_t)\\beta_{t+1}(s')` (the dynamics tilted by the future).
     """
-    costs, transitions, log_initial = _check_problem(costs, transitions, initial, horizon)
+    costs, transitions, initial = _check_problem(costs, transitions, initial, horizon)
     n = check_positive_int("n", n)
     log_beta, action_logits = soft_action_logits(costs, transitions, horizon)
-    return simulate(key, transitions, log_initial + log_beta[0], action_logits, n, successor_log_weights=log_beta[1:])
+    return simulate(key, transitions, jnp.log(initial) + log_beta[0], action_logits, n, successor_log_weights=log_beta[1:])
 
 
 def soft_action_logits(costs: jax.Array, transitions: Transitions, horizon: int) -> tuple[jax.Array, jax.Array]:
@@ -392,4 +396,4 @@ def _check_problem(costs, transitions, initial, horizon):
     if _concrete(costs) and not bool(np.all(np.isfinite(np.asarray(costs)))):
         s, a = np.argwhere(~np.isfinite(np.asarray(costs)))[0]
         raise ValueError(f"costs: non-finite value at (s={s}, a={a})")
-    return costs, transitions, jnp.log(initial)
+    return costs, transitions, initial

@@ -105,6 +105,14 @@ def test_hand_written_derivative_is_the_enumerated_one_in_every_argument_and_to_
     np.testing.assert_allclose(grads[0], reference[0], atol=1e-12)
     np.testing.assert_allclose(grads[1][..., :-1], reference[1], atol=1e-12)
     assert bool(jnp.all(grads[1][..., -1] == 0))
+    # Z is linear in the start: dZ/dp_0(s) = beta_0(s) at every p_0, so the derivative of log Z at a start
+    # with zeros (where log p_0 has none) is the checked one above times Z(p_0) / Z(start): finite, and
+    # nonzero at the states it never starts from
+    start = jnp.zeros_like(mdp.initial).at[0].set(0.5).at[-1].set(0.5)
+    at_start = jax.grad(recursion, argnums=2)(costs, args[1], start)
+    expected = jax.grad(recursion, argnums=2)(*args) * jnp.exp(recursion(*args) - recursion(costs, args[1], start))
+    assert bool(jnp.all(jnp.isfinite(at_start))) and float(jnp.min(jnp.abs(at_start[1:-1]))) > 1e-3
+    np.testing.assert_allclose(at_start, expected, atol=1e-12)
 
 
 def test_exact_samples_have_the_enumerated_distribution(tiny):
