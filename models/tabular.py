@@ -165,7 +165,7 @@ def _backward_messages(costs: jax.Array, transitions: Transitions, horizon: int)
 @partial(jax.jit, static_argnames=("horizon", "edges"))
 def _visits(costs, transitions, log_initial, horizon, edges):
     """The forward pass under :math:`p_c`: ``(log Z, occupancy (S, A), β_0 / Z (S,), edge visits (S, A, K) or
-    None)``; :math:`\beta_0(s)/Z = \partial \log Z / \partial p_0(s)`, finite where :math:`p_0(s) = 0` too.
+    None)``; :math:`\\beta_0(s)/Z = \\partial \\log Z / \\partial p_0(s)`, finite where :math:`p_0(s) = 0` too.
 
     :math:`\\mu_0 = \\operatorname{softmax}(\\log p_0 + \\log\\beta_0)`; at each step the pair
     :math:`(s,a)` is visited with :math:`\\mu_t(s)\\pi_t(a|s)`, :math:`\\pi_t = e^{\\ell_t - \\log\\beta_t}` with
@@ -233,7 +233,7 @@ def log_partition(
 ) -> jax.Array:
     """Exact :math:`\\log Z` of trajectory MaxEnt: ``costs (S, A)``, ``transitions (S, A, S)`` or
     :class:`Transitions`, ``initial (S,)`` probabilities; differentiable in ``costs``, the dynamics'
-    log probabilities and ``initial`` (zero start probabilities included: :math:`\beta_0/Z`), by a
+    log probabilities and ``initial`` (zero start probabilities included: :math:`\\beta_0/Z`), by a
     hand-written derivative (:func:`_log_partition_jvp`: the occupancy from one forward pass); higher
     orders by autodiff of that pass (in ``initial``, where ``initial > 0``)."""
     costs, transitions, initial = _check_problem(costs, transitions, initial, horizon)
