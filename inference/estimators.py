@@ -141,10 +141,10 @@ def _mean_sigmoid_split(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def _balance(log_z, ratio_data, ratio_samples):
-    r""":math:`ar D_p - (1 - ar D_q)`, :math:`D = \sigma(r - \log Z)`; zero at the optimum.
+    r""":math:`\bar D_p - (1 - \bar D_q)`, :math:`D = \sigma(r - \log Z)`; zero at the optimum.
 
-    :math:`\partial_{\log Z} L_{disc} = 0 \iff 	frac12 ar D_p + 	frac12 ar D_q = 	frac12`, i.e.
-    :math:`ar D_p = 1 - ar D_q` (:math:`1 - D = \sigma(\log Z - r)`). Each mean is split into the
+    :math:`\partial_{\log Z} L_{disc} = 0 \iff 	frac12 \bar D_p + 	frac12 \bar D_q = 	frac12`, i.e.
+    :math:`\bar D_p = 1 - \bar D_q` (:math:`1 - D = \sigma(\log Z - r)`). Each mean is split into the
     share of saturated terms and a remainder (:func:`_mean_sigmoid_split`): the shares cancel exactly
     where they match, and the remainders keep their relative precision, so the balance is accurate
     where terms within 1e-12 of 0 or 1 decide the root (one data point like the draws and one far

@@ -57,7 +57,7 @@ def sampler_step(
     beta: jax.Array | float = 1.0,
 ) -> tuple[SamplerState, SamplerInfo]:
     """One reparameterized gradient step on :math:`L_{sampler}` for the tempered target
-    :math:`e^{-\beta c}` (``beta = 1``: the target itself; the cost is ``-target.unnormalized_log_prob``)."""
+    :math:`e^{-\\beta c}` (``beta = 1``: the target itself; the cost is ``-target.unnormalized_log_prob``)."""
     proposal, opt_state, loss, _ = proposal_update(
         key, state.proposal, state.opt_state, sampler_loss,
         lambda x: -beta * target.unnormalized_log_prob(x), optimizer, num_draws,
