@@ -143,7 +143,7 @@ def _mean_sigmoid_split(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
 def _balance(log_z, ratio_data, ratio_samples):
     r""":math:`\bar D_p - (1 - \bar D_q)`, :math:`D = \sigma(r - \log Z)`; zero at the optimum.
 
-    :math:`\partial_{\log Z} L_{disc} = 0 \iff 	frac12 \bar D_p + 	frac12 \bar D_q = 	frac12`, i.e.
+    :math:`\partial_{\log Z} L_{disc} = 0 \iff \tfrac12 \bar D_p + \tfrac12 \bar D_q = \tfrac12`, i.e.
     :math:`\bar D_p = 1 - \bar D_q` (:math:`1 - D = \sigma(\log Z - r)`). Each mean is split into the
     share of saturated terms and a remainder (:func:`_mean_sigmoid_split`): the shares cancel exactly
     where they match, and the remainders keep their relative precision, so the balance is accurate

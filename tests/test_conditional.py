@@ -76,7 +76,7 @@ def test_the_handler_moves_the_draws_with_theta(fitted):
 def test_posterior_with_a_theta_following_flow_is_close_to_the_exact_one_or_says_why_not(fitted):
     # With 300 fixed base draws the flow's log Ẑ(θ) passes at every posterior draw (k-hat), yet its
     # error's slope across θ, times 100 data points, moves the posterior by about 0.3 sd: 0.28 sd with
-    # XLA's fusion emitters, 0.33 sd with its loop emitters (2026-12-04; the same fit, float rounding
+    # XLA's fusion emitters at -O0, 0.33 sd with its loop emitters (2026-12-04; the same fit, float rounding
     # apart). So "matches" held by luck; what the library promises is that the draw-set check sees it.
     # (With 2000 draws one chain sticks where the flow extrapolates, 178 sd off, and is flagged at
     # 51 % of the draws: the flow is fitted over θ* ± 0.4 only.)
