@@ -1,7 +1,7 @@
 """Swappable importance proposals behind one protocol (DESIGN.md §3)."""
 
 from inference.proposals.base import Proposal
-from inference.proposals.conditional import ConditionalFlow
+from inference.proposals.conditional import ConditionalFlow, DefensiveConditional
 from inference.proposals.exact import ExactProposal
 from inference.proposals.flow import Flow
 from inference.proposals.gaussian import DiagonalGaussian, Gaussian
@@ -11,6 +11,7 @@ from inference.proposals.policy import TabularExact, TabularPolicy
 __all__ = [
     "AnchorMixture",
     "ConditionalFlow",
+    "DefensiveConditional",
     "DefensiveMixture",
     "DiagonalGaussian",
     "ExactProposal",

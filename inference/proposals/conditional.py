@@ -14,17 +14,19 @@ as an ordinary proposal for everything else in the library.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import paramax
 from jax.flatten_util import ravel_pytree
 
-from inference.proposals.base import check_count, check_points
+from inference.proposals.base import Proposal, check_count, check_points
 from inference.proposals.flow import spline_coupling_flow
 
-__all__ = ["AtCondition", "ConditionalFlow", "condition_vector", "is_conditional"]
+__all__ = ["AtCondition", "ConditionalFlow", "DefensiveConditional", "condition_vector", "is_conditional"]
 
 
 def condition_vector(theta: Any) -> jax.Array:
@@ -110,12 +112,97 @@ class ConditionalFlow(eqx.Module):
         return AtCondition(self, theta)
 
 
+class DefensiveConditional(eqx.Module):
+    """:math:`q(x\mid\theta) = (1-\alpha)\,q_\phi(x\mid\theta) + \alpha\,q_{broad}(x)`: a θ-conditional
+    proposal with a defensive component that does not move with θ (Hesterberg 1995).
+
+    A flow fitted over a pool of θ extrapolates outside it, and where it misses mass of
+    :math:`p_\theta` its :math:`\hat Z(\theta)` is too small, so :math:`-n\log\hat Z(\theta)` pulls a
+    posterior there (a chain stuck far out, issue 12). The broad part bounds every weight,
+    :math:`w \le \tilde p_\theta / (\alpha\, q_{broad})`, at every θ.
+
+    The draws are stratified, not picked at random: of n base draws the last
+    ``round(α n)`` are draws of ``broad`` itself (they do not depend on θ) and the rest are the flow's
+    ε, moved by :math:`T_\phi(\varepsilon;\theta)`. Every draw is weighted by the mixture density
+    (the balance heuristic), so :math:`\hat Z(\theta)` is unbiased at every θ and, with the draws
+    fixed, smooth in θ: NUTS can run on it, as on the flow alone. The price is at most a fraction
+    α of the draws where the flow alone was good. Its log needs the flow's density at the broad
+    draws, one inverse pass.
+    """
+
+    reparameterized: ClassVar[bool] = True
+    conditional: ClassVar[bool] = True
+
+    proposal: ConditionalFlow
+    broad: Proposal
+    weight: float = eqx.field(static=True)
+
+    def __init__(self, proposal: ConditionalFlow, broad: Proposal, weight: float = 0.1):
+        if not is_conditional(proposal):
+            raise TypeError(f"proposal: expected a θ-conditional proposal, got {type(proposal).__name__}")
+        if not isinstance(broad, Proposal) or is_conditional(broad):
+            raise TypeError("broad: expected an ordinary (unconditional) proposal with "
+                            "sample/log_prob/sample_and_log_prob")
+        if getattr(broad, "dim", proposal.dim) != proposal.dim:
+            raise ValueError(f"broad: its draws have {broad.dim} coordinates, the flow's {proposal.dim}")
+        if not 0.0 < float(weight) < 1.0:
+            raise ValueError(f"weight: expected the broad component's weight in (0, 1), got {weight!r}")
+        self.proposal, self.broad, self.weight = proposal, broad, float(weight)
+
+    @property
+    def dim(self) -> int:
+        return self.proposal.dim
+
+    @property
+    def cond_dim(self) -> int:
+        return self.proposal.cond_dim
+
+    def num_broad(self, n: int) -> int:
+        """How many of n draws are the broad component's (at least one, at most n - 1)."""
+        return min(max(round(self.weight * n), 1), n - 1)
+
+    def base_draws(self, key: jax.Array, n: int) -> jax.Array:
+        """``(n, dim)``: the flow's ε, then ``num_broad(n)`` draws of the broad component."""
+        check_count(n)
+        if n < 2:
+            raise ValueError(f"n: a defensive mixture needs at least 2 draws (one per component), got {n}")
+        m = self.num_broad(n)
+        key_flow, key_broad = jax.random.split(key)
+        return jnp.concatenate([self.proposal.base_draws(key_flow, n - m), self.broad.sample(key_broad, m)])
+
+    def _mixture(self, log_q_flow: jax.Array, log_q_broad: jax.Array) -> jax.Array:
+        return jnp.logaddexp(math.log1p(-self.weight) + log_q_flow, math.log(self.weight) + log_q_broad)
+
+    def transform(self, eps: jax.Array, theta) -> tuple[jax.Array, jax.Array]:
+        """``(x, log q(x|θ))`` of :meth:`base_draws`' rows at θ."""
+        m = self.num_broad(eps.shape[0])
+        x_flow, log_q_flow = self.proposal.transform(eps[:-m], theta)
+        x_broad = eps[-m:]
+        x = jnp.concatenate([x_flow, x_broad])
+        log_q_flow = jnp.concatenate([log_q_flow, self.proposal.log_prob(x_broad, theta)])
+        return x, self._mixture(log_q_flow, self.broad.log_prob(x))
+
+    def log_prob(self, x: jax.Array, theta) -> jax.Array:
+        check_points("x", x, self.dim)
+        return self._mixture(self.proposal.log_prob(x, theta), self.broad.log_prob(x))
+
+    def sample_and_log_prob(self, key: jax.Array, n: int, theta) -> tuple[jax.Array, jax.Array]:
+        return self.transform(self.base_draws(key, n), theta)
+
+    def sample(self, key: jax.Array, n: int, theta) -> jax.Array:
+        return self.sample_and_log_prob(key, n, theta)[0]
+
+    def at(self, theta) -> AtCondition:
+        """:math:`q(\cdot\mid\theta)` as an ordinary (unconditional) proposal."""
+        return AtCondition(self, theta)
+
+
 class AtCondition(eqx.Module):
     """A conditional proposal at one θ: the ordinary proposal protocol."""
 
     reparameterized: ClassVar[bool] = True
 
-    proposal: ConditionalFlow
+    proposal: ConditionalFlow | DefensiveConditional
     theta: Any
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
