@@ -113,18 +113,18 @@ class ConditionalFlow(eqx.Module):
 
 
 class DefensiveConditional(eqx.Module):
-    """:math:`q(x\mid\theta) = (1-\alpha)\,q_\phi(x\mid\theta) + \alpha\,q_{broad}(x)`: a θ-conditional
+    """:math:`q(x\\mid\\theta) = (1-\\alpha)\\,q_\\phi(x\\mid\\theta) + \\alpha\\,q_{broad}(x)`: a θ-conditional
     proposal with a defensive component that does not move with θ (Hesterberg 1995).
 
     A flow fitted over a pool of θ extrapolates outside it, and where it misses mass of
-    :math:`p_\theta` its :math:`\hat Z(\theta)` is too small, so :math:`-n\log\hat Z(\theta)` pulls a
+    :math:`p_\\theta` its :math:`\\hat Z(\\theta)` is too small, so :math:`-n\\log\\hat Z(\\theta)` pulls a
     posterior there (a chain stuck far out, issue 12). The broad part bounds every weight,
-    :math:`w \le \tilde p_\theta / (\alpha\, q_{broad})`, at every θ.
+    :math:`w \\le \\tilde p_\\theta / (\\alpha\\, q_{broad})`, at every θ.
 
     The draws are stratified, not picked at random: of n base draws the last
     ``round(α n)`` are draws of ``broad`` itself (they do not depend on θ) and the rest are the flow's
-    ε, moved by :math:`T_\phi(\varepsilon;\theta)`. Every draw is weighted by the mixture density
-    (the balance heuristic), so :math:`\hat Z(\theta)` is unbiased at every θ and, with the draws
+    ε, moved by :math:`T_\\phi(\\varepsilon;\\theta)`. Every draw is weighted by the mixture density
+    (the balance heuristic), so :math:`\\hat Z(\\theta)` is unbiased at every θ and, with the draws
     fixed, smooth in θ: NUTS can run on it, as on the flow alone. The price is at most a fraction
     α of the draws where the flow alone was good. Its log needs the flow's density at the broad
     draws, one inverse pass.
@@ -193,7 +193,7 @@ class DefensiveConditional(eqx.Module):
         return self.sample_and_log_prob(key, n, theta)[0]
 
     def at(self, theta) -> AtCondition:
-        """:math:`q(\cdot\mid\theta)` as an ordinary (unconditional) proposal."""
+        """:math:`q(\\cdot\\mid\\theta)` as an ordinary (unconditional) proposal."""
         return AtCondition(self, theta)
 
 
