@@ -9,7 +9,8 @@ import pytest
 from inference.estimators import log_z_importance
 from inference.handler import normalized
 from inference.posterior import sample_posterior
-from inference.proposals.conditional import ConditionalFlow
+from inference.proposals.conditional import ConditionalFlow, DefensiveConditional
+from inference.proposals.gaussian import Gaussian
 from inference.sampler import fit_conditional
 from models.gaussian import diagonal_energy
 from models.problems import make_problem
@@ -98,3 +99,40 @@ def test_posterior_with_a_theta_following_flow_is_close_to_the_exact_one_or_says
     # the draw-set check accounts for the shift (up to NUTS noise), and a shift over 0.2 sd is flagged
     assert shift <= 2 * attrs["draw_set_error"] + 0.15, (shift, attrs["draw_set_error"])
     assert shift < 0.2 or attrs["reliable"] == 0, (shift, attrs["unreliable_reasons"])
+
+
+def test_defensive_conditional_is_a_stratified_mixture_whose_estimate_is_unbiased():
+    # q(x|θ) = 0.9 q_flow(x|θ) + 0.1 N(0, 2² I); the target exp(-c_θ) is the diagonal Gaussian family,
+    # Z(θ) exact. The flow is untrained (far from p_θ), so the unbiasedness is the estimator's, not a fit's.
+    problem = make_problem("gaussian")
+    family = problem.family
+    flow = ConditionalFlow.coupling(jax.random.key(0), problem.dim, 4, layers=2, width=16, knots=6)
+    broad = Gaussian.isotropic(problem.dim, 2.0)
+    proposal = DefensiveConditional(flow, broad, 0.1)
+    theta = family.unflatten(family.flatten(family.to_sites(family.theta_true)) + 0.3)
+    eps = proposal.base_draws(jax.random.key(1), 50)
+    x, log_q = proposal.transform(eps, theta)
+    assert proposal.num_broad(50) == 5
+    np.testing.assert_array_equal(x[-5:], eps[-5:])  # the broad draws do not move with θ
+    np.testing.assert_allclose(proposal.log_prob(x, theta), log_q, atol=1e-10)  # one density both ways
+    np.testing.assert_allclose(log_q, jnp.logaddexp(jnp.log(0.9) + flow.log_prob(x, theta),
+                                                    jnp.log(0.1) + broad.log_prob(x)), atol=1e-10)
+    assert bool(jnp.all(jnp.isfinite(jax.grad(lambda t: proposal.transform(eps, t)[1].sum())(theta)["loc"])))
+
+    def ratio(key):  # Ẑ/Z over one set of 200 stratified draws
+        x, log_q = proposal.sample_and_log_prob(key, 200, theta)
+        return jnp.exp(log_z_importance(family.cost_fn(theta, x), log_q).log_z - family.log_partition_fn(theta))
+
+    ratios = jax.vmap(ratio)(jax.random.split(jax.random.key(2), 400))
+    standard_error = float(ratios.std() / np.sqrt(ratios.size))
+    assert abs(float(ratios.mean()) - 1.0) < 4 * standard_error, (float(ratios.mean()), standard_error)
+
+
+def test_defensive_conditional_refuses_what_it_cannot_mix():
+    flow = ConditionalFlow.coupling(jax.random.key(0), 2, 4, layers=2, width=16)
+    with pytest.raises(ValueError, match="broad: its draws have 3 coordinates, the flow's 2"):
+        DefensiveConditional(flow, Gaussian.isotropic(3, 1.0))
+    with pytest.raises(ValueError, match=r"weight: expected the broad component's weight in \(0, 1\), got 1.0"):
+        DefensiveConditional(flow, Gaussian.isotropic(2, 1.0), 1.0)
+    with pytest.raises(TypeError, match="proposal: expected a θ-conditional proposal, got Gaussian"):
+        DefensiveConditional(Gaussian.isotropic(2, 1.0), Gaussian.isotropic(2, 1.0))
