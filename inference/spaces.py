@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from inference.irl import behaviour_cloning, fit_policy_to_demos, linear_gaussian_cloning
 from inference.metrics import cost_correlation, epic_distance, expected_value_difference
 from inference.proposals.base import Proposal
-from inference.proposals.conditional import ConditionalFlow
+from inference.proposals.conditional import ConditionalFlow, DefensiveConditional
 from inference.proposals.flow import Flow, fit_flow_to_data
 from inference.proposals.gaussian import Gaussian
 from inference.proposals.policy import LinearGaussianPolicy, MLPGaussianPolicy, TabularPolicy
@@ -26,7 +26,7 @@ from models.problem import Problem
 from models.spaces import LinearGaussianTrajectories, Points, SimulatorTrajectories, TabularTrajectories
 from models.tabular import check_trajectories
 
-__all__ = ["FOLLOW_SPREAD", "POINT_RATES", "SamplerRates", "broad_proposal", "follow_theta", "check_in_space", "cost_metrics", "data_flow", "has_soft_optimal",
+__all__ = ["DEFENSIVE_WEIGHT", "FOLLOW_SPREAD", "POINT_RATES", "SamplerRates", "broad_proposal", "follow_theta", "check_in_space", "cost_metrics", "data_flow", "has_soft_optimal",
            "sampler_rates", "soft_optimal", "warm_start"]
 
 
@@ -70,6 +70,7 @@ def _(space: SimulatorTrajectories) -> SamplerRates:
 
 CONDITIONAL_RATE = 3e-3  # Adam's rate for a conditional flow fitted from scratch
 FOLLOW_SPREAD = 1.5  # the θ pool (or the anchors' sigma points) spread this much about the pilot's mean
+DEFENSIVE_WEIGHT = 0.1  # the broad component's share of a θ-following flow's draws (Hesterberg's usual 0.1)
 
 
 @singledispatch
@@ -90,13 +91,17 @@ def follow_theta(space, key: jax.Array, proposal, cost_fn, draws, *, unflatten, 
 def _(space: Points, key, proposal, cost_fn, draws, *, unflatten, steps, rate):
     """On points: a :class:`~inference.proposals.conditional.ConditionalFlow` q(x|θ) fitted by reverse KL
     over the pilot's draws spread :data:`FOLLOW_SPREAD` about their mean (the trained sampler is not
-    reused: its flow has no condition); NUTS then moves its draws with θ (common random numbers)."""
+    reused: its flow has no condition), then mixed with the space's broad proposal at weight
+    :data:`DEFENSIVE_WEIGHT` (:class:`~inference.proposals.conditional.DefensiveConditional`: outside
+    the θ pool the flow extrapolates and can miss mass, and the broad part bounds every weight there).
+    NUTS then moves the flow's draws with θ (common random numbers); the broad draws stay fixed."""
     mean = draws.mean(0)
     key_init, key_fit = jax.random.split(key)
     flow = ConditionalFlow.coupling(key_init, space.dim, draws.shape[1], layers=4, width=32, knots=6)
-    return fit_conditional(key_fit, flow, cost_fn, unflatten(mean + FOLLOW_SPREAD * (draws - mean)),
+    flow = fit_conditional(key_fit, flow, cost_fn, unflatten(mean + FOLLOW_SPREAD * (draws - mean)),
                            steps=steps, num_draws=128, optimizer=proposal_optimizer(CONDITIONAL_RATE, steps),
                            progress=False)
+    return DefensiveConditional(flow, broad_proposal(space, jax.random.fold_in(key, 2)), DEFENSIVE_WEIGHT)
 
 
 @singledispatch

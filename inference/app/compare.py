@@ -295,7 +295,8 @@ PROPOSAL_DESCRIPTIONS = {
     "gan": "the sampler trained as the GAN form's generator alongside the cost, then fixed",
     "gcl-follow": "a proposal that follows θ, built from the gcl row's posterior (the pilot): on trajectories the gcl "
                   "sampler refitted by reverse KL at anchors spread over it and mixed with the balance heuristic; on "
-                  "points a θ-conditional flow q(x|θ) fitted over it, its draws moving with θ",
+                  "points a θ-conditional flow q(x|θ) fitted over it, its draws moving with θ, mixed with the broad proposal "
+                  "(weight 0.1, its draws fixed) so that no weight is unbounded where the flow extrapolates",
     "gan-follow": "a proposal that follows θ, built the same way from the gan row's posterior (the gan sampler "
                   "refitted at anchors on trajectories, a θ-conditional flow on points)",
 }

@@ -39,7 +39,25 @@ def is_conditional(proposal) -> bool:
     return bool(getattr(proposal, "conditional", False))
 
 
-class ConditionalFlow(eqx.Module):
+class _ConditionalProposal(eqx.Module):
+    """What every θ-conditional proposal derives from :meth:`base_draws` and :meth:`transform`:
+    draws at θ, and :meth:`at` (the unconditional proposal q(·|θ))."""
+
+    reparameterized: ClassVar[bool] = True
+    conditional: ClassVar[bool] = True
+
+    def sample_and_log_prob(self, key: jax.Array, n: int, theta) -> tuple[jax.Array, jax.Array]:
+        return self.transform(self.base_draws(key, n), theta)
+
+    def sample(self, key: jax.Array, n: int, theta) -> jax.Array:
+        return self.sample_and_log_prob(key, n, theta)[0]
+
+    def at(self, theta) -> AtCondition:
+        """:math:`q(\\cdot\\mid\\theta)` as an ordinary (unconditional) proposal."""
+        return AtCondition(self, theta)
+
+
+class ConditionalFlow(_ConditionalProposal):
     """:math:`q_\\phi(x\\mid\\theta) = N(T_\\phi^{-1}(x;\\theta))\\,|\\det J_{T^{-1}}|`: a spline coupling flow
     whose coupling networks read θ.
 
@@ -47,9 +65,6 @@ class ConditionalFlow(eqx.Module):
     (x and log q at θ from fixed ε), :meth:`log_prob` and :meth:`sample_and_log_prob` at θ, and
     :meth:`at` (the unconditional proposal q(·|θ)).
     """
-
-    reparameterized: ClassVar[bool] = True
-    conditional: ClassVar[bool] = True
 
     flow: eqx.Module
 
@@ -101,18 +116,9 @@ class ConditionalFlow(eqx.Module):
         condition = self._condition(theta)
         return jax.vmap(lambda point: flow.log_prob(point, condition))(x)
 
-    def sample_and_log_prob(self, key: jax.Array, n: int, theta) -> tuple[jax.Array, jax.Array]:
-        return self.transform(self.base_draws(key, n), theta)
-
-    def sample(self, key: jax.Array, n: int, theta) -> jax.Array:
-        return self.sample_and_log_prob(key, n, theta)[0]
-
-    def at(self, theta) -> AtCondition:
-        """:math:`q(\\cdot\\mid\\theta)` as an ordinary (unconditional) proposal."""
-        return AtCondition(self, theta)
 
 
-class DefensiveConditional(eqx.Module):
+class DefensiveConditional(_ConditionalProposal):
     """:math:`q(x\\mid\\theta) = (1-\\alpha)\\,q_\\phi(x\\mid\\theta) + \\alpha\\,q_{broad}(x)`: a θ-conditional
     proposal with a defensive component that does not move with θ (Hesterberg 1995).
 
@@ -129,9 +135,6 @@ class DefensiveConditional(eqx.Module):
     α of the draws where the flow alone was good. Its log needs the flow's density at the broad
     draws, one inverse pass.
     """
-
-    reparameterized: ClassVar[bool] = True
-    conditional: ClassVar[bool] = True
 
     proposal: ConditionalFlow
     broad: Proposal
@@ -186,15 +189,6 @@ class DefensiveConditional(eqx.Module):
         check_points("x", x, self.dim)
         return self._mixture(self.proposal.log_prob(x, theta), self.broad.log_prob(x))
 
-    def sample_and_log_prob(self, key: jax.Array, n: int, theta) -> tuple[jax.Array, jax.Array]:
-        return self.transform(self.base_draws(key, n), theta)
-
-    def sample(self, key: jax.Array, n: int, theta) -> jax.Array:
-        return self.sample_and_log_prob(key, n, theta)[0]
-
-    def at(self, theta) -> AtCondition:
-        """:math:`q(\\cdot\\mid\\theta)` as an ordinary (unconditional) proposal."""
-        return AtCondition(self, theta)
 
 
 class AtCondition(eqx.Module):
@@ -202,7 +196,7 @@ class AtCondition(eqx.Module):
 
     reparameterized: ClassVar[bool] = True
 
-    proposal: ConditionalFlow | DefensiveConditional
+    proposal: _ConditionalProposal
     theta: Any
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
