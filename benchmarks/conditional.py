@@ -5,7 +5,8 @@ Per problem and seed, the workflow a user without Z(θ) would run:
 1. fit a ConditionalFlow q(x|θ) by reverse KL over θ drawn from the model's prior;
 2. a pilot posterior (NUTS through the handler, common random numbers in the base space);
 3. refit over the pilot's draws, spread 1.5x about their mean (where the posterior lives);
-4. the posterior with the refitted q(x|θ); for comparison, the same flow fixed at the pilot mean
+4. the posterior with the refitted q(x|θ), alone and as compare's rows use it (mixed with the broad
+   proposal at weight 0.1: ``DefensiveConditional``); for comparison, the same flow fixed at the pilot mean
    (``q.at(θ̂)``, what a sampler trained at one θ gives) and the exact posterior (log Z(θ) known).
 
 Reports the largest shift of each posterior mean from the exact one (in exact-posterior sd), k-hat
@@ -35,8 +36,9 @@ from numpyro.infer import Predictive  # noqa: E402
 
 from inference.io import write_atomic, write_json  # noqa: E402
 from inference.posterior import sample_posterior  # noqa: E402
-from inference.proposals.conditional import ConditionalFlow  # noqa: E402
+from inference.proposals.conditional import ConditionalFlow, DefensiveConditional  # noqa: E402
 from inference.sampler import fit_conditional  # noqa: E402
+from inference.spaces import DEFENSIVE_WEIGHT, broad_proposal  # noqa: E402
 from models.problems import make_problem  # noqa: E402
 
 DRAWS = 1000
@@ -84,12 +86,17 @@ def run(name: str, seed: int) -> dict:
     start = time.perf_counter()
     following = sample_posterior(family.model, data, proposal=proposal, num_draws=DRAWS, **settings)
     follow_seconds = time.perf_counter() - start
+    defensive = DefensiveConditional(proposal, broad_proposal(problem.space, key), DEFENSIVE_WEIGHT)
+    start = time.perf_counter()
+    mixed = sample_posterior(family.model, data, proposal=defensive, num_draws=DRAWS, **settings)
+    mixed_seconds = time.perf_counter() - start
     theta_hat = family.from_sites(family.unflatten(mean))
     start = time.perf_counter()
     fixed = sample_posterior(family.model, data, proposal=proposal.at(theta_hat), num_draws=DRAWS, **settings)
     fixed_seconds = time.perf_counter() - start
     return {"problem": name, "seed": seed, "build_seconds": build_seconds,
             "conditional": _row(family, following, exact_flat, follow_seconds),
+            "defensive": _row(family, mixed, exact_flat, mixed_seconds),
             "fixed at pilot mean": _row(family, fixed, exact_flat, fixed_seconds)}
 
 
@@ -113,7 +120,7 @@ def main() -> None:
              "| problem | seed | proposal | largest shift (exact sd) | k-hat median / 95% | draws unreliable | NUTS s |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
-        for proposal in ("conditional", "fixed at pilot mean"):
+        for proposal in ("conditional", "defensive", "fixed at pilot mean"):
             r = row[proposal]
             lines.append(f"| {row['problem']} | {row['seed']} | {proposal} | {r['shift_max_sd']:.3f} | "
                          f"{r['k_hat_median']:.2f} / {r['k_hat_p95']:.2f} | {100 * r['unreliable_fraction']:.0f}% | "

@@ -143,17 +143,63 @@ def _expected_next(log_beta_next: jax.Array, transitions: Transitions) -> jax.Ar
 
 def backward_messages(costs: ArrayLike, transitions: Transitions | ArrayLike, horizon: int) -> jax.Array:
     """:math:`\\log \\beta_t(s)` for ``t = 0..T``, shape ``(T+1, S)``; ``costs`` is ``(S, A)``."""
-    return _backward_messages(jnp.asarray(costs), as_transitions(transitions), horizon)
+    transitions = as_transitions(transitions)
+    return _backward_messages(jnp.asarray(costs), transitions, horizon, unroll=_unrolled(transitions))
 
 
 # The scans run under jit with the horizon (and below, the number of rollouts) static: called
 # eagerly, a lax.scan over a fresh closure compiles anew on every call, and these are called
 # eagerly on every proposal draw and exact log Z outside a fit.
-@partial(jax.jit, static_argnames="horizon")
-def _backward_messages(costs: jax.Array, transitions: Transitions, horizon: int) -> jax.Array:
-    def backward(log_beta_next, _):
-        log_beta = jax.nn.logsumexp(-costs + _expected_next(log_beta_next, transitions), axis=-1)
-        return log_beta, log_beta_next
+#
+# With few (action, successor) slots (A·K <= UNROLL_LIMIT: a gridworld's 5 x 1, or 5 x 6 when it slips)
+# the steps run action-major and unrolled over the slots, on (S,) vectors: XLA's CPU backend
+# reduces a tiny minor axis of an (S, A) array element by element, and this halves the backward
+# step at 10^6 states (benchmarks/tabular_scale.py). Wider tables keep the (S, A, K) form.
+UNROLL_LIMIT = 64
+
+
+def _unrolled(transitions: Transitions) -> bool:
+    # read where the steps are called, not inside their traces: a static argument of the jitted steps
+    return transitions.successors.shape[1] * transitions.successors.shape[2] <= UNROLL_LIMIT
+
+
+def _slot_logsumexp(terms: list[jax.Array]) -> jax.Array:
+    # logsumexp over a list of (S,) vectors (the unrolled slots); all -inf gives -inf
+    if len(terms) == 1:
+        return terms[0]
+    top = terms[0]
+    for term in terms[1:]:
+        top = jnp.maximum(top, term)
+    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
+    return jnp.log(sum(jnp.exp(term - top) for term in terms)) + top
+
+
+def _slots(transitions: Transitions) -> tuple[jax.Array, jax.Array]:
+    # successors and log probabilities action-major, (A, K, S)
+    return jnp.moveaxis(transitions.successors, 0, -1), jnp.moveaxis(transitions.log_probs, 0, -1)
+
+
+def _unrolled_lookahead(log_beta_next, successors, log_probs) -> tuple[list, list]:
+    # _lookahead on the action-major slots: per action, the K terms (S,) and their log Σ_k
+    num_actions, width, _ = successors.shape
+    ahead = [[log_probs[a, k] + log_beta_next[successors[a, k]] for k in range(width)] for a in range(num_actions)]
+    return ahead, [_slot_logsumexp(terms) for terms in ahead]
+
+
+@partial(jax.jit, static_argnames=("horizon", "unroll"))
+def _backward_messages(costs: jax.Array, transitions: Transitions, horizon: int, *, unroll: bool) -> jax.Array:
+    if unroll:
+        successors, log_probs = _slots(transitions)
+        costs_t = costs.T
+
+        def backward(log_beta_next, _):
+            _, q = _unrolled_lookahead(log_beta_next, successors, log_probs)
+            log_beta = _slot_logsumexp([-costs_t[a] + q_a for a, q_a in enumerate(q)])
+            return log_beta, log_beta_next
+    else:
+        def backward(log_beta_next, _):
+            log_beta = jax.nn.logsumexp(-costs + _expected_next(log_beta_next, transitions), axis=-1)
+            return log_beta, log_beta_next
 
     # the carry takes the promoted dtype (float32 costs with float64 dynamics give float64 messages)
     log_beta_last = jnp.zeros(costs.shape[0], jnp.result_type(costs, transitions.log_probs))
@@ -162,8 +208,8 @@ def _backward_messages(costs: jax.Array, transitions: Transitions, horizon: int)
     return jnp.concatenate([log_beta_0[None], later[::-1]], axis=0)
 
 
-@partial(jax.jit, static_argnames=("horizon", "edges"))
-def _visits(costs, transitions, log_initial, horizon, edges):
+@partial(jax.jit, static_argnames=("horizon", "edges", "unroll"))
+def _visits(costs, transitions, log_initial, horizon, edges, *, unroll):
     """The forward pass under :math:`p_c`: ``(log Z, occupancy (S, A), β_0 / Z (S,), edge visits (S, A, K) or
     None)``; :math:`\\beta_0(s)/Z = \\partial \\log Z / \\partial p_0(s)`, finite where :math:`p_0(s) = 0` too.
 
@@ -177,13 +223,17 @@ def _visits(costs, transitions, log_initial, horizon, edges):
     step, so memory is ``(T+1)·S`` plus one step's ``S·A·K`` (and the ``S·A·K`` edge-visit sum) instead of
     the ``T·S·A·K`` residuals reverse mode would keep. The successor sums are a scatter-add (``segment_sum``).
     """
-    log_beta = _backward_messages(costs, transitions, horizon)
+    log_beta = _backward_messages(costs, transitions, horizon, unroll=unroll)
     start = log_initial + log_beta[0]
     log_z = jax.nn.logsumexp(start)
     mu_0 = jnp.exp(start - log_z)
     start_weight = jnp.exp(log_beta[0] - log_z)
     num_states = costs.shape[0]
     flat_successors = transitions.successors.reshape(-1)
+
+    if unroll:
+        visits, edge_visits = _unrolled_visits(costs, transitions, log_beta, mu_0, edges)
+        return log_z, visits, start_weight, edge_visits
 
     def forward(carry, inputs):
         mu, visits, edge_visits = carry
@@ -199,9 +249,40 @@ def _visits(costs, transitions, log_initial, horizon, edges):
     return log_z, visits, start_weight, edge_visits
 
 
+def _unrolled_visits(costs, transitions, log_beta, mu_0, edges):
+    """:func:`_visits`' forward pass on the action-major slots (see :data:`UNROLL_LIMIT`): the same
+    quantities, ``visits (S, A)`` and ``edge visits (S, A, K)`` or ``None``."""
+    successors, log_probs = _slots(transitions)
+    num_actions, width, num_states = successors.shape
+    costs_t = costs.T
+
+    def forward(carry, inputs):
+        mu, visits, edge_visits = carry
+        log_beta_t, log_beta_next = inputs
+        ahead, q = _unrolled_lookahead(log_beta_next, successors, log_probs)
+        mu_next = jnp.zeros(num_states, mu.dtype)
+        pairs, flows = [], []
+        for a in range(num_actions):
+            pair = mu * jnp.exp(-costs_t[a] + q[a] - log_beta_t)
+            pairs.append(pair)
+            for k in range(width):
+                flow = pair if width == 1 else pair * jnp.exp(ahead[a][k] - q[a])
+                flows.append(flow)
+                mu_next = mu_next.at[successors[a, k]].add(flow)
+        visits = visits + jnp.stack(pairs)
+        if edge_visits is not None:
+            edge_visits = edge_visits + jnp.stack(flows).reshape(num_actions, width, num_states)
+        return (mu_next, visits, edge_visits), None
+
+    init = (mu_0, jnp.zeros_like(costs_t), jnp.zeros(successors.shape, costs.dtype) if edges else None)
+    (_, visits, edge_visits), _ = jax.lax.scan(forward, init, (log_beta[:-1], log_beta[1:]))
+    return visits.T, None if edge_visits is None else jnp.moveaxis(edge_visits, -1, 0)
+
+
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
 def _log_partition(costs, transitions, initial, horizon):
-    return jax.nn.logsumexp(jnp.log(initial) + _backward_messages(costs, transitions, horizon)[0])
+    log_beta = _backward_messages(costs, transitions, horizon, unroll=_unrolled(transitions))
+    return jax.nn.logsumexp(jnp.log(initial) + log_beta[0])
 
 
 @partial(_log_partition.defjvp, symbolic_zeros=True)
@@ -216,7 +297,8 @@ def _log_partition_jvp(horizon, primals, tangents):
     d_log_probs = d_transitions.log_probs
     zero = jax.custom_derivatives.SymbolicZero
     edges = not isinstance(d_log_probs, zero)
-    log_z, visits, start_weight, edge_visits = _visits(costs, transitions, jnp.log(initial), horizon, edges)
+    log_z, visits, start_weight, edge_visits = _visits(costs, transitions, jnp.log(initial), horizon, edges,
+                                                       unroll=_unrolled(transitions))
     d_log_z = jnp.zeros_like(log_z)
     if not isinstance(d_costs, zero):
         d_log_z = d_log_z - jnp.sum(visits * d_costs)
@@ -246,7 +328,7 @@ def occupancy(
     """Expected state-action visit counts under :math:`p_\\theta`, shape ``(S, A)``:
     :math:`-\\partial \\log Z / \\partial c(s,a)`, the MaxEnt IRL feature-matching term."""
     costs, transitions, initial = _check_problem(costs, transitions, initial, horizon)
-    return _visits(costs, transitions, jnp.log(initial), horizon, False)[1]
+    return _visits(costs, transitions, jnp.log(initial), horizon, False, unroll=_unrolled(transitions))[1]
 
 
 def sample_trajectories(

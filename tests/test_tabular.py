@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import models.tabular as tabular
 from models.gridworld import gridworld, linear_costs, random_mdp
 from models.tabular import (
     Transitions,
@@ -46,8 +47,18 @@ def enumerated_visits(costs, mdp):
     return visits, exact
 
 
+@pytest.fixture(params=["unrolled", "wide"])
+def layout(request, monkeypatch):
+    """Both forms of the recursions' steps: unrolled over the (action, successor) slots, as every
+    problem here gets, and the (S, A, K) form of tables wider than ``UNROLL_LIMIT`` (forced by a
+    limit of 0; the choice is a static argument of the jitted steps, so each form has its own trace)."""
+    if request.param == "wide":
+        monkeypatch.setattr(tabular, "UNROLL_LIMIT", 0)
+    return request.param
+
+
 @pytest.fixture(params=[0, 1, 2], ids=lambda seed: f"mdp{seed}")
-def tiny(request):
+def tiny(request, layout):
     mdp = random_mdp(jax.random.key(request.param), num_states=3, num_actions=2, num_features=3, horizon=3)
     theta = jax.random.normal(jax.random.key(10 + request.param), (3,))
     return mdp, linear_costs(theta, mdp.features)
@@ -137,7 +148,7 @@ def test_exact_samples_have_the_enumerated_distribution(tiny):
     assert total_variation < bound, (total_variation, bound)
 
 
-def test_stochastic_gridworld_matches_enumeration():
+def test_stochastic_gridworld_matches_enumeration(layout):
     mdp = gridworld(2, horizon=3, slip=0.3, obstacles=(), start=None)
     costs = linear_costs(jnp.array([-1.0, 0.0, 2.0, 0.5]), mdp.features)
     _, _, log_unnormalized = brute_force(costs, mdp)
@@ -147,7 +158,7 @@ def test_stochastic_gridworld_matches_enumeration():
 
 @pytest.mark.parametrize("scale", [1.0, 400.0], ids=["moderate", "huge"])
 @pytest.mark.parametrize("slip", [0.0, 0.3])
-def test_log_partition_and_occupancy_stay_exact_when_messages_spread_by_hundreds_of_nats(scale, slip):
+def test_log_partition_and_occupancy_stay_exact_when_messages_spread_by_hundreds_of_nats(scale, slip, layout):
     # scale 400: costs run to ±1600 per step and the messages spread over the states by > 700 nats
     # (beyond what any rescaled linear-space recursion holds in float64). Value, occupancy (the
     # gradient) and a vmapped gradient against enumeration.
