@@ -57,7 +57,9 @@ def _row(family, idata, exact_flat, seconds):
     k_hat = idata.sample_stats["log_z_k_hat"].values.ravel()
     return {"shift_max_sd": float(np.max(np.abs(shift))), "shift_sd": np.round(shift, 3).tolist(),
             "k_hat_median": float(np.nanmedian(k_hat)), "k_hat_p95": float(np.nanpercentile(k_hat, 95)),
-            "unreliable_fraction": float(idata.posterior.attrs["unreliable_fraction"]), "seconds": seconds}
+            "unreliable_fraction": float(idata.posterior.attrs["unreliable_fraction"]),
+            "draw_set_error": float(idata.posterior.attrs.get("draw_set_error", np.nan)),
+            "flagged": not idata.posterior.attrs["reliable"], "seconds": seconds}
 
 
 def run(name: str, seed: int) -> dict:
@@ -117,14 +119,15 @@ def main() -> None:
              f"`python benchmarks/conditional.py {' '.join(args.problems)} --seeds {' '.join(map(str, args.seeds))}`: "
              f"100 data points, {DRAWS} fixed base draws (common random numbers), NUTS {NUTS['num_chains']} chains x "
              f"{NUTS['num_samples']} after {NUTS['num_warmup']} warm-up; one run, float64, CPU.", "",
-             "| problem | seed | proposal | largest shift (exact sd) | k-hat median / 95% | draws unreliable | NUTS s |",
-             "|---|---|---|---|---|---|---|"]
+             "| problem | seed | proposal | largest shift (exact sd) | k-hat median / 95% | draws unreliable | "
+             "draw-set error (sd) | flagged | NUTS s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         for proposal in ("conditional", "defensive", "fixed at pilot mean"):
             r = row[proposal]
             lines.append(f"| {row['problem']} | {row['seed']} | {proposal} | {r['shift_max_sd']:.3f} | "
                          f"{r['k_hat_median']:.2f} / {r['k_hat_p95']:.2f} | {100 * r['unreliable_fraction']:.0f}% | "
-                         f"{r['seconds']:.0f} |")
+                         f"{r['draw_set_error']:.2f} | {'yes' if r['flagged'] else '**no**'} | {r['seconds']:.0f} |")
     write_atomic(out / "conditional.md", "\n".join(lines) + "\n")
 
 

@@ -153,14 +153,18 @@ def pareto_k_hat(log_weights: jax.Array) -> jax.Array:
     n >= 25) and ``-inf`` when all weights are equal to within 1e-9 nats (the proposal
     is exact up to rounding).
     """
+    if not isinstance(log_weights, jax.core.Tracer):  # eager: no program to compile for one NumPy call
+        log_weights = jnp.asarray(log_weights)
+        return jnp.asarray(_k_hat_callback(np.asarray(log_weights)), log_weights.dtype)
     log_weights = jax.lax.stop_gradient(log_weights)
-
-    def callback(lw):
-        return _k_hat_numpy(lw).astype(lw.dtype)
-
     return jax.pure_callback(
-        callback, jax.ShapeDtypeStruct((), log_weights.dtype), log_weights, vmap_method="sequential"
+        _k_hat_callback, jax.ShapeDtypeStruct((), log_weights.dtype), log_weights, vmap_method="sequential"
     )
+
+
+def _k_hat_callback(log_weights: np.ndarray) -> np.ndarray:
+    # one function object, so traced calls of one shape share their compiled program
+    return _k_hat_numpy(log_weights).astype(log_weights.dtype)
 
 
 class ForwardCheck(NamedTuple):
