@@ -91,14 +91,17 @@ def follow_theta(space, key: jax.Array, proposal, cost_fn, draws, *, unflatten, 
 def _(space: Points, key, proposal, cost_fn, draws, *, unflatten, steps, rate):
     """On points: a :class:`~inference.proposals.conditional.ConditionalFlow` q(x|θ) fitted by reverse KL
     over the pilot's draws spread :data:`FOLLOW_SPREAD` about their mean (the trained sampler is not
-    reused: its flow has no condition), then mixed with the space's broad proposal at weight
-    :data:`DEFENSIVE_WEIGHT` (:class:`~inference.proposals.conditional.DefensiveConditional`: outside
-    the θ pool the flow extrapolates and can miss mass, and the broad part bounds every weight there).
+    reused: its flow has no condition), reading θ standardized by that pool and bounded
+    (:meth:`~inference.proposals.conditional.ConditionalFlow.bounded_to`: it saturates outside the pool
+    instead of extrapolating), then mixed with the space's broad proposal at weight
+    :data:`DEFENSIVE_WEIGHT` (:class:`~inference.proposals.conditional.DefensiveConditional`: where the
+    flow misses mass of :math:`p_\\theta`, the broad part bounds every weight).
     NUTS then moves the flow's draws with θ (common random numbers); the broad draws stay fixed."""
     mean = draws.mean(0)
     key_init, key_fit = jax.random.split(key)
-    flow = ConditionalFlow.coupling(key_init, space.dim, draws.shape[1], layers=4, width=32, knots=6)
-    flow = fit_conditional(key_fit, flow, cost_fn, unflatten(mean + FOLLOW_SPREAD * (draws - mean)),
+    pool = unflatten(mean + FOLLOW_SPREAD * (draws - mean))
+    flow = ConditionalFlow.coupling(key_init, space.dim, draws.shape[1], layers=4, width=32, knots=6).bounded_to(pool)
+    flow = fit_conditional(key_fit, flow, cost_fn, pool,
                            steps=steps, num_draws=128, optimizer=proposal_optimizer(CONDITIONAL_RATE, steps),
                            progress=False)
     return DefensiveConditional(flow, broad_proposal(space, jax.random.fold_in(key, 2)), DEFENSIVE_WEIGHT)

@@ -136,3 +136,36 @@ def test_defensive_conditional_refuses_what_it_cannot_mix():
         DefensiveConditional(flow, Gaussian.isotropic(2, 1.0), 1.0)
     with pytest.raises(TypeError, match="proposal: expected a θ-conditional proposal, got Gaussian"):
         DefensiveConditional(Gaussian.isotropic(2, 1.0), Gaussian.isotropic(2, 1.0))
+
+
+def test_a_bounded_flow_reads_theta_standardized_by_its_pool_and_saturates_outside_it():
+    flow = ConditionalFlow.coupling(jax.random.key(0), 2, 4, layers=2, width=16)
+    pool = {"loc": jnp.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]), "log_precision": jnp.zeros((3, 2))}
+    bounded = flow.bounded_to(pool, bound=3.0)
+    # the condition is θ standardized by the pool (mean 2 and 3, sd √(8/3); a constant coordinate keeps
+    # scale 1) and squashed into ±3; near the pool's mean it is the standardized θ itself
+    theta = {"loc": jnp.array([2.0 + 1e-4, 3.0]), "log_precision": jnp.array([0.0, 2.0])}
+    z = bounded._condition(theta)
+    # ravel order: loc, then log_precision (whose pool is constant: scale 1, so 2 -> 3 tanh(2/3))
+    np.testing.assert_allclose(z, [1e-4 / np.sqrt(8 / 3), 0.0, 0.0, 3 * np.tanh(2 / 3)], atol=1e-9)
+    assert float(jnp.max(jnp.abs(bounded._condition({"loc": jnp.array([1e6, -1e6]),
+                                                      "log_precision": jnp.array([0.0, 0.0])})))) <= 3.0
+    # far outside the pool q(·|θ) stops changing; inside, draws and density still agree both ways
+    eps = bounded.base_draws(jax.random.key(1), 64)
+    far, farther = ({"loc": jnp.array([1e3 * s, 0.0]), "log_precision": jnp.zeros(2)} for s in (1, 2))
+    np.testing.assert_allclose(bounded.transform(eps, far)[1], bounded.transform(eps, farther)[1], atol=1e-8)
+    x, log_q = bounded.transform(eps, theta)
+    np.testing.assert_allclose(bounded.log_prob(x, theta), log_q, atol=1e-10)
+    grad = jax.grad(lambda t: bounded.transform(eps, {"loc": t, "log_precision": jnp.zeros(2)})[1].sum())(
+        jnp.array([2.5, 3.5]))
+    assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad).max()) > 0
+    # the pool's statistics are fixed: a fit moves the flow's parameters only
+    from inference.training import trainable
+    assert all(leaf is None for leaf in jax.tree.leaves(trainable((bounded.center, bounded.scale)),
+                                                        is_leaf=lambda leaf: leaf is None))
+    for bad, message in ((0.0, "bound: expected a positive finite number, got 0.0"),
+                         (float("inf"), "bound: expected a positive finite number, got inf")):
+        with pytest.raises(ValueError, match=message):
+            flow.bounded_to(pool, bound=bad)
+    with pytest.raises(ValueError, match=r"thetas: expected at least 2 θ's of 4 numbers along a leading axis"):
+        flow.bounded_to(jax.tree.map(lambda leaf: leaf[:1], pool))
