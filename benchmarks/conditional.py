@@ -4,16 +4,18 @@ Per problem and seed, the workflow a user without Z(θ) would run:
 
 1. fit a ConditionalFlow q(x|θ) by reverse KL over θ drawn from the model's prior;
 2. a pilot posterior (NUTS through the handler, common random numbers in the base space);
-3. refit over the pilot's draws, spread 1.5x about their mean (where the posterior lives);
-4. the posterior with the refitted q(x|θ), alone and as compare's rows use it (mixed with the broad
-   proposal at weight 0.1: ``DefensiveConditional``); for comparison, the same flow fixed at the pilot mean
-   (``q.at(θ̂)``, what a sampler trained at one θ gives) and the exact posterior (log Z(θ) known).
+3. the library's θ-following proposal from the pilot's draws (``inference.spaces.follow_theta``, what
+   compare's ``gcl-follow``/``gan-follow`` rows use on points): a fresh flow reading θ standardized by
+   the pool and bounded (``ConditionalFlow.bounded_to``), fitted over the pilot's draws spread 1.5x
+   about their mean, mixed with the broad proposal at weight 0.1 (``DefensiveConditional``);
+4. posteriors with it ("follow"), with its flow alone ("flow alone"), and with that flow fixed at the
+   pilot mean (``q.at(θ̂)``, what a sampler trained at one θ gives), against the exact posterior.
 
 Reports the largest shift of each posterior mean from the exact one (in exact-posterior sd), k-hat
 over the posterior draws (median, 95th percentile), the share of draws the library's rule calls
-unreliable, and seconds.
+unreliable, the draw-set error and whether the posterior was flagged, and seconds.
 
-    python benchmarks/conditional.py [problem ...] [--seeds 0 1 2]   # results/conditional.{md,json}
+    python benchmarks/conditional.py [problem ...] [--seeds 0 1 2] [--draws 4000]   # results/conditional.{md,json}
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ from numpyro.infer import Predictive  # noqa: E402
 
 from inference.io import write_atomic, write_json  # noqa: E402
 from inference.posterior import sample_posterior  # noqa: E402
-from inference.proposals.conditional import ConditionalFlow, DefensiveConditional  # noqa: E402
+from inference.proposals.conditional import ConditionalFlow  # noqa: E402
 from inference.sampler import fit_conditional  # noqa: E402
-from inference.spaces import DEFENSIVE_WEIGHT, broad_proposal  # noqa: E402
+from inference.spaces import follow_theta  # noqa: E402
 from models.problems import make_problem  # noqa: E402
 
-DRAWS = 1000
+DRAWS = 4000
+FOLLOW_STEPS = 500  # compare's anchor_steps
 NUTS = dict(num_warmup=300, num_samples=300, num_chains=2)
 PILOT = dict(num_warmup=150, num_samples=150, num_chains=2)
 
@@ -62,7 +65,7 @@ def _row(family, idata, exact_flat, seconds):
             "flagged": not idata.posterior.attrs["reliable"], "seconds": seconds}
 
 
-def run(name: str, seed: int) -> dict:
+def run(name: str, seed: int, draws: int) -> dict:
     problem = make_problem(name)
     family = problem.family
     key = jax.random.key(seed)
@@ -74,56 +77,48 @@ def run(name: str, seed: int) -> dict:
     proposal = ConditionalFlow.coupling(jax.random.fold_in(key, 2), problem.dim, size, layers=4, width=32, knots=6)
     proposal = fit_conditional(jax.random.fold_in(key, 3), proposal, family.cost_fn, family.from_sites(prior),
                                steps=600, num_draws=128, optimizer=optax.adam(3e-3), progress=False)
-    pilot = sample_posterior(family.model, data, key=jax.random.fold_in(key, 4), proposal=proposal, num_draws=DRAWS,
+    pilot = sample_posterior(family.model, data, key=jax.random.fold_in(key, 4), proposal=proposal, num_draws=draws,
                              **PILOT)
     pilot_flat = _flat(family, pilot)
-    mean = pilot_flat.mean(0)
-    pool = family.unflatten(mean + 1.5 * (pilot_flat - mean))
-    proposal = fit_conditional(jax.random.fold_in(key, 5), proposal, family.cost_fn, family.from_sites(pool),
-                               steps=400, num_draws=128, optimizer=optax.adam(1e-3), progress=False)
+    follow = follow_theta(problem.space, jax.random.fold_in(key, 5), None,
+                          lambda sites, x: family.cost_fn(family.from_sites(sites), x), pilot_flat,
+                          unflatten=family.unflatten, steps=FOLLOW_STEPS, rate=None)
     build_seconds = time.perf_counter() - start
     settings = dict(key=jax.random.fold_in(key, 6), **NUTS)
     exact = sample_posterior(family.model, data, estimator="exact", **settings)
     exact_flat = _flat(family, exact)
-    start = time.perf_counter()
-    following = sample_posterior(family.model, data, proposal=proposal, num_draws=DRAWS, **settings)
-    follow_seconds = time.perf_counter() - start
-    defensive = DefensiveConditional(proposal, broad_proposal(problem.space, key), DEFENSIVE_WEIGHT)
-    start = time.perf_counter()
-    mixed = sample_posterior(family.model, data, proposal=defensive, num_draws=DRAWS, **settings)
-    mixed_seconds = time.perf_counter() - start
-    theta_hat = family.from_sites(family.unflatten(mean))
-    start = time.perf_counter()
-    fixed = sample_posterior(family.model, data, proposal=proposal.at(theta_hat), num_draws=DRAWS, **settings)
-    fixed_seconds = time.perf_counter() - start
-    return {"problem": name, "seed": seed, "build_seconds": build_seconds,
-            "conditional": _row(family, following, exact_flat, follow_seconds),
-            "defensive": _row(family, mixed, exact_flat, mixed_seconds),
-            "fixed at pilot mean": _row(family, fixed, exact_flat, fixed_seconds)}
+    theta_hat = family.unflatten(pilot_flat.mean(0))
+    row = {"problem": name, "seed": seed, "draws": draws, "build_seconds": build_seconds}
+    for label, q in (("follow", follow), ("flow alone", follow.proposal), ("fixed at pilot mean", follow.proposal.at(theta_hat))):
+        start = time.perf_counter()
+        idata = sample_posterior(family.model, data, proposal=q, num_draws=draws, **settings)
+        row[label] = _row(family, idata, exact_flat, time.perf_counter() - start)
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("problems", nargs="*", default=["rings", "gaussian"])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--draws", type=int, default=DRAWS)
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # the rule's verdicts are in the rows
     rows = []
     for name in args.problems:
         for seed in args.seeds:
-            rows.append(run(name, seed))
+            rows.append(run(name, seed, args.draws))
             print(json.dumps(rows[-1]), flush=True)
     out = Path(__file__).parent / "results"
     write_json(out / "conditional.json", rows)
     lines = ["# A θ-conditional flow inside the posterior (no exact quantity used to build it)", "",
-             f"`python benchmarks/conditional.py {' '.join(args.problems)} --seeds {' '.join(map(str, args.seeds))}`: "
-             f"100 data points, {DRAWS} fixed base draws (common random numbers), NUTS {NUTS['num_chains']} chains x "
+             f"`python benchmarks/conditional.py {' '.join(args.problems)} --seeds {' '.join(map(str, args.seeds))} "
+             f"--draws {args.draws}`: 100 data points, {args.draws} fixed base draws (common random numbers), NUTS {NUTS['num_chains']} chains x "
              f"{NUTS['num_samples']} after {NUTS['num_warmup']} warm-up; one run, float64, CPU.", "",
              "| problem | seed | proposal | largest shift (exact sd) | k-hat median / 95% | draws unreliable | "
              "draw-set error (sd) | flagged | NUTS s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        for proposal in ("conditional", "defensive", "fixed at pilot mean"):
+        for proposal in ("follow", "flow alone", "fixed at pilot mean"):
             r = row[proposal]
             lines.append(f"| {row['problem']} | {row['seed']} | {proposal} | {r['shift_max_sd']:.3f} | "
                          f"{r['k_hat_median']:.2f} / {r['k_hat_p95']:.2f} | {100 * r['unreliable_fraction']:.0f}% | "
