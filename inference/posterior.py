@@ -51,7 +51,8 @@ from inference.diagnostics import (
 from inference.handler import NormalizedSite, normalized
 from inference.io import atomic_path
 
-__all__ = ["CHAIN_METHODS", "load_posterior", "normalizer_stats", "sample_posterior", "save_posterior"]
+__all__ = ["CHAIN_METHODS", "judge_posterior", "load_posterior", "normalizer_stats", "sample_posterior",
+           "save_posterior"]
 
 CHAIN_METHODS = ("vectorized", "parallel", "sequential")
 
@@ -74,6 +75,7 @@ def sample_posterior(
     chain_method: str = "vectorized",
     shard: bool = False,
     progress: bool = False,
+    nuts_key: jax.Array | None = None,
     **model_kwargs,
 ) -> az.InferenceData:
     """NUTS on ``normalized(model, proposal, num_draws, ...)``; ``InferenceData`` with per-draw
@@ -101,6 +103,9 @@ def sample_posterior(
             device, ``pmap``) or ``"sequential"``.
         shard: spread the proposal draws over all devices (``jax.sharding``).
         progress: NUTS's progress bar.
+        nuts_key: NUTS's own key (default: split from ``key``); the proposal draws always come from
+            ``key``, so runs that differ only here sample one posterior with other chains
+            (:func:`inference.distributed.sample_posterior_across_processes`).
     """
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method: unknown name {chain_method!r}; valid: {', '.join(CHAIN_METHODS)}")
@@ -115,6 +120,7 @@ def sample_posterior(
         raise ValueError(f"chain_method: 'parallel' runs one chain per device, and {num_chains} chains need "
                          f"{num_chains} devices ({jax.local_device_count()} here); use 'vectorized'")
     key_draws, key_nuts = jax.random.split(key)
+    key_nuts = key_nuts if nuts_key is None else nuts_key
     handled = normalized(model, proposal, num_draws, key_draws, estimator=estimator, shard=shard)
     replicas = [] if estimator == "exact" else [  # point 5 of the rule: other, independent draw sets
         normalized(model, proposal, num_draws, jax.random.fold_in(key_draws, r + 1), estimator=estimator, shard=shard)
@@ -131,14 +137,24 @@ def sample_posterior(
     stats = normalizer_stats(handled, samples, *model_args, replicas=replicas, **model_kwargs)
     for name, values in stats.items():
         idata.sample_stats[name] = (("chain", "draw", "draw_set")[:values.ndim], values)
+    attrs = dict(estimator=estimator, num_draws=0 if estimator == "exact" else num_draws,
+                 chain_method=chain_method, sampling_seconds=seconds)
+    judge_posterior(idata, samples, stats, estimator=estimator, attrs=attrs, caller="sample_posterior")
+    return idata
+
+
+def judge_posterior(idata: az.InferenceData, samples: dict, stats: dict, *, estimator: str, attrs: dict,
+                    caller: str) -> list[str]:
+    """The rule for a posterior (:func:`inference.diagnostics.posterior_reasons`) over its draws and
+    per-draw statistics: sets ``idata.posterior.attrs`` (``attrs`` plus ``unreliable_fraction``, the
+    draw-set error, ``reliable``, ``unreliable_reasons``), warns when it fails, returns the reasons."""
     unreliable = {name: float(np.mean(values == 0)) for name, values in stats.items()
                   if name.startswith("log_z_reliable") and estimator != "exact"}  # exact: no draws to judge
-    attrs = dict(estimator=estimator, num_draws=0 if estimator == "exact" else num_draws,
-                 chain_method=chain_method, sampling_seconds=seconds,
-                 **{f"unreliable_fraction{name[len('log_z_reliable'):]}": value for name, value in unreliable.items()})
+    attrs = dict(attrs, **{f"unreliable_fraction{name[len('log_z_reliable'):]}": value
+                           for name, value in unreliable.items()})
     reasons = [f"{reason} ({name})" if len(unreliable) > 1 else reason
                for name, fraction in unreliable.items() for reason in posterior_reasons(fraction, None)]
-    if replicas:
+    if "draw_set_log_ratio" in stats:
         draw_set = draw_set_error(samples, stats["draw_set_log_ratio"])
         attrs.update(draw_set_error=draw_set.error, draw_set_site=draw_set.site, draw_set_ess=draw_set.ess,
                      draw_sets=draw_set.sets)
@@ -146,11 +162,11 @@ def sample_posterior(
     idata.posterior.attrs.update(attrs, reliable=int(not reasons), unreliable_reasons="; ".join(reasons))
     if reasons:
         warnings.warn(
-            f"sample_posterior: the posterior is unreliable: {'; '.join(reasons)} (the rule of inference.diagnostics: "
+            f"{caller}: the posterior is unreliable: {'; '.join(reasons)} (the rule of inference.diagnostics: "
             "k-hat, ESS and the forward check per draw, and other sets of proposal draws): the posterior and its "
             "pointwise log-likelihoods (az.loo, az.compare) carry that error; use a proposal closer to p_θ, or more "
-            "draws", UnreliableEstimateWarning, stacklevel=2)
-    return idata
+            "draws", UnreliableEstimateWarning, stacklevel=3)
+    return reasons
 
 
 # NUTS's own statistics, so az.plot_energy and friends work (ArviZ renames them: lp, acceptance_rate, ...)
