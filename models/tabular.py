@@ -153,8 +153,9 @@ def backward_messages(costs: ArrayLike, transitions: Transitions | ArrayLike, ho
 #
 # With few (action, successor) slots (A·K <= UNROLL_LIMIT: a gridworld's 5 x 1, or 5 x 6 when it slips)
 # the steps run action-major and unrolled over the slots, on (S,) vectors: XLA's CPU backend
-# reduces a tiny minor axis of an (S, A) array element by element, and this halves the backward
-# step at 10^6 states (benchmarks/tabular_scale.py). Wider tables keep the (S, A, K) form.
+# reduces a tiny minor axis of an (S, A) array element by element. At 10^6 states log Z ran 1.6x
+# (float64) and 2.5x (float32) faster this way, log Z + gradient 1.2x and 1.7x
+# (benchmarks/tabular_scale.py's notes). Wider tables keep the (S, A, K) form.
 UNROLL_LIMIT = 64
 
 

@@ -105,7 +105,7 @@ class ConditionalFlow(_ConditionalProposal):
         too small). The weights still use the exact :math:`\\tilde p_\\theta`, so estimates stay
         unbiased; only how well q fits outside the pool changes. Smooth in θ, so NUTS runs on it as before.
         """
-        if not (isinstance(bound, int | float) and math.isfinite(bound) and bound > 0):
+        if isinstance(bound, bool) or not (isinstance(bound, int | float) and math.isfinite(bound) and bound > 0):
             raise ValueError(f"bound: expected a positive finite number, got {bound!r}")
         conditions = jax.vmap(condition_vector)(thetas)
         if conditions.ndim != 2 or conditions.shape[1] != self.cond_dim or conditions.shape[0] < 2:
@@ -143,7 +143,6 @@ class ConditionalFlow(_ConditionalProposal):
         flow = paramax.unwrap(self.flow)
         condition = self._condition(theta)
         return jax.vmap(lambda point: flow.log_prob(point, condition))(x)
-
 
 
 class DefensiveConditional(_ConditionalProposal):
@@ -216,7 +215,6 @@ class DefensiveConditional(_ConditionalProposal):
     def log_prob(self, x: jax.Array, theta) -> jax.Array:
         check_points("x", x, self.dim)
         return self._mixture(self.proposal.log_prob(x, theta), self.broad.log_prob(x))
-
 
 
 class AtCondition(eqx.Module):
