@@ -29,7 +29,7 @@ WORKER = textwrap.dedent("""
     from tests.test_handler import DIM, model
     assert jax.process_count() == 2 and jax.device_count() == 2, (jax.process_count(), jax.devices())
     data = jax.random.normal(jax.random.key(0), (60, DIM)) / jnp.sqrt(3.0)
-    options = dict(proposal=Gaussian.isotropic(DIM, 0.8), num_draws=1000, num_warmup=100, num_samples=100,
+    options = dict(proposal=Gaussian.isotropic(DIM, 0.8), num_draws=500, num_warmup=60, num_samples=60,
                    num_chains=2)
     idata = sample_posterior_across_processes(model, data, key=jax.random.key(1), out=out, **options)
     assert idata.posterior.sizes["chain"] == 4  # every process holds the gathered chains
@@ -58,11 +58,11 @@ def test_chains_on_two_processes_are_gathered_into_one_file_and_judged_together(
         assert worker.returncode == 0 and "worker ok" in stdout, stderr[-3000:]
     idata = az.from_netcdf(out)
     precision = idata.posterior["precision"].values
-    assert precision.shape == (4, 100)
+    assert precision.shape == (4, 60)
     for process in (0, 1):  # process p's chains are block p, bit for bit
         np.testing.assert_array_equal(precision[2 * process:2 * process + 2], np.load(f"{out}.alone{process}.npy"))
     assert not np.array_equal(precision[:2], precision[2:])  # other keys, other chains
-    assert idata.sample_stats["log_z"].shape == (4, 100) and idata.log_likelihood["x"].shape == (4, 100, 60)
+    assert idata.sample_stats["log_z"].shape == (4, 60) and idata.log_likelihood["x"].shape == (4, 60, 60)
     attrs = idata.posterior.attrs
     assert (attrs["processes"], attrs["chains_per_process"]) == (2, 2)
     # the verdict is over all four chains, not one process's
