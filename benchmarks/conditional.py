@@ -108,6 +108,10 @@ def main() -> None:
         for seed in args.seeds:
             rows.append(run(name, seed, args.draws))
             print(json.dumps(rows[-1]), flush=True)
+            _write(rows, args)  # after every row: a long run stopped early keeps what it measured
+
+
+def _write(rows: list, args) -> None:
     out = Path(__file__).parent / "results"
     write_json(out / "conditional.json", rows)
     lines = ["# A θ-conditional flow inside the posterior (no exact quantity used to build it)", "",

@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train an energy on a problem's data: exact, gcl or gan")
     train.add_argument("--problem", default="rings", help=f"one of: {', '.join(PROBLEMS)}; or your tabular problem as a .npz file (models.files)")
     train.add_argument("--method", default="gcl", help=f"one of: {', '.join(METHODS)}")
-    train.add_argument("--steps", type=_positive_int, default=3000)
+    train.add_argument("--steps", type=_positive_int, default=None,
+                       help="default: 6000 for energy networks, 3000 for IRL cost weights")
     train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--out", default="maxent-gan-train", help="output folder (default: %(default)s)")
     train.add_argument("--force", action="store_true", help="overwrite a non-empty output folder")
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-size", type=_positive_int, default=5000,
                        help="held-out points (the point mass keeps at most 500: its demonstrations come from NUTS)")
     train.add_argument("--learning-rate", type=float, default=None,
-                       help="default: 1e-3 for energy networks, 0.05 for IRL cost weights")
+                       help="default: 3e-3 for energy networks, 0.05 for IRL cost weights")
     train.add_argument("--flow-epochs", type=_positive_int, default=100, help="epochs of the sampler's warm start")
     train.add_argument("--eval-every", type=_positive_int, default=250)
     train.add_argument("--checkpoint-every", type=_positive_int, default=500)
