@@ -135,7 +135,7 @@ def test_a_damaged_posterior_file_is_a_value_error_naming_the_path(tmp_path, dam
 
 #: what ``maxent-gan train`` (defaults, rings, gcl) records as its run
 CLI_RUN = {"problem": "rings", "method": "gcl", "seed": 0, "num_train": 5000, "num_test": 5000, "batch_size": 256,
-           "num_draws": 256, "learning_rate": 0.001, "flow_epochs": 100, "tilted": False, "parametric": False, "data": "problem",
+           "num_draws": 256, "learning_rate": inference.ebm.NETWORK_RATE, "flow_epochs": 100, "tilted": False, "parametric": False, "data": "problem",
            "float64": False}
 
 
@@ -187,7 +187,7 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file_before_any_work(tmp_pat
         (["--method", "gan"], "method: the checkpoint .* was written with method='gcl', this run has method='gan'"),
         (["--seed", "3"], "seed: the checkpoint .* was written with seed=0, this run has seed=3"),
         (["--samples", "64"], "num_draws: .* num_draws=256, this run has num_draws=64"),
-        (["--learning-rate", "0.01"], "learning_rate: .* learning_rate=0.001, this run has learning_rate=0.01"),
+        (["--learning-rate", "0.01"], "learning_rate: .* learning_rate=0.003, this run has learning_rate=0.01"),
         (["--steps", "100"], "steps: 100 is fewer than the 200 steps already in the checkpoint"),
     ],
     ids=["method", "seed", "samples", "learning-rate", "fewer-steps"],
