@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("problems", nargs="*", default=["rings", "gaussian"])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--draws", type=int, default=DRAWS)
+    parser.add_argument("--name", default="conditional", help="results/<name>.{md,json}")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # the rule's verdicts are in the rows
     rows = []
@@ -113,10 +114,10 @@ def main() -> None:
 
 def _write(rows: list, args) -> None:
     out = Path(__file__).parent / "results"
-    write_json(out / "conditional.json", rows)
+    write_json(out / f"{args.name}.json", rows)
     lines = ["# A θ-conditional flow inside the posterior (no exact quantity used to build it)", "",
              f"`python benchmarks/conditional.py {' '.join(args.problems)} --seeds {' '.join(map(str, args.seeds))} "
-             f"--draws {args.draws}`: 100 data points, {args.draws} fixed base draws (common random numbers), NUTS {NUTS['num_chains']} chains x "
+             f"--draws {args.draws} --name {args.name}`: 100 data points, {args.draws} fixed base draws (common random numbers), NUTS {NUTS['num_chains']} chains x "
              f"{NUTS['num_samples']} after {NUTS['num_warmup']} warm-up; one run, float64, CPU.", "",
              "| problem | seed | proposal | largest shift (exact sd) | k-hat median / 95% | draws unreliable | "
              "draw-set error (sd) | flagged | NUTS s |",
@@ -127,7 +128,7 @@ def _write(rows: list, args) -> None:
             lines.append(f"| {row['problem']} | {row['seed']} | {proposal} | {r['shift_max_sd']:.3f} | "
                          f"{r['k_hat_median']:.2f} / {r['k_hat_p95']:.2f} | {100 * r['unreliable_fraction']:.0f}% | "
                          f"{r['draw_set_error']:.2f} | {'yes' if r['flagged'] else '**no**'} | {r['seconds']:.0f} |")
-    write_atomic(out / "conditional.md", "\n".join(lines) + "\n")
+    write_atomic(out / f"{args.name}.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference.app.cli import main as cli  # noqa: E402
+from inference.ebm import NETWORK_RATE, NETWORK_STEPS  # noqa: E402
 from inference.io import write_atomic, write_json  # noqa: E402
 from models.toys import TOYS  # noqa: E402
 
@@ -51,7 +52,8 @@ def write(rows: list, args) -> None:
     met = sum(row.get("met", False) for row in rows)
     lines = [f"# `maxent-gan train --method {args.method}` at its defaults on the 2D toys", "",
              f"`python benchmarks/train_defaults.py --method {args.method} --seeds {' '.join(map(str, args.seeds))}`: "
-             "the command line's defaults (6000 steps at learning rate 3e-3 for an energy network), one run per cell, "
+             f"the command line's defaults ({NETWORK_STEPS} steps at learning rate {NETWORK_RATE:g} for an energy network), "
+             "one run per cell, "
              "2 CPU cores. Gap: held-out NLL "
              f"(quadrature) minus the true NLL; target <= {TARGET} nats. **{met} of {len(rows)} met.**", "",
              "| toy | seed | steps | held-out NLL | true NLL | gap | target | k-hat | s |", "|---|---|---|---|---|---|---|---|---|"]

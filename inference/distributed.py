@@ -17,13 +17,14 @@ On CPU, cross-process collectives need gloo, chosen before the backend starts::
 
 (under Slurm, ``jax.distributed.initialize()`` with no arguments reads the job's environment).
 With one process (no ``jax.distributed``) this is :func:`~inference.posterior.sample_posterior`
-followed by :func:`~inference.posterior.save_posterior`.
+with ``nuts_key=chain_key(key, 0)``, followed by :func:`~inference.posterior.save_posterior`.
+``out``'s folder must exist on every process (a shared file system, as on a cluster).
 
 What spans processes is chains, not proposal draws: each process holds all ``num_draws`` draws
 and evaluates its chains' :math:`\\hat Z(\\theta)` over them alone. Splitting the draws themselves
-across processes would put a cross-process all-reduce inside every NUTS step (``shard=True`` does
-that across one process's devices); NumPyro's MCMC closes over the handler's draws, and a jitted
-function may not close over an array that spans other processes' devices, so that is not offered.
+across processes would put a cross-process all-reduce inside every NUTS step; NumPyro's MCMC closes
+over the handler's draws, and a jitted function may not close over an array that spans other
+processes' devices, so that is not offered (``shard=True`` is refused here for that reason).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def sample_posterior_across_processes(model, *model_args, key: jax.Array, out: s
     ``sample_posterior`` (not ``nuts_key``: each process's is :func:`chain_key`)."""
     if "nuts_key" in options:
         raise ValueError("nuts_key: set per process here (chain_key(key, process)); pass only key")
+    if options.get("shard") and jax.process_count() > 1:
+        raise ValueError("shard: the draws would span every process's devices, which NumPyro's MCMC cannot close "
+                         "over; each process holds all its draws here (shard=False)")
     if out is not None and not Path(out).parent.is_dir():
         raise ValueError(f"out: the folder {Path(out).parent} does not exist")
     process, processes = jax.process_index(), jax.process_count()
@@ -74,9 +78,11 @@ def sample_posterior_across_processes(model, *model_args, key: jax.Array, out: s
     judge_posterior(idata, samples, stats, estimator=attrs["estimator"], caller="sample_posterior_across_processes",
                     attrs=dict(attrs, processes=processes, chains_per_process=local.posterior.sizes["chain"]))
     if out is not None:
-        if process == 0:
-            save_posterior(idata, out)
-        multihost_utils.sync_global_devices("maxent-gan: posterior written")  # no process leaves before it is
+        try:
+            if process == 0:
+                save_posterior(idata, out)
+        finally:  # reached even when the write fails, so no process waits forever
+            multihost_utils.sync_global_devices("maxent-gan: posterior written")
     return idata
 
 
@@ -91,11 +97,17 @@ def _gather_chains(local: az.InferenceData, processes: int) -> az.InferenceData:
             continue
         variables = {}
         for name in dataset.data_vars:  # the same names, in the same order, on every process
-            values = np.asarray(dataset[name].values)
-            sent = values.astype(np.int8) if values.dtype == bool else values
-            gathered = np.asarray(multihost_utils.process_allgather(sent, tiled=True)).astype(values.dtype)
-            variables[name] = (dataset[name].dims, gathered)
+            variables[name] = (dataset[name].dims, _gather_rows(np.asarray(dataset[name].values)))
         coords = {name: coord for name, coord in dataset.coords.items() if name != "chain"}
         chains = dataset.sizes["chain"] * processes
         groups[group] = xr.Dataset(variables, coords={**coords, "chain": np.arange(chains)}, attrs=dataset.attrs)
     return az.InferenceData(**groups)
+
+
+def _gather_rows(values: np.ndarray) -> np.ndarray:
+    """Every process's ``values`` stacked along the first axis, bit for bit: sent as bytes, since the
+    gather goes through device arrays, which would round float64 statistics to float32 where x64 is off
+    (the library's float32 mode) and cannot carry bools."""
+    rows = np.ascontiguousarray(values).reshape(values.shape[0], -1).view(np.uint8)
+    gathered = np.asarray(multihost_utils.process_allgather(rows, tiled=True))
+    return np.ascontiguousarray(gathered).view(values.dtype).reshape(-1, *values.shape[1:])

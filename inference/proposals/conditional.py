@@ -156,8 +156,9 @@ class DefensiveConditional(_ConditionalProposal):
 
     The draws are stratified, not picked at random: of n base draws the last
     ``round(α n)`` are draws of ``broad`` itself (they do not depend on θ) and the rest are the flow's
-    ε, moved by :math:`T_\\phi(\\varepsilon;\\theta)`. Every draw is weighted by the mixture density
-    (the balance heuristic), so :math:`\\hat Z(\\theta)` is unbiased at every θ and, with the draws
+    ε, moved by :math:`T_\\phi(\\varepsilon;\\theta)`. Every draw is weighted by the mixture density at
+    the draws' realized share m/n (the balance heuristic with the actual counts; :meth:`transform`),
+    so :math:`\\hat Z(\\theta)` is unbiased at every θ for every n and, with the draws
     fixed, smooth in θ: NUTS can run on it, as on the flow alone. The price is at most a fraction
     α of the draws where the flow alone was good. Its log needs the flow's density at the broad
     draws, one inverse pass.
@@ -200,19 +201,25 @@ class DefensiveConditional(_ConditionalProposal):
         key_flow, key_broad = jax.random.split(key)
         return jnp.concatenate([self.proposal.base_draws(key_flow, n - m), self.broad.sample(key_broad, m)])
 
-    def _mixture(self, log_q_flow: jax.Array, log_q_broad: jax.Array) -> jax.Array:
-        return jnp.logaddexp(math.log1p(-self.weight) + log_q_flow, math.log(self.weight) + log_q_broad)
+    def _mixture(self, log_q_flow: jax.Array, log_q_broad: jax.Array, share: float | None = None) -> jax.Array:
+        share = self.weight if share is None else share
+        return jnp.logaddexp(math.log1p(-share) + log_q_flow, math.log(share) + log_q_broad)
 
     def transform(self, eps: jax.Array, theta) -> tuple[jax.Array, jax.Array]:
-        """``(x, log q(x|θ))`` of :meth:`base_draws`' rows at θ."""
-        m = self.num_broad(eps.shape[0])
+        """``(x, log q(x|θ))`` of :meth:`base_draws`' rows at θ. The mixture's weight is the broad draws'
+        realized share ``num_broad(n) / n``: with ``weight * n`` not a whole number (n = 128: 13 broad
+        draws, 0.1016) the nominal weight would bias Ẑ by up to that ratio where the broad part
+        dominates. It is :meth:`log_prob`'s density exactly when ``weight * n`` is whole."""
+        n = eps.shape[0]
+        m = self.num_broad(n)
         x_flow, log_q_flow = self.proposal.transform(eps[:-m], theta)
         x_broad = eps[-m:]
         x = jnp.concatenate([x_flow, x_broad])
         log_q_flow = jnp.concatenate([log_q_flow, self.proposal.log_prob(x_broad, theta)])
-        return x, self._mixture(log_q_flow, self.broad.log_prob(x))
+        return x, self._mixture(log_q_flow, self.broad.log_prob(x), m / n)
 
     def log_prob(self, x: jax.Array, theta) -> jax.Array:
+        """The mixture's density at the nominal weight (a point's density: the forward check's)."""
         check_points("x", x, self.dim)
         return self._mixture(self.proposal.log_prob(x, theta), self.broad.log_prob(x))
 
