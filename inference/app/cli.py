@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-size", type=_positive_int, default=5000,
                        help="held-out points (the point mass keeps at most 500: its demonstrations come from NUTS)")
     train.add_argument("--learning-rate", type=float, default=None,
-                       help="default: 3e-3 for energy networks, 0.05 for IRL cost weights")
+                       help="default: 3e-3 for energy networks on 2-D problems, 1e-3 above, 0.05 for IRL cost "
+                            "weights")
     train.add_argument("--flow-epochs", type=_positive_int, default=100, help="epochs of the sampler's warm start")
     train.add_argument("--eval-every", type=_positive_int, default=250)
     train.add_argument("--checkpoint-every", type=_positive_int, default=500)
