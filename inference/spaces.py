@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from inference.irl import behaviour_cloning, fit_policy_to_demos, linear_gaussian_cloning
 from inference.metrics import cost_correlation, epic_distance, expected_value_difference
 from inference.proposals.base import Proposal
-from inference.proposals.conditional import ConditionalFlow, DefensiveConditional
+from inference.proposals.conditional import DEFENSIVE_WEIGHT, ConditionalFlow, DefensiveConditional
 from inference.proposals.flow import Flow, fit_flow_to_data
 from inference.proposals.gaussian import Gaussian
 from inference.proposals.policy import LinearGaussianPolicy, MLPGaussianPolicy, TabularPolicy
@@ -70,7 +70,6 @@ def _(space: SimulatorTrajectories) -> SamplerRates:
 
 CONDITIONAL_RATE = 3e-3  # Adam's rate for a conditional flow fitted from scratch
 FOLLOW_SPREAD = 1.5  # the θ pool (or the anchors' sigma points) spread this much about the pilot's mean
-DEFENSIVE_WEIGHT = 0.1  # the broad component's share of a θ-following flow's draws (Hesterberg's usual 0.1)
 
 
 @singledispatch

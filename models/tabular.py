@@ -229,12 +229,11 @@ def _visits(costs, transitions, log_initial, horizon, edges, *, unroll):
     log_z = jax.nn.logsumexp(start)
     mu_0 = jnp.exp(start - log_z)
     start_weight = jnp.exp(log_beta[0] - log_z)
-    num_states = costs.shape[0]
-    flat_successors = transitions.successors.reshape(-1)
-
     if unroll:
         visits, edge_visits = _unrolled_visits(costs, transitions, log_beta, mu_0, edges)
         return log_z, visits, start_weight, edge_visits
+    num_states = costs.shape[0]
+    flat_successors = transitions.successors.reshape(-1)
 
     def forward(carry, inputs):
         mu, visits, edge_visits = carry

@@ -26,7 +26,9 @@ from jax.flatten_util import ravel_pytree
 from inference.proposals.base import Proposal, check_count, check_points
 from inference.proposals.flow import spline_coupling_flow
 
-__all__ = ["AtCondition", "ConditionalFlow", "DefensiveConditional", "condition_vector", "is_conditional"]
+DEFENSIVE_WEIGHT = 0.1  # the broad component's usual share (Hesterberg 1995)
+
+__all__ = ["DEFENSIVE_WEIGHT", "AtCondition", "ConditionalFlow", "DefensiveConditional", "condition_vector", "is_conditional"]
 
 
 def condition_vector(theta: Any) -> jax.Array:
@@ -168,7 +170,7 @@ class DefensiveConditional(_ConditionalProposal):
     broad: Proposal
     weight: float = eqx.field(static=True)
 
-    def __init__(self, proposal: ConditionalFlow, broad: Proposal, weight: float = 0.1):
+    def __init__(self, proposal: ConditionalFlow, broad: Proposal, weight: float = DEFENSIVE_WEIGHT):
         if not is_conditional(proposal):
             raise TypeError(f"proposal: expected a θ-conditional proposal, got {type(proposal).__name__}")
         if not isinstance(broad, Proposal) or is_conditional(broad):
