@@ -178,6 +178,7 @@ def fit_at_anchors(
     chunk: int = 50,
     progress: bool = True,
     dtype: str | None = FIT_DTYPE,
+    expected_loss=None,
 ) -> AnchorMixture:
     """A θ-following proposal: one copy of ``proposal`` fitted by reverse KL at each anchor θ_k, all
     at once (``vmap`` over the anchors, ``chunk`` steps per host round-trip), as an
@@ -189,6 +190,12 @@ def fit_at_anchors(
     gradient for discrete families, as in training). Stops at the last chunk whose parameters are
     all finite, with a warning naming the step. ``dtype``: the fit's precision, as in
     :func:`fit_sampler`.
+
+    ``expected_loss(q, θ)``: the sampler loss :math:`E_q[c_\\theta + \\log q]` computed exactly, where
+    the family allows it (a tabular policy on known dynamics:
+    :meth:`~inference.proposals.TabularPolicy.expected_loss` of θ's cost table). Each step is then its
+    exact gradient and ``num_draws`` is unused: a score-function estimate from draws learns only the
+    states the draws visit, and the states it leaves untrained are where the weights' tails come from.
     """
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
@@ -201,7 +208,10 @@ def fit_at_anchors(
     optimizer = proposal_optimizer(1e-2, steps) if optimizer is None else optimizer
     components = AnchorMixture.stack([proposal] * K).components
     opt_state = eqx.filter_vmap(lambda q: sampler_init(q, optimizer).opt_state)(components)
-    step = cached_step(_anchor_step, cost_fn, optimizer, num_draws, K)
+    if expected_loss is None:
+        step = cached_step(_anchor_step, cost_fn, optimizer, num_draws, K)
+    else:
+        step = cached_step(_exact_anchor_step, expected_loss, optimizer)
     (components, opt_state), _, stopped = fit_in_chunks(step, (components, opt_state), steps, args=(key, anchors),
                                                         chunk=chunk, params=lambda carry: carry[0], progress=progress,
                                                         desc=f"fit sampler at {K} anchors", dtype=dtype)
@@ -221,6 +231,21 @@ def _anchor_step(cost_fn, optimizer, num_draws: int, K: int):
         key, anchors = args
         q, opt = carry
         q, opt, loss = eqx.filter_vmap(one)(q, opt, anchors, jax.random.split(jax.random.fold_in(key, i), K))
+        return (q, opt), loss
+
+    return step
+
+
+def _exact_anchor_step(expected_loss, optimizer):
+    def one(q, opt, theta):
+        loss, grads = eqx.filter_value_and_grad(expected_loss)(q, theta)
+        q, opt = apply_update(optimizer, grads, opt, q)
+        return q, opt, loss
+
+    def step(carry, i, args):
+        _, anchors = args
+        q, opt = carry
+        q, opt, loss = eqx.filter_vmap(one)(q, opt, anchors)
         return (q, opt), loss
 
     return step

@@ -55,7 +55,9 @@ def _(space: Points) -> SamplerRates:
 
 @sampler_rates.register
 def _(space: TabularTrajectories) -> SamplerRates:
-    return SamplerRates(fit=0.1, train=None, refit=0.02)  # logits: large steps
+    # logits: large steps; the refit follows the exact gradient (follow_theta), where 0.05 reached KL 1e-4
+    # nats in 500 steps on the gridworld and 0.02 left 9e-4
+    return SamplerRates(fit=0.1, train=None, refit=0.05)
 
 
 @sampler_rates.register
@@ -73,21 +75,43 @@ FOLLOW_SPREAD = 1.5  # the θ pool (or the anchors' sigma points) spread this mu
 
 
 @singledispatch
-def follow_theta(space, key: jax.Array, proposal, cost_fn, draws, *, unflatten, steps: int, rate: float):
+def follow_theta(space, key: jax.Array, proposal, cost_fn, draws, *, unflatten, steps: int, rate: float,
+                 cost_table=None):
     """A proposal that follows θ, built from a pilot posterior's draws ``draws`` (``(n, k)``, θ flattened;
-    ``unflatten`` maps rows back to the model's sites, ``cost_fn(sites, x)`` the family's cost).
+    ``unflatten`` maps rows back to the model's sites, ``cost_fn(sites, x)`` the family's cost;
+    ``cost_table(sites)`` the ``(S, A)`` costs where the space has them, tabular spaces).
 
     On trajectory spaces (the default): ``2k + 1`` anchors over the pilot (sigma points spread
     :data:`FOLLOW_SPREAD`), the trained sampler ``proposal`` refitted at each by reverse KL
     (:func:`~inference.sampler.fit_at_anchors`), mixed with the balance heuristic.
     """
+    return _fit_at_sigma_anchors(key, proposal, cost_fn, draws, unflatten=unflatten, steps=steps, rate=rate)
+
+
+def _fit_at_sigma_anchors(key, proposal, cost_fn, draws, *, unflatten, steps, rate, expected_loss=None):
     anchors = sigma_anchors(draws.mean(0), jnp.atleast_2d(jnp.cov(draws.T)), spread=FOLLOW_SPREAD)
     return fit_at_anchors(key, proposal, cost_fn, unflatten(anchors), steps=steps,
-                          optimizer=proposal_optimizer(rate, steps), progress=False)
+                          optimizer=proposal_optimizer(rate, steps), progress=False, expected_loss=expected_loss)
 
 
 @follow_theta.register
-def _(space: Points, key, proposal, cost_fn, draws, *, unflatten, steps, rate):
+def _(space: TabularTrajectories, key, proposal, cost_fn, draws, *, unflatten, steps, rate, cost_table=None):
+    """On a tabular space, as on other trajectory spaces, but where ``cost_table`` is given and the
+    sampler is a :class:`~inference.proposals.TabularPolicy` each anchor's refit follows the exact
+    gradient of the reverse KL (:meth:`~inference.proposals.TabularPolicy.expected_loss`, possible on
+    the known dynamics of a tabular problem), not a score-function estimate from draws. On the default
+    gridworld (seed 0, the GCL sampler refitted at its own θ̂ for 500 steps) the estimate from draws left
+    KL(q‖p_θ) at 0.078 nats and k̂ 0.64 (forward k̂ 0.64); the exact gradient reached 1e-4 nats."""
+    expected_loss = None
+    if cost_table is not None and isinstance(proposal, TabularPolicy):
+        def expected_loss(q, sites):
+            return q.expected_loss(cost_table(sites))
+    return _fit_at_sigma_anchors(key, proposal, cost_fn, draws, unflatten=unflatten, steps=steps, rate=rate,
+                                 expected_loss=expected_loss)
+
+
+@follow_theta.register
+def _(space: Points, key, proposal, cost_fn, draws, *, unflatten, steps, rate, cost_table=None):
     """On points: a :class:`~inference.proposals.conditional.ConditionalFlow` q(x|θ) fitted by reverse KL
     over the pilot's draws spread :data:`FOLLOW_SPREAD` about their mean (the trained sampler is not
     reused: its flow has no condition), reading θ standardized by that pool and bounded

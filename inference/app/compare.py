@@ -236,9 +236,14 @@ def _follow_theta(problem: Problem, proposal, pilot: az.InferenceData, steps: in
     family = problem.family
     draws = family.flatten(pilot.posterior)
     draws = draws.reshape(-1, draws.shape[-1])
-    return follow_theta(problem.space, key, proposal, lambda sites, x: family.cost_fn(family.from_sites(sites), x),
+    space = problem.space
+    cost_table = None
+    if isinstance(space, TabularTrajectories):
+        def cost_table(sites):
+            return space.cost_table(family.from_sites(sites))
+    return follow_theta(space, key, proposal, lambda sites, x: family.cost_fn(family.from_sites(sites), x),
                         jnp.asarray(draws), unflatten=family.unflatten, steps=steps,
-                        rate=sampler_rates(problem.space).refit)
+                        rate=sampler_rates(space).refit, cost_table=cost_table)
 
 
 def _finite_stat(stat, values: np.ndarray) -> float | None:

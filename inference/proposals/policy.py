@@ -125,6 +125,42 @@ class TabularPolicy(eqx.Module):
         x = self.sample(key, n)
         return x, self.log_prob(x)
 
+    def expected_loss(self, costs: jax.Array) -> jax.Array:
+        """The sampler loss :math:`E_q[c(\\tau) + \\log q(\\tau)]` (``log q`` relative to the dynamics, as in
+        :meth:`log_prob`) computed exactly, without draws: the forward recursion of q's state marginals
+        :math:`d_t(s)`, each step adding :math:`\\sum_{s,a} d_t(s)\\pi_t(a|s)[c(s,a) + \\log\\pi_t(a|s) +
+        KL(q(\\cdot|s,a)\\|P(\\cdot|s,a))]`. Plus :math:`\\log Z(c)` it is :math:`KL(q\\|p_c) \\ge 0`, zero at
+        the tilted soft-optimal policy. ``costs`` ``(S, A)``. Its gradient is the exact sampler gradient,
+        which the known dynamics of a tabular problem make possible (the score-function estimate of
+        training sees only the states its draws visit)."""
+        transitions = self.transitions
+        successors, log_probs = transitions.successors, transitions.log_probs
+        support = self.initial > 0
+        log_start = self._log_start()
+        start = jnp.exp(log_start)
+        log_ratio = jnp.where(support, log_start, 0.0) - jnp.log(jnp.where(support, self.initial, 1.0))
+        start_term = jnp.sum(jnp.where(support, start * log_ratio, 0.0))
+        log_policy = self._log_policy()  # (T, S, A)
+        horizon = log_policy.shape[0]
+        if self.successor_logits is None:
+            log_next = jnp.broadcast_to(log_probs, (horizon, *log_probs.shape))
+            tilt_kl = jnp.zeros(log_policy.shape, log_policy.dtype)
+        else:  # q(s'|s,a) = P e^{w(s')} / Σ P e^{w}: log q - log P = w(s') - lse, finite on every slot
+            w = self.successor_logits[:, successors]  # (T, S, A, K)
+            log_norm = jax.nn.logsumexp(log_probs[None] + w, axis=-1, keepdims=True)
+            log_next = log_probs[None] + w - log_norm
+            tilt_kl = jnp.sum(jnp.exp(log_next) * (w - log_norm), axis=-1)
+
+        def step(marginal, per_time):
+            log_pi, log_q_next, kl = per_time
+            visits = marginal[:, None] * jnp.exp(log_pi)  # (S, A)
+            term = jnp.sum(visits * (costs + log_pi + kl))
+            flow = visits[..., None] * jnp.exp(log_q_next)  # (S, A, K)
+            return jnp.zeros_like(marginal).at[successors].add(flow), term
+
+        _, terms = jax.lax.scan(step, start, (log_policy, log_next, tilt_kl))
+        return start_term + jnp.sum(terms)
+
 
 class TabularExact(eqx.Module):
     """The exact trajectory-MaxEnt sampler of fixed costs: :math:`\\log q = -c(\\tau) - \\log Z` (the oracle)."""
