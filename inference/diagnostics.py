@@ -200,6 +200,13 @@ def forward_check(costs: jax.Array, log_q: jax.Array) -> ForwardCheck:
     )
 
 
+def summand_ess_numpy(summands: np.ndarray) -> np.ndarray:
+    """:math:`(\\sum_j s_j)^2 / \\sum_j s_j^2` of each row: Kish's ESS of the summands of a mean (the
+    weights themselves for plain importance sampling; the controlled weights for ``"mis-cv"``)."""
+    summands = np.asarray(summands, np.float64)
+    return np.sum(summands, -1) ** 2 / np.sum(summands**2, -1)
+
+
 def ess_numpy(log_weights: np.ndarray) -> np.ndarray:
     """Kish's ESS of each row of host-side log weights (NumPy twin of :func:`effective_sample_size`)."""
     from scipy.special import logsumexp as np_logsumexp

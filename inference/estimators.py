@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.nn import log_sigmoid
 from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
@@ -25,6 +26,7 @@ from inference.diagnostics import (
     effective_sample_size,
     forward_check,
     pareto_k_hat,
+    summand_ess_numpy,
     unreliable_reasons,
     warn_if_unreliable,
 )
@@ -35,8 +37,12 @@ __all__ = [
     "elbo",
     "iwae",
     "log_mean_exp",
+    "MixtureControls",
+    "controlled_weights",
     "log_z_importance",
+    "log_z_mis_cv",
     "log_z_mixture",
+    "mixture_controls",
     "mixture_log_weights",
 ]
 
@@ -113,6 +119,91 @@ def log_z_importance(costs: ArrayLike, log_q: ArrayLike, *, cost_data: ArrayLike
         forward=forward,
     )
     warn_if_unreliable("log_z_importance", estimate.k_hat, estimate.ess, costs.shape[0], forward=forward)
+    return estimate
+
+
+class MixtureControls(NamedTuple):
+    """The control variates of multiple importance sampling at fixed draws from an equal-weight mixture
+    (:func:`mixture_controls`): ``centered`` ``(n, K-1)``, their ``mean`` ``(K-1,)`` and the Cholesky
+    factor of their Gram matrix, all independent of θ, so each θ costs ``K - 1`` dot products."""
+
+    centered: jax.Array
+    mean: jax.Array
+    gram_cholesky: jax.Array
+
+
+def mixture_controls(log_q: ArrayLike, log_q_components: ArrayLike) -> MixtureControls:
+    """:math:`z_{jk} = q_k(x_j)/q_{mix}(x_j) - 1`, k < K, at draws :math:`x_j` of
+    :math:`q_{mix} = \\frac1K\\sum_k q_k` (``log_q`` ``(n,)``, ``log_q_components`` ``(K, n)``).
+
+    Each has mean zero under :math:`q_{mix}` because every :math:`q_k` is normalized; the K-th is
+    minus the sum of the others (balance heuristic) and is left out. Bounded by ``K - 1``: a ratio of
+    normalized densities, never a raw cost."""
+    log_q = check_vector("log_q", log_q)
+    log_q_components = jnp.asarray(log_q_components)
+    if log_q_components.ndim != 2 or log_q_components.shape[1] != log_q.shape[0] or log_q_components.shape[0] < 2:
+        raise ValueError(f"log_q_components: expected shape (K >= 2, {log_q.shape[0]}), got {log_q_components.shape}")
+    z = jnp.exp(log_q_components[:-1] - log_q).T - 1.0
+    mean = z.mean(0)
+    centered = z - mean
+    gram = centered.T @ centered
+    ridge = 1e-12 * jnp.trace(gram) / gram.shape[0] + jnp.finfo(gram.dtype).tiny  # two equal components: singular
+    return MixtureControls(centered, mean, jnp.linalg.cholesky(gram + ridge * jnp.eye(gram.shape[0], dtype=gram.dtype)))
+
+
+def controlled_weights(log_weights: jax.Array, controls: MixtureControls) -> tuple[jax.Array, jax.Array]:
+    """``(shift, s)``: the controlled weights :math:`s_j = \\tilde w_j - \\hat\\beta^\\top z_j` of
+    :math:`\\tilde w_j = e^{\\log w_j - \\text{shift}}` (shift: the largest log weight), with
+    :math:`\\hat\\beta` the least-squares regression of the weights on the controls. Their mean is
+    :math:`\\hat Z e^{-\\text{shift}}` (:func:`log_z_mis_cv`). Smooth in the log weights."""
+    shift = jax.lax.stop_gradient(jnp.max(log_weights))
+    w = jnp.exp(log_weights - shift)
+    beta = jax.scipy.linalg.cho_solve((controls.gram_cholesky, True), controls.centered.T @ (w - w.mean()))
+    return shift, w - (controls.centered + controls.mean) @ beta
+
+
+def log_z_mis_cv(costs: ArrayLike, log_q: ArrayLike, log_q_components: ArrayLike, *,
+                 cost_data: ArrayLike | None = None, log_q_data: ArrayLike | None = None) -> LogZEstimate:
+    """Multiple importance sampling with the mixture's components as control variates (Owen & Zhou
+    2000): :math:`\\hat Z = \\frac1n\\sum_j [w_j - \\hat\\beta^\\top z_j]`, where
+    :math:`w_j = e^{-c(x_j)}/q_{mix}(x_j)` and :math:`z_j` are :func:`mixture_controls`.
+
+    Where :math:`p = \\tilde p / Z` is close to a combination :math:`\\sum_k \\beta_k q_k` of the
+    components (a θ between the anchors of fitted components), the regression absorbs most of the
+    weights' variance: exact when p is in their span. It is never much worse than plain MIS
+    (Owen & Zhou: at most about the variance of importance sampling from the best single component,
+    times K). Bias: :math:`\\hat\\beta` is fitted on the same draws, which biases :math:`\\hat Z` by
+    :math:`O(K/n)`, plus the log's :math:`-\\mathrm{Var}/(2n\\bar s^2)`; :math:`\\hat Z` can come out
+    non-positive (the correction overshooting), and then ``log_z`` is NaN and ``k_hat`` inf.
+
+    ``ess`` is Kish's ESS of the controlled weights :math:`s_j` (the summands of the mean: how much
+    variance the controls removed); ``k_hat`` stays that of the raw weights, ``log_weights``: the
+    controls are bounded by K - 1, so the right tail of the :math:`s_j`, the one that can hide mass, is
+    the weights' own, and the fit on the raw weights is not perturbed by the regression's bounded term
+    (the left tail of the :math:`s_j` is bounded). On the gridworld the two-tailed k-hat of the
+    :math:`s_j` read above 0.7 at 29 % of posterior draws whose controlled ESS was 15 995 of 16 000.
+    ``log_q`` ``(n,)`` is :math:`\\log q_{mix}`, ``log_q_components`` ``(K, n)``; the forward check
+    as in :func:`log_z_importance` (``log_q_data``: :math:`\\log q_{mix}` at the data).
+    """
+    costs, log_q = _checked_pair("costs", costs, "log_q", log_q)
+    if (cost_data is None) != (log_q_data is None):
+        raise ValueError("cost_data, log_q_data: give both (the forward check) or neither")
+    controls = mixture_controls(log_q, log_q_components)
+    forward = None
+    if cost_data is not None:
+        forward = forward_check(*_checked_pair("cost_data", cost_data, "log_q_data", log_q_data))
+    log_weights = -costs - log_q
+    shift, summands = controlled_weights(log_weights, controls)
+    mean = jnp.mean(summands)
+    s = np.asarray(summands)
+    estimate = LogZEstimate(
+        log_z=jnp.where(mean > 0, shift + jnp.log(jnp.where(mean > 0, mean, 1.0)), jnp.nan),
+        ess=jnp.asarray(summand_ess_numpy(s), log_weights.dtype),
+        k_hat=pareto_k_hat(log_weights) if float(mean) > 0 else jnp.asarray(jnp.inf, log_weights.dtype),
+        log_weights=log_weights,
+        forward=forward,
+    )
+    warn_if_unreliable("log_z_mis_cv", estimate.k_hat, estimate.ess, costs.shape[0], forward=forward)
     return estimate
 
 

@@ -17,7 +17,10 @@ of that fixed approximation, whose gradient error, times the number of observati
 moves the posterior. A proposal that follows θ keeps the weights flat at every θ, so that error
 stays small where the posterior lives, instead of only near the θ the sampler was trained at.
 
-Estimators: ``"importance"`` (plain IS with the fixed draws), ``"mixture"`` (the data + draws
+Estimators: ``"importance"`` (plain IS with the fixed draws), ``"mis-cv"`` (for an
+:class:`~inference.proposals.AnchorMixture`: multiple importance sampling with its components as
+control variates, :func:`~inference.estimators.log_z_mis_cv`; the controls are fixed with the draws,
+so each θ adds ``K - 1`` dot products and a small triangular solve), ``"mixture"`` (the data + draws
 fixed point, ``log_z_mixture``), ``"exact"`` (the site's own exact ``log_normalizer``: the gold
 standard where a problem has one). Written by hand on ``numpyro.primitives.Messenger``.
 
@@ -38,13 +41,13 @@ import numpy as np
 import numpyro.distributions as dist
 from numpyro.primitives import Messenger
 
-from inference.estimators import log_mean_exp, log_z_mixture
+from inference.estimators import controlled_weights, log_mean_exp, log_z_mixture, mixture_controls
 from inference.proposals.conditional import is_conditional
 from models.unnormalized import Unnormalized
 
 __all__ = ["ESTIMATORS", "NormalizedSite", "normalized", "shard_rows"]
 
-ESTIMATORS = ("importance", "mixture", "exact")
+ESTIMATORS = ("importance", "mis-cv", "mixture", "exact")
 
 
 def shard_rows(tree, devices=None):
@@ -85,7 +88,8 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
         num_draws: proposal draws, taken once (the name every API uses for proposal draws; NUTS
             draws are ``num_samples`` in ``sample_posterior``, as in NumPyro).
         key: the key of those draws.
-        estimator: ``"importance"``, ``"mixture"`` or ``"exact"``.
+        estimator: ``"importance"``, ``"mis-cv"`` (an anchor mixture's proposal only), ``"mixture"`` or
+            ``"exact"``.
         shard: spread the draws over all of ``jax.devices()`` along their first axis
             (``jax.sharding``): every cost evaluation then runs on all devices at once.
             ``num_draws`` must be a multiple of the device count.
@@ -106,6 +110,11 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
             if shard and num_draws % len(devices):
                 raise ValueError(f"num_draws: {num_draws} draws cannot be sharded evenly over "
                                  f"{len(devices)} devices; use a multiple of {len(devices)}")
+            if estimator == "mis-cv" and (is_conditional(proposal) or not hasattr(proposal, "component_log_probs")):
+                raise ValueError(f"estimator: 'mis-cv' needs a mixture of fixed components (an AnchorMixture), "
+                                 f"got a {type(proposal).__name__}; use 'importance'")
+            if estimator == "mis-cv" and shard:
+                raise ValueError("shard: the 'mis-cv' estimator does not shard its controls yet; use shard=False")
             if is_conditional(proposal):
                 # a θ-conditional proposal: fix the base draws ε, move x_j(θ) = T(ε_j; θ) with θ
                 self.eps, self.draws, self.log_q = proposal.base_draws(key, num_draws), None, None
@@ -113,6 +122,8 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
                     self.eps = shard_rows(self.eps, devices)
             else:
                 self.draws, self.log_q = proposal.sample_and_log_prob(key, num_draws)
+                if estimator == "mis-cv":
+                    self.controls = mixture_controls(self.log_q, proposal.component_log_probs(self.draws))
                 if shard:
                     self.draws, self.log_q = shard_rows((self.draws, self.log_q), devices)
         self.proposal, self.estimator = proposal, estimator
@@ -141,6 +152,9 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
         cost_samples = site.cost(draws)
         if self.estimator == "importance":
             return log_mean_exp(-cost_samples - log_q)
+        if self.estimator == "mis-cv":
+            shift, summands = controlled_weights(-cost_samples - log_q, self.controls)
+            return shift + jax.numpy.log(jax.numpy.mean(summands))  # NaN where the correction overshoots
         points = data.reshape((-1,) + site.event_shape)
         return log_z_mixture(site.cost(points), cost_samples, self.log_q_at(site, points), log_q).log_z
 

@@ -103,7 +103,7 @@ def test_pointwise_log_likelihood_has_one_value_per_observation(data):
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match="estimator: unknown name 'nope'; valid: importance, mixture, exact"):
+    with pytest.raises(ValueError, match="estimator: unknown name 'nope'; valid: importance, mis-cv, mixture, exact"):
         normalized(model, None, estimator="nope")
     with pytest.raises(ValueError, match="proposal: the 'importance' estimator needs a proposal"):
         normalized(model, None, 100, jax.random.key(0))

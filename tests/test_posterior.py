@@ -93,7 +93,7 @@ def test_netcdf_round_trip_and_loo(tmp_path, importance_idata):
     ("options", "message"),
     [
         ({"chain_method": "nope"}, "chain_method: unknown name 'nope'; valid: vectorized, parallel, sequential"),
-        ({"estimator": "nope"}, "estimator: unknown name 'nope'; valid: importance, mixture, exact"),
+        ({"estimator": "nope"}, "estimator: unknown name 'nope'; valid: importance, mis-cv, mixture, exact"),
         ({"num_chains": 0}, "num_chains: expected a positive integer, got 0"),
         ({"chain_method": "parallel", "num_chains": 64}, "'parallel' runs one chain per device"),
         ({"estimator": "importance"}, "proposal: the 'importance' estimator needs a proposal"),

@@ -167,11 +167,13 @@ class AnchorMixture(eqx.Module):
         arrays, static = eqx.partition(self.components, eqx.is_array)
         return eqx.combine(jax.tree.map(lambda a: a[k], arrays), static)
 
-    def _log_probs(self, x: jax.Array) -> jax.Array:
-        return eqx.filter_vmap(lambda q: q.log_prob(x))(self.components)  # (K, n)
+    def component_log_probs(self, x: jax.Array) -> jax.Array:
+        """:math:`\\log q_k(x_j)` of every component, ``(K, n)`` (the control variates of the
+        ``"mis-cv"`` estimator, :func:`inference.estimators.mixture_controls`)."""
+        return eqx.filter_vmap(lambda q: q.log_prob(x))(self.components)
 
     def log_prob(self, x: jax.Array) -> jax.Array:
-        return jax.nn.logsumexp(self._log_probs(x), axis=0) - math.log(self.num_components)
+        return jax.nn.logsumexp(self.component_log_probs(x), axis=0) - math.log(self.num_components)
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         check_count(n)
