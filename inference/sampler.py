@@ -10,6 +10,7 @@ progress bar and the NaN guard per chunk).
 from __future__ import annotations
 
 import functools
+import itertools
 import warnings
 from typing import Any, NamedTuple
 
@@ -30,7 +31,7 @@ from models.unnormalized import Unnormalized
 __all__ = [
     "SamplerInfo", "SamplerState", "annealing_schedule", "fit_at_anchors", "fit_conditional", "fit_sampler", "proposal_optimizer",
     "sampler_init", "sampler_step", "skipped_steps",
-    "sigma_anchors",
+    "box_anchors", "sigma_anchors",
 ]
 
 
@@ -318,16 +319,36 @@ def _conditional_step(cost_fn, optimizer, num_draws: int, thetas_per_step: int):
     return step
 
 
-def sigma_anchors(mean: ArrayLike, covariance: ArrayLike, *, spread: float = 1.5) -> np.ndarray:
-    """``2d + 1`` anchors spread over a Gaussian approximation of the posterior: the mean and the
-    points :math:`\\mu \\pm s\\sqrt{d\\lambda_i}\\, v_i` along each principal axis (the unscented
-    transform's sigma points, scaled by ``spread`` to cover a pilot that may be too narrow)."""
+def box_anchors(mean: ArrayLike, covariance: ArrayLike, *, half_width: float = 3.0) -> np.ndarray:
+    """``2^d + 1`` anchors: the mean and the corners of the box :math:`\\mu \\pm h\\sqrt{\\lambda_i}\\, v_i`
+    along the principal axes of a Gaussian approximation of the posterior (``h = half_width`` sd).
+
+    For a cost linear in θ, :math:`p_\\theta(x)/p_{\\theta_k}(x) \\propto e^{-(\\theta - \\theta_k)\\cdot\\phi(x)}`,
+    so the mixture's weights stay bounded at every θ inside the anchors' convex hull and grow a heavy
+    tail outside it. The box's hull holds all θ within h sd along every axis; the sigma points'
+    (:func:`sigma_anchors`) only those within h sd in the sum of the axes' distances, which misses
+    most of a posterior in four dimensions or more."""
+    mean, covariance = _checked_gaussian(mean, covariance)
+    values, vectors = np.linalg.eigh(0.5 * (covariance + covariance.T))
+    corners = np.array(list(itertools.product((-1.0, 1.0), repeat=mean.size)))
+    return np.concatenate([mean[None], mean + (corners * half_width * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T])
+
+
+def _checked_gaussian(mean, covariance):
     mean, covariance = np.asarray(mean, float), np.asarray(covariance, float)
     if mean.ndim != 1 or covariance.shape != (mean.size, mean.size):
         raise ValueError(f"covariance: expected shape ({mean.size}, {mean.size}) for a mean of shape {mean.shape}, "
                          f"got {covariance.shape}")
     if not (np.isfinite(mean).all() and np.isfinite(covariance).all()):
         raise ValueError("mean, covariance: expected finite values")
+    return mean, covariance
+
+
+def sigma_anchors(mean: ArrayLike, covariance: ArrayLike, *, spread: float = 1.5) -> np.ndarray:
+    """``2d + 1`` anchors spread over a Gaussian approximation of the posterior: the mean and the
+    points :math:`\\mu \\pm s\\sqrt{d\\lambda_i}\\, v_i` along each principal axis (the unscented
+    transform's sigma points, scaled by ``spread`` to cover a pilot that may be too narrow)."""
+    mean, covariance = _checked_gaussian(mean, covariance)
     values, vectors = np.linalg.eigh(0.5 * (covariance + covariance.T))
     offsets = spread * np.sqrt(mean.size * np.clip(values, 0.0, None)) * vectors  # columns: the principal axes
     return np.concatenate([mean[None], mean + offsets.T, mean - offsets.T])

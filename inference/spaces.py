@@ -21,7 +21,7 @@ from inference.proposals.conditional import DEFENSIVE_WEIGHT, ConditionalFlow, D
 from inference.proposals.flow import Flow, fit_flow_to_data
 from inference.proposals.gaussian import Gaussian
 from inference.proposals.policy import LinearGaussianPolicy, MLPGaussianPolicy, TabularPolicy
-from inference.sampler import fit_at_anchors, fit_conditional, proposal_optimizer, sigma_anchors
+from inference.sampler import box_anchors, fit_at_anchors, fit_conditional, proposal_optimizer, sigma_anchors
 from models.problem import Problem
 from models.spaces import LinearGaussianTrajectories, Points, SimulatorTrajectories, TabularTrajectories
 from models.tabular import check_trajectories
@@ -72,6 +72,8 @@ def _(space: SimulatorTrajectories) -> SamplerRates:
 
 CONDITIONAL_RATE = 3e-3  # Adam's rate for a conditional flow fitted from scratch
 FOLLOW_SPREAD = 1.5  # the θ pool (or the anchors' sigma points) spread this much about the pilot's mean
+BOX_HALF_WIDTH = 3.0  # anchors at the corners of the box ±3 pilot sd along its principal axes ...
+BOX_MAX_DIM = 5  # ... up to 2^5 + 1 = 33 anchors; more cost weights than this: sigma points
 
 
 @singledispatch
@@ -81,15 +83,23 @@ def follow_theta(space, key: jax.Array, proposal, cost_fn, draws, *, unflatten, 
     ``unflatten`` maps rows back to the model's sites, ``cost_fn(sites, x)`` the family's cost;
     ``cost_table(sites)`` the ``(S, A)`` costs where the space has them, tabular spaces).
 
-    On trajectory spaces (the default): ``2k + 1`` anchors over the pilot (sigma points spread
-    :data:`FOLLOW_SPREAD`), the trained sampler ``proposal`` refitted at each by reverse KL
-    (:func:`~inference.sampler.fit_at_anchors`), mixed with the balance heuristic.
+    On trajectory spaces (the default): anchors over the pilot, the trained sampler ``proposal``
+    refitted at each by reverse KL (:func:`~inference.sampler.fit_at_anchors`), mixed with the balance
+    heuristic (estimate it with ``"mis-cv"``: the components are then control variates too). The
+    anchors are the mean and the corners of the box ±:data:`BOX_HALF_WIDTH` pilot sd along its
+    principal axes (:func:`~inference.sampler.box_anchors`: every θ inside their hull has bounded
+    weights) for up to :data:`BOX_MAX_DIM` cost weights, else the ``2k + 1`` sigma points spread
+    :data:`FOLLOW_SPREAD`. On the default gridworld (seed 0, the exact posterior's draws as the pilot,
+    16 000 draws, k-hat at 200 posterior draws) the sigma points left k-hat above 0.7 at 12 % of them
+    (26 % beyond 2.5 sd), the box at ±2 sd at 12.5 %, at ±3 sd at 4.5 %.
     """
-    return _fit_at_sigma_anchors(key, proposal, cost_fn, draws, unflatten=unflatten, steps=steps, rate=rate)
+    return _fit_at_anchors(key, proposal, cost_fn, draws, unflatten=unflatten, steps=steps, rate=rate)
 
 
-def _fit_at_sigma_anchors(key, proposal, cost_fn, draws, *, unflatten, steps, rate, expected_loss=None):
-    anchors = sigma_anchors(draws.mean(0), jnp.atleast_2d(jnp.cov(draws.T)), spread=FOLLOW_SPREAD)
+def _fit_at_anchors(key, proposal, cost_fn, draws, *, unflatten, steps, rate, expected_loss=None):
+    mean, covariance = draws.mean(0), jnp.atleast_2d(jnp.cov(draws.T))
+    anchors = (box_anchors(mean, covariance, half_width=BOX_HALF_WIDTH) if draws.shape[1] <= BOX_MAX_DIM
+               else sigma_anchors(mean, covariance, spread=FOLLOW_SPREAD))
     return fit_at_anchors(key, proposal, cost_fn, unflatten(anchors), steps=steps,
                           optimizer=proposal_optimizer(rate, steps), progress=False, expected_loss=expected_loss)
 
@@ -106,7 +116,7 @@ def _(space: TabularTrajectories, key, proposal, cost_fn, draws, *, unflatten, s
     if cost_table is not None and isinstance(proposal, TabularPolicy):
         def expected_loss(q, sites):
             return q.expected_loss(cost_table(sites))
-    return _fit_at_sigma_anchors(key, proposal, cost_fn, draws, unflatten=unflatten, steps=steps, rate=rate,
+    return _fit_at_anchors(key, proposal, cost_fn, draws, unflatten=unflatten, steps=steps, rate=rate,
                                  expected_loss=expected_loss)
 
 
