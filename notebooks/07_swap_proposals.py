@@ -43,8 +43,7 @@ from inference.app.compare import CompareSettings, compare, render_report
 from inference.diagnostics import UnreliableEstimateWarning
 from inference.ebm import train_ebm
 from inference.posterior import sample_posterior
-from inference.sampler import fit_at_anchors, sigma_anchors
-from inference.spaces import broad_proposal, soft_optimal, warm_start
+from inference.spaces import broad_proposal, follow_theta, sampler_rates, soft_optimal, warm_start
 from models.problems import make_problem
 
 jax.config.update("jax_enable_x64", True)
@@ -73,13 +72,18 @@ posteriors = {name: sample_posterior(problem.model, demos, key=jax.random.key(1)
                                      **NUTS_SETTINGS)
               for name, q in proposals.items()}
 
-# a proposal that follows θ: the gcl sampler refitted at 2d + 1 anchors spread over its own (pilot)
-# posterior, mixed with the balance heuristic; no exact quantity is used to build it
+# a proposal that follows θ (the library's recipe, inference.spaces.follow_theta): the gcl sampler refitted
+# at the corners of a box over its own (pilot) posterior, by the exact gradient of the reverse KL (the
+# dynamics are known), mixed with the balance heuristic; its components are also control variates of the
+# estimate ("mis-cv"). The cost table at a θ is all it needs; no exact log Z is used to build it
 pilot = posteriors["gcl"].posterior["theta"].values.reshape(-1, 4)
-anchors = sigma_anchors(pilot.mean(0), np.cov(pilot.T))
-proposals["gcl-follow"] = fit_at_anchors(jax.random.key(3), gcl.result.state.proposal, problem.family.cost_fn,
-                                         jnp.asarray(anchors), steps=100 if QUICK else 500, progress=False)
-posteriors["gcl-follow"] = sample_posterior(problem.model, demos, key=jax.random.key(1),
+family, space = problem.family, problem.space
+proposals["gcl-follow"] = follow_theta(space, jax.random.key(3), gcl.result.state.proposal,
+                                       lambda sites, x: family.cost_fn(family.from_sites(sites), x), jnp.asarray(pilot),
+                                       unflatten=family.unflatten, steps=100 if QUICK else 500,
+                                       rate=sampler_rates(space).refit,
+                                       cost_table=lambda sites: space.cost_table(family.from_sites(sites)))
+posteriors["gcl-follow"] = sample_posterior(problem.model, demos, key=jax.random.key(1), estimator="mis-cv",
                                             proposal=proposals["gcl-follow"], num_draws=DRAWS, **NUTS_SETTINGS)
 
 

@@ -12,7 +12,7 @@ from scipy import stats
 
 from inference.estimators import log_z_importance
 from inference.proposals import AnchorMixture, DiagonalGaussian, Gaussian, TabularPolicy
-from inference.sampler import fit_at_anchors, sigma_anchors
+from inference.sampler import box_anchors, fit_at_anchors, sigma_anchors
 from models.gridworld import gridworld
 
 
@@ -109,6 +109,28 @@ def test_sigma_anchors_cover_the_covariance():
     np.testing.assert_allclose(np.cov(points[1:].T, bias=True), 1.5**2 * covariance, atol=1e-12)
     with pytest.raises(ValueError, match="covariance: expected shape"):
         sigma_anchors(mean, np.eye(2))
+
+
+def test_box_anchors_are_the_mean_and_the_corners_of_the_principal_box():
+    mean = np.array([1.0, -2.0, 0.5])
+    covariance = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, -0.2], [0.0, -0.2, 0.5]])
+    points = box_anchors(mean, covariance, half_width=3.0)
+    assert points.shape == (9, 3)
+    np.testing.assert_allclose(points[0], mean)
+    # in the whitened coordinates the corners are every sign pattern of ±3
+    values, vectors = np.linalg.eigh(covariance)
+    whitened = (points[1:] - mean) @ vectors / np.sqrt(values)
+    np.testing.assert_allclose(np.abs(whitened), 3.0, atol=1e-12)
+    assert len({tuple(np.sign(row)) for row in whitened}) == 8
+    # every θ within 3 sd along each principal axis is a convex combination of the corners
+    inside = mean + (np.array([2.9, -1.0, 0.4]) * np.sqrt(values)) @ vectors.T
+    from scipy.optimize import linprog
+
+    result = linprog(np.zeros(8), A_eq=np.vstack([points[1:].T, np.ones(8)]), b_eq=np.append(inside, 1.0),
+                     bounds=(0, None))
+    assert result.status == 0
+    with pytest.raises(ValueError, match="covariance: expected shape"):
+        box_anchors(mean, np.eye(2))
 
 
 def test_posterior_under_the_anchor_mixture_is_the_conjugate_posterior():
