@@ -202,9 +202,11 @@ def forward_check(costs: jax.Array, log_q: jax.Array) -> ForwardCheck:
 
 def summand_ess_numpy(summands: np.ndarray) -> np.ndarray:
     """:math:`(\\sum_j s_j)^2 / \\sum_j s_j^2` of each row: Kish's ESS of the summands of a mean (the
-    weights themselves for plain importance sampling; the controlled weights for ``"mis-cv"``)."""
+    weights themselves for plain importance sampling; the controlled weights for ``"mis-cv"``); 0 where
+    their sum is not positive (an estimate of Z that is no estimate: the rule then flags it)."""
     summands = np.asarray(summands, np.float64)
-    return np.sum(summands, -1) ** 2 / np.sum(summands**2, -1)
+    total = np.sum(summands, -1)
+    return np.where(total > 0, total**2 / np.sum(summands**2, -1), 0.0)
 
 
 def ess_numpy(log_weights: np.ndarray) -> np.ndarray:

@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.nn import log_sigmoid
 from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
@@ -26,7 +25,6 @@ from inference.diagnostics import (
     effective_sample_size,
     forward_check,
     pareto_k_hat,
-    summand_ess_numpy,
     unreliable_reasons,
     warn_if_unreliable,
 )
@@ -174,7 +172,7 @@ def log_z_mis_cv(costs: ArrayLike, log_q: ArrayLike, log_q_components: ArrayLike
     (Owen & Zhou: at most about the variance of importance sampling from the best single component,
     times K). Bias: :math:`\\hat\\beta` is fitted on the same draws, which biases :math:`\\hat Z` by
     :math:`O(K/n)`, plus the log's :math:`-\\mathrm{Var}/(2n\\bar s^2)`; :math:`\\hat Z` can come out
-    non-positive (the correction overshooting), and then ``log_z`` is NaN and ``k_hat`` inf.
+    non-positive (the correction overshooting), and then ``log_z`` is NaN, ``ess`` 0 and ``k_hat`` inf.
 
     ``ess`` is Kish's ESS of the controlled weights :math:`s_j` (the summands of the mean: how much
     variance the controls removed); ``k_hat`` stays that of the raw weights, ``log_weights``: the
@@ -195,11 +193,11 @@ def log_z_mis_cv(costs: ArrayLike, log_q: ArrayLike, log_q_components: ArrayLike
     log_weights = -costs - log_q
     shift, summands = controlled_weights(log_weights, controls)
     mean = jnp.mean(summands)
-    s = np.asarray(summands)
+    positive = mean > 0
     estimate = LogZEstimate(
-        log_z=jnp.where(mean > 0, shift + jnp.log(jnp.where(mean > 0, mean, 1.0)), jnp.nan),
-        ess=jnp.asarray(summand_ess_numpy(s), log_weights.dtype),
-        k_hat=pareto_k_hat(log_weights) if float(mean) > 0 else jnp.asarray(jnp.inf, log_weights.dtype),
+        log_z=jnp.where(positive, shift + jnp.log(jnp.where(positive, mean, 1.0)), jnp.nan),
+        ess=jnp.where(positive, jnp.sum(summands) ** 2 / jnp.sum(summands**2), 0.0),
+        k_hat=jnp.where(positive, pareto_k_hat(log_weights), jnp.inf),
         log_weights=log_weights,
         forward=forward,
     )

@@ -258,6 +258,8 @@ def test_mis_with_control_variates_is_exact_when_the_target_is_in_the_components
     assert float(controlled.ess) == pytest.approx(3000, rel=1e-9)
     plain = log_z_importance(costs, log_q)
     assert float(controlled.k_hat) == float(plain.k_hat)
+    jitted = jax.jit(lambda c: log_z_mis_cv(c, log_q, log_q_components).log_z)(costs)  # traceable, like the others
+    np.testing.assert_allclose(jitted, controlled.log_z, rtol=1e-12)
     assert abs(float(plain.log_z) - 2.0) > 1e-4 and float(plain.ess) < 2500
 
 
@@ -295,6 +297,12 @@ def test_mis_cv_estimator_is_refused_without_an_anchor_mixture_and_checks_its_sh
         normalized(model, Gaussian.isotropic(2, 1.0), 100, jax.random.key(0), estimator="mis-cv")
     with pytest.raises(ValueError, match=r"log_q_components: expected shape \(K >= 2, 5\)"):
         log_z_mis_cv(jnp.zeros(5), jnp.zeros(5), jnp.zeros((2, 4)))
+    # controlled weights whose mean is not positive are no estimate of Z: ESS 0, so the rule flags the draw
+    from inference.diagnostics import summand_ess_numpy, unreliable_reasons
+
+    ess = summand_ess_numpy(np.array([[2.0, -3.0, 0.5], [1.0, 1.0, 1.0]]))
+    np.testing.assert_allclose(ess, [0.0, 3.0])
+    assert unreliable_reasons(0.1, float(ess[0]), 3)
 
 
 def test_posterior_under_mis_cv_is_the_conjugate_posterior_with_the_controlled_diagnostics():
