@@ -398,3 +398,24 @@ def test_k_hat_warning_says_why_it_could_not_be_estimated(num, cause):
         warn_if_unreliable("log_z_importance", np.inf, 1.0, num)
     message = str(caught[0].message)
     assert cause in message and ("too few" in message) == (num < 25)
+
+
+def test_a_terminated_compare_leaves_no_folder(tmp_path):
+    """SIGTERM (kill, timeout, a scheduler's limit) removes the run's temporary folder as Ctrl-C does, and the
+    exit code says so (143). A 32 x 32 gridworld compare stopped by `timeout` once left its staging folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "inference.app.cli", *GAUSSIAN, "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(path.name.endswith(".tmp") for path in tmp_path.iterdir()):  # the run has started writing
+        assert process.poll() is None and time.monotonic() < deadline, "compare ended before its folder appeared"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert (process.returncode, err.strip().splitlines()[-1]) == (143, "maxent-gan: terminated")
+    assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
+import threading
 import warnings
 
 __all__ = ["main"]
@@ -261,7 +263,27 @@ def _print_logz_table(result: dict, k_hat: float) -> None:
         print(f"{name:<{width}}  {value}")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a scheduler's time limit), raised as an interrupt so that every
+    temporary folder is removed on the way out, as for Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Python acts on the signal between bytecodes, so inside one long compiled program it waits for it
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["compare", *argv]  # the main job is the default command
@@ -289,9 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     except (_UsageError, ValueError) as error:
         print(f"maxent-gan: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # the run's temporary folder is already removed: --out is as it was
-        print("maxent-gan: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:  # the run's temporary folder is already removed: --out is as it was
+        terminated = isinstance(interrupt, _Terminated)
+        print(f"maxent-gan: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
     from inference.diagnostics import UnreliableEstimateWarning
     from inference.driver import TrainingDivergedWarning
 
