@@ -1,8 +1,8 @@
 """Fixed against θ-following samplers inside the posterior (issue 12): the main job's defaults.
 
 For each problem and seed: ``compare`` with the exact normalizer, the gcl and gan samplers fixed
-at θ̂, and their θ-following versions (refitted at 2d + 1 anchors over the fixed sampler's
-posterior, mixed by the balance heuristic). Reports the largest shift of the posterior mean from
+at θ̂, and their θ-following versions (refitted at anchors over the fixed sampler's posterior,
+``inference.spaces.follow_theta``, mixed by the balance heuristic, estimated with ``"mis-cv"``). Reports the largest shift of the posterior mean from
 the exact one (in exact-posterior sd), k-hat over the posterior draws (median, 95th percentile),
 the share of draws the library's rule calls unreliable, the draw-set error (how far the set of
 proposal draws alone moves a posterior mean, in posterior sd) and seconds.

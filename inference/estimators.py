@@ -35,8 +35,10 @@ __all__ = [
     "elbo",
     "iwae",
     "log_mean_exp",
+    "CV_FLOOR",
     "MixtureControls",
     "controlled_weights",
+    "log_mean_controlled",
     "log_z_importance",
     "log_z_mis_cv",
     "log_z_mixture",
@@ -120,6 +122,9 @@ def log_z_importance(costs: ArrayLike, log_q: ArrayLike, *, cost_data: ArrayLike
     return estimate
 
 
+CV_FLOOR = 0.5  # the controlled estimate is floored at this fraction of plain MIS's (a larger correction is not trusted)
+
+
 class MixtureControls(NamedTuple):
     """The control variates of multiple importance sampling at fixed draws from an equal-weight mixture
     (:func:`mixture_controls`): ``centered`` ``(n, K-1)``, their ``mean`` ``(K-1,)`` and the Cholesky
@@ -145,8 +150,20 @@ def mixture_controls(log_q: ArrayLike, log_q_components: ArrayLike) -> MixtureCo
     mean = z.mean(0)
     centered = z - mean
     gram = centered.T @ centered
-    ridge = 1e-12 * jnp.trace(gram) / gram.shape[0] + jnp.finfo(gram.dtype).tiny  # two equal components: singular
+    # two equal components make it singular; relative to the dtype's resolution, so float32 gets one too
+    relative = max(1e-12, 10 * float(jnp.finfo(gram.dtype).eps))
+    ridge = relative * jnp.trace(gram) / gram.shape[0] + jnp.finfo(gram.dtype).tiny
     return MixtureControls(centered, mean, jnp.linalg.cholesky(gram + ridge * jnp.eye(gram.shape[0], dtype=gram.dtype)))
+
+
+def log_mean_controlled(log_weights: jax.Array, controls: MixtureControls) -> tuple[jax.Array, jax.Array]:
+    """``(log Ẑ, floored)``: the log of the controlled estimate, floored at :data:`CV_FLOOR` times the plain
+    MIS estimate (``floored``: whether the floor was reached; the per-draw rule then flags it). The floor
+    keeps :math:`-N\\log\\hat Z` bounded inside a posterior where the correction would overshoot."""
+    shift, summands = controlled_weights(log_weights, controls)
+    controlled, plain = jnp.mean(summands), jnp.mean(jnp.exp(log_weights - shift))
+    floored = controlled < CV_FLOOR * plain
+    return shift + jnp.log(jnp.where(floored, CV_FLOOR * plain, controlled)), floored
 
 
 def controlled_weights(log_weights: jax.Array, controls: MixtureControls) -> tuple[jax.Array, jax.Array]:
@@ -171,8 +188,9 @@ def log_z_mis_cv(costs: ArrayLike, log_q: ArrayLike, log_q_components: ArrayLike
     weights' variance: exact when p is in their span. It is never much worse than plain MIS
     (Owen & Zhou: at most about the variance of importance sampling from the best single component,
     times K). Bias: :math:`\\hat\\beta` is fitted on the same draws, which biases :math:`\\hat Z` by
-    :math:`O(K/n)`, plus the log's :math:`-\\mathrm{Var}/(2n\\bar s^2)`; :math:`\\hat Z` can come out
-    non-positive (the correction overshooting), and then ``log_z`` is NaN, ``ess`` 0 and ``k_hat`` inf.
+    :math:`O(K/n)`, plus the log's :math:`-\\mathrm{Var}/(2n\\bar s^2)`. Where the correction would take
+    :math:`\\hat Z` below :data:`CV_FLOOR` times the plain MIS estimate (or below zero) it is floored there,
+    and ``ess`` is 0 and ``k_hat`` inf, so the rule flags it.
 
     ``ess`` is Kish's ESS of the controlled weights :math:`s_j` (the summands of the mean: how much
     variance the controls removed); ``k_hat`` stays that of the raw weights, ``log_weights``: the
@@ -191,13 +209,12 @@ def log_z_mis_cv(costs: ArrayLike, log_q: ArrayLike, log_q_components: ArrayLike
     if cost_data is not None:
         forward = forward_check(*_checked_pair("cost_data", cost_data, "log_q_data", log_q_data))
     log_weights = -costs - log_q
-    shift, summands = controlled_weights(log_weights, controls)
-    mean = jnp.mean(summands)
-    positive = mean > 0
+    _, summands = controlled_weights(log_weights, controls)
+    log_z, floored = log_mean_controlled(log_weights, controls)
     estimate = LogZEstimate(
-        log_z=jnp.where(positive, shift + jnp.log(jnp.where(positive, mean, 1.0)), jnp.nan),
-        ess=jnp.where(positive, jnp.sum(summands) ** 2 / jnp.sum(summands**2), 0.0),
-        k_hat=jnp.where(positive, pareto_k_hat(log_weights), jnp.inf),
+        log_z=log_z,
+        ess=jnp.where(floored, 0.0, jnp.sum(summands) ** 2 / jnp.sum(summands**2)),
+        k_hat=jnp.where(floored, jnp.inf, pareto_k_hat(log_weights)),
         log_weights=log_weights,
         forward=forward,
     )

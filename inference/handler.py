@@ -20,7 +20,8 @@ stays small where the posterior lives, instead of only near the θ the sampler w
 Estimators: ``"importance"`` (plain IS with the fixed draws), ``"mis-cv"`` (for an
 :class:`~inference.proposals.AnchorMixture`: multiple importance sampling with its components as
 control variates, :func:`~inference.estimators.log_z_mis_cv`; the controls are fixed with the draws,
-so each θ adds ``K - 1`` dot products and a small triangular solve), ``"mixture"`` (the data + draws
+so each θ adds a regression on ``K - 1`` fixed columns: a few passes over the ``(n, K - 1)`` controls
+and two small triangular solves), ``"mixture"`` (the data + draws
 fixed point, ``log_z_mixture``), ``"exact"`` (the site's own exact ``log_normalizer``: the gold
 standard where a problem has one). Written by hand on ``numpyro.primitives.Messenger``.
 
@@ -41,7 +42,7 @@ import numpy as np
 import numpyro.distributions as dist
 from numpyro.primitives import Messenger
 
-from inference.estimators import controlled_weights, log_mean_exp, log_z_mixture, mixture_controls
+from inference.estimators import log_mean_controlled, log_mean_exp, log_z_mixture, mixture_controls
 from inference.proposals.conditional import is_conditional
 from models.unnormalized import Unnormalized
 
@@ -153,8 +154,7 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
         if self.estimator == "importance":
             return log_mean_exp(-cost_samples - log_q)
         if self.estimator == "mis-cv":
-            shift, summands = controlled_weights(-cost_samples - log_q, self.controls)
-            return shift + jax.numpy.log(jax.numpy.mean(summands))  # NaN where the correction overshoots
+            return log_mean_controlled(-cost_samples - log_q, self.controls)[0]  # floored: see CV_FLOOR
         points = data.reshape((-1,) + site.event_shape)
         return log_z_mixture(site.cost(points), cost_samples, self.log_q_at(site, points), log_q).log_z
 

@@ -49,7 +49,7 @@ from inference.diagnostics import (
     summand_ess_numpy,
     unreliable_reasons,
 )
-from inference.estimators import controlled_weights
+from inference.estimators import controlled_weights, log_mean_controlled
 from inference.handler import NormalizedSite, normalized
 from inference.io import atomic_path
 
@@ -205,8 +205,8 @@ def _normalized_sites(trace) -> dict[str, NormalizedSite]:
 
 def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size: int = 64,
                      replicas: tuple | list = (), **model_kwargs) -> dict[str, np.ndarray]:
-    """Per posterior draw: the handler's :math:`\\log\\hat Z(\\theta)`, the ESS and k-hat of the
-    proposal weights :math:`e^{-c_\\theta(x_j)}/q(x_j)` at that θ, the forward check over the site's
+    """Per posterior draw: the handler's :math:`\\log\\hat Z(\\theta)`, the ESS (for ``"mis-cv"``: of the
+    controlled weights, 0 where the estimate was floored) and k-hat of the proposal weights :math:`e^{-c_\\theta(x_j)}/q(x_j)` at that θ, the forward check over the site's
     observed data (k-hat and ESS of :math:`\\log\\tilde p_\\theta(x_i) - \\log q(x_i)`), whether the
     draw passes the rule of :mod:`inference.diagnostics`, and :math:`\\log\\hat Z - \\log Z` where the
     site has an exact normalizer.
@@ -239,6 +239,7 @@ def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size
                            forward=site.base.unnormalized_log_prob(points) - handled.log_q_at(site.base, points))
                 if handled.estimator == "mis-cv":  # the estimate's own summands carry its diagnostics
                     row["summands"] = controlled_weights(log_weights, handled.controls)[1]
+                    row["floored"] = log_mean_controlled(log_weights, handled.controls)[1]
             if site.base.log_normalizer is not None:
                 row["log_z_error"] = site.log_z - site.base.log_normalizer
             out[name] = row
@@ -280,7 +281,9 @@ def _draw_stats(row: dict) -> dict[str, np.ndarray]:
         log_w, forward = row["log_weights"], row["forward"]
         # mis-cv: the ESS of its summands, the controlled weights; k-hat stays the raw weights' (the controls
         # are bounded, so the controlled weights' right tail is the weights' own, fitted best on them)
-        stats["log_z_ess"] = summand_ess_numpy(row["summands"]) if "summands" in row else ess_numpy(log_w)
+        stats["log_z_ess"] = ess_numpy(log_w)
+        if "summands" in row:  # a floored estimate (CV_FLOOR) has ESS 0: the rule flags it
+            stats["log_z_ess"] = np.where(row["floored"], 0.0, summand_ess_numpy(row["summands"]))
         stats["log_z_k_hat"] = np.array([_k_hat_numpy(w) for w in log_w])
         stats["log_z_forward_ess"] = ess_numpy(forward)
         stats["log_z_forward_k_hat"] = np.array([_k_hat_numpy(w) for w in forward])

@@ -174,8 +174,8 @@ figure.tight_layout()
 # estimate from draws leaves the states they rarely visit untrained, and those states make the tails);
 # the anchors are the corners of a box of ±3 pilot sd, so every θ inside has bounded weights; and the
 # components double as control variates, which absorb the weights' smooth change between anchors.
-# $\hat k$ still reads above 0.7 at 4–9 % of the draws there, mostly far out in the posterior, so the rule
-# still flags most of those runs. The short run here uses 2 000 draws and 100 refit steps, so its numbers
+# The rule ($\hat k$, ESS and the forward check) still calls 4–9 % of the draws unreliable there, mostly
+# far out in the posterior, so it still flags most of those runs. The short run here uses 2 000 draws and 100 refit steps, so its numbers
 # are rougher.
 #
 # ## The whole comparison in one call

@@ -415,7 +415,10 @@ def test_a_terminated_compare_leaves_no_folder(tmp_path):
     while not any(path.name.endswith(".tmp") for path in tmp_path.iterdir()):  # the run has started writing
         assert process.poll() is None and time.monotonic() < deadline, "compare ended before its folder appeared"
         time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=120)
+    try:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()  # a no-op once it has ended
     assert (process.returncode, err.strip().splitlines()[-1]) == (143, "maxent-gan: terminated")
     assert list(tmp_path.iterdir()) == []

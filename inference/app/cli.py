@@ -269,18 +269,22 @@ class _Terminated(KeyboardInterrupt):
 
 
 def _terminate(signum, frame):
+    # a second signal must not interrupt the clean-up this one starts
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise _Terminated
 
 
 def main(argv: list[str] | None = None) -> int:
     # Python acts on the signal between bytecodes, so inside one long compiled program it waits for it
     on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    previous = (signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _terminate)) if on_main_thread else ()
     try:
         return _main(argv)
     finally:
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        # None: a handler installed outside Python; the default is the nearest
+        for number, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=False):
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
 
 def _main(argv: list[str] | None) -> int:
