@@ -208,6 +208,39 @@ def test_expected_loss_is_the_sampler_loss_summed_over_every_trajectory(tilted, 
     assert abs(kl) < 1e-12 if tilted else kl > 1e-3
 
 
+def test_expected_loss_handles_unused_successor_slots_and_a_start_off_part_of_the_states():
+    """Sparse dynamics with an unused slot (log prob -inf), a repeated successor, and a start distribution
+    that gives one state no mass: the recursion still equals the enumerated sum, tilted, and stays finite
+    in value and gradient."""
+    from models.tabular import Transitions, trajectory_cost, trajectory_log_base
+    from models.trajectory import TrajectoryLayout
+    from tests.test_tabular import enumerate_trajectories
+
+    successors = jnp.array([[[0, 1], [2, 2]], [[1, 0], [2, 0]], [[2, 0], [0, 1]]])
+    log_probs = jnp.log(jnp.array([[[0.7, 0.3], [0.5, 0.5]], [[1.0, 0.0], [0.4, 0.6]], [[0.9, 0.1], [1.0, 0.0]]]))
+    transitions = Transitions(successors, log_probs)
+    initial = jnp.array([0.6, 0.4, 0.0])
+    horizon = 3
+    mdp = type("MDP", (), {"transitions": transitions, "initial": initial, "horizon": horizon})
+    q = _perturbed_policy(mdp, True, 3)
+    costs = jax.random.normal(jax.random.key(4), (3, 2))
+    states, actions = enumerate_trajectories(3, 2, horizon)
+    x = TrajectoryLayout(horizon).pack(states, actions)
+    log_base = trajectory_log_base(transitions, initial, states, actions)
+    possible = jnp.isfinite(log_base)
+
+    def enumerated(q):
+        log_q = q.log_prob(x)
+        probs = jnp.exp(jnp.where(possible, log_q + log_base, -jnp.inf))
+        return jnp.sum(jnp.where(possible, probs * (trajectory_cost(costs, states, actions) + log_q), 0.0))
+
+    np.testing.assert_allclose(q.expected_loss(costs), enumerated(q), rtol=1e-12)
+    grad, expected = (eqx.filter_grad(f)(q) for f in (lambda q: q.expected_loss(costs), enumerated))
+    for name in ("logits", "initial_logits", "successor_logits"):
+        assert np.isfinite(getattr(grad, name)).all()
+        np.testing.assert_allclose(getattr(grad, name), getattr(expected, name), atol=1e-12)
+
+
 def test_fit_at_anchors_with_the_exact_loss_reaches_the_soft_optimal_policy_at_each_anchor():
     """From the uniform policy, the exact-gradient refit at two anchors of a stochastic gridworld ends
     where KL(q_k‖p_{θ_k}) is below 1e-3 nats (the score-function refit of the same length does not),
