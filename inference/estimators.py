@@ -156,14 +156,16 @@ def mixture_controls(log_q: ArrayLike, log_q_components: ArrayLike) -> MixtureCo
     return MixtureControls(centered, mean, jnp.linalg.cholesky(gram + ridge * jnp.eye(gram.shape[0], dtype=gram.dtype)))
 
 
-def log_mean_controlled(log_weights: jax.Array, controls: MixtureControls) -> tuple[jax.Array, jax.Array]:
-    """``(log Ẑ, floored)``: the log of the controlled estimate, floored at :data:`CV_FLOOR` times the plain
-    MIS estimate (``floored``: whether the floor was reached; the per-draw rule then flags it). The floor
-    keeps :math:`-N\\log\\hat Z` bounded inside a posterior where the correction would overshoot."""
+def log_mean_controlled(log_weights: jax.Array, controls: MixtureControls
+                        ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(log Ẑ, floored, s)``: the log of the controlled estimate, floored at :data:`CV_FLOOR` times the
+    plain MIS estimate (``floored``: whether the floor was reached; the per-draw rule then flags it), and
+    the controlled weights :math:`s_j` behind it, scaled by the largest weight (:func:`controlled_weights`).
+    The floor keeps :math:`-N\\log\\hat Z` bounded inside a posterior where the correction would overshoot."""
     shift, summands = controlled_weights(log_weights, controls)
     controlled, plain = jnp.mean(summands), jnp.mean(jnp.exp(log_weights - shift))
     floored = controlled < CV_FLOOR * plain
-    return shift + jnp.log(jnp.where(floored, CV_FLOOR * plain, controlled)), floored
+    return shift + jnp.log(jnp.where(floored, CV_FLOOR * plain, controlled)), floored, summands
 
 
 def controlled_weights(log_weights: jax.Array, controls: MixtureControls) -> tuple[jax.Array, jax.Array]:
@@ -209,8 +211,7 @@ def log_z_mis_cv(costs: ArrayLike, log_q: ArrayLike, log_q_components: ArrayLike
     if cost_data is not None:
         forward = forward_check(*_checked_pair("cost_data", cost_data, "log_q_data", log_q_data))
     log_weights = -costs - log_q
-    _, summands = controlled_weights(log_weights, controls)
-    log_z, floored = log_mean_controlled(log_weights, controls)
+    log_z, floored, summands = log_mean_controlled(log_weights, controls)
     estimate = LogZEstimate(
         log_z=log_z,
         ess=jnp.where(floored, 0.0, jnp.sum(summands) ** 2 / jnp.sum(summands**2)),

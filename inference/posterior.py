@@ -49,7 +49,7 @@ from inference.diagnostics import (
     summand_ess_numpy,
     unreliable_reasons,
 )
-from inference.estimators import controlled_weights, log_mean_controlled
+from inference.estimators import log_mean_controlled
 from inference.handler import NormalizedSite, normalized
 from inference.io import atomic_path
 
@@ -238,8 +238,7 @@ def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size
                 row.update(log_weights=log_weights,
                            forward=site.base.unnormalized_log_prob(points) - handled.log_q_at(site.base, points))
                 if handled.estimator == "mis-cv":  # the estimate's own summands carry its diagnostics
-                    row["summands"] = controlled_weights(log_weights, handled.controls)[1]
-                    row["floored"] = log_mean_controlled(log_weights, handled.controls)[1]
+                    _, row["floored"], row["summands"] = log_mean_controlled(log_weights, handled.controls)
             if site.base.log_normalizer is not None:
                 row["log_z_error"] = site.log_z - site.base.log_normalizer
             out[name] = row
