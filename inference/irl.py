@@ -31,21 +31,28 @@ def behaviour_cloning(policy: TabularPolicy, demos: jax.Array, *, pseudo_count: 
 
 def linear_gaussian_cloning(policy: LinearGaussianPolicy, demos: jax.Array, *, ridge: float = 1e-6) -> LinearGaussianPolicy:
     """Per time step, least squares of :math:`u_t` on :math:`(x_t, 1)`; the residual covariance
-    (plus ``ridge``) is the action noise."""
+    (plus ``ridge``) is the action noise. A tilted policy's transitions are fitted the same way,
+    :math:`x_{t+1}` on :math:`(\\mu_t, 1)` with :math:`\\mu_t = Ax_t + Bu_t`: the demonstrations come from
+    :math:`p_\\theta`, whose transitions are tilted."""
     states, actions = policy.layout.unpack(demos)
-    features = jnp.concatenate([states[:, :-1], jnp.ones(states[:, :-1].shape[:-1] + (1,), states.dtype)], -1)
 
     def fit(x, u):
+        x = jnp.concatenate([x, jnp.ones(x.shape[:-1] + (1,), x.dtype)], -1)
         coef, *_ = jnp.linalg.lstsq(x, u)
         residual = u - x @ coef
         return coef, residual.T @ residual / x.shape[0] + ridge * jnp.eye(u.shape[1], dtype=u.dtype)
 
-    coef, covariance = jax.vmap(fit, in_axes=(1, 1))(features, actions)  # (T, n+1, m), (T, m, m)
+    coef, covariance = jax.vmap(fit, in_axes=(1, 1))(states[:, :-1], actions)  # (T, n+1, m), (T, m, m)
     gains = -jnp.swapaxes(coef[:, :-1], -1, -2)
     x0 = states[:, 0]
     initial_cov = jnp.cov(x0.T).reshape(x0.shape[1], x0.shape[1]) + ridge * jnp.eye(x0.shape[1], dtype=x0.dtype)
+    transitions = None
+    if policy.tilted:
+        A, B = policy.system[0], policy.system[1]
+        coef_x, noise = jax.vmap(fit, in_axes=(1, 1))(states[:, :-1] @ A.T + actions @ B.T, states[:, 1:])
+        transitions = (jnp.swapaxes(coef_x[:, :-1], -1, -2), coef_x[:, -1], _raw_tril(noise))
     return LinearGaussianPolicy(gains, coef[:, -1], _raw_tril(covariance), x0.mean(0), _raw_tril(initial_cov),
-                                policy.system)
+                                policy.system, transitions)
 
 
 def fit_policy_to_demos(key: jax.Array, policy, demos: jax.Array, *, steps: int = 300,

@@ -165,7 +165,7 @@ def _(space: TabularTrajectories, key, *, tilted=False):
 
 @broad_proposal.register
 def _(space: LinearGaussianTrajectories, key, *, tilted=False):
-    return LinearGaussianPolicy.broad(space.dynamics, space.horizon)
+    return LinearGaussianPolicy.broad(space.dynamics, space.horizon, tilted=tilted)
 
 
 @broad_proposal.register
@@ -205,7 +205,7 @@ def _(space: TabularTrajectories, key, data, *, tilted=False, epochs=100, progre
 
 @warm_start.register
 def _(space: LinearGaussianTrajectories, key, data, *, tilted=False, epochs=100, progress=False):
-    return linear_gaussian_cloning(broad_proposal(space, key), data)
+    return linear_gaussian_cloning(broad_proposal(space, key, tilted=tilted), data)
 
 
 @warm_start.register
@@ -232,7 +232,7 @@ def _(space: TabularTrajectories, problem, theta, *, tilted=False):
 @soft_optimal.register
 def _(space: LinearGaussianTrajectories, problem, theta, *, tilted=False):
     Q, R = space.matrices(theta)
-    return LinearGaussianPolicy.soft_optimal(space.dynamics, Q, R, space.horizon)
+    return LinearGaussianPolicy.soft_optimal(space.dynamics, Q, R, space.horizon, tilted=tilted)
 
 
 def has_soft_optimal(space) -> bool:

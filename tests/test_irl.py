@@ -1,5 +1,6 @@
 """Policy proposals, the score-function sampler step, IRL metrics, and IRL training."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -196,6 +197,69 @@ def test_lqr_soft_optimal_policy_is_exact_without_noise_and_consistent_with_it()
     log_weights = -family.cost_fn(theta, x) - log_q
     estimate = jax.nn.logsumexp(log_weights) - jnp.log(100_000.0)
     assert abs(estimate - family.log_partition_fn(theta)) < 5 * log_z_stderr(log_weights) + 1e-3
+
+
+def _tilted_lqr_policy(noise):
+    from inference.proposals.policy import LinearGaussianPolicy
+    from models.irl_problems import LQR_THETA, lqr_family
+
+    space, family = lqr_family(noise=noise)
+    theta = jnp.asarray(LQR_THETA)
+    Q, R = space.matrices(theta)
+    return family, theta, LinearGaussianPolicy.soft_optimal(space.dynamics, Q, R, space.horizon, tilted=True)
+
+
+def test_tilted_lqr_soft_optimal_policy_is_p_theta_itself():
+    # with the transitions tilted by β_{t+1}, the proposal is the exact model: every log weight is log Z
+    # (closed form, Riccati), at a noise where the untilted policy's weights spread by more than a nat
+    for noise in (0.05, 0.5):
+        family, theta, policy = _tilted_lqr_policy(noise)
+        x, log_q = policy.sample_and_log_prob(jax.random.key(0), 2000)
+        assert jnp.allclose(policy.log_prob(x), log_q, atol=1e-10)
+        log_weights = -family.cost_fn(theta, x) - log_q
+        assert jnp.max(jnp.abs(log_weights - family.log_partition_fn(theta))) < 1e-9
+    _, _, untilted = _lqr_policy(0.05)
+    x, log_q = untilted.sample_and_log_prob(jax.random.key(0), 2000)
+    assert jnp.std(-family.cost_fn(theta, x) - log_q) > 0.1  # the tilts are what made it exact
+
+
+def test_tilted_lqr_policy_off_the_optimum_is_a_normalized_density():
+    # perturbed tilts: log_prob agrees with the draws' own density, and importance sampling with it
+    # estimates the closed-form log Z (a density that did not integrate to one would be off by its mass)
+    from tests.helpers import log_z_stderr
+
+    family, theta, policy = _tilted_lqr_policy(0.05)
+    keys = jax.random.split(jax.random.key(5), 3)
+    policy = eqx.tree_at(lambda p: (p.transition_gain, p.transition_shift, p.transition_tril), policy,
+                         (policy.transition_gain * (1 + 0.05 * jax.random.normal(keys[0], policy.transition_gain.shape)),
+                          policy.transition_shift + 0.01 * jax.random.normal(keys[1], policy.transition_shift.shape),
+                          policy.transition_tril + 0.05 * jax.random.normal(keys[2], policy.transition_tril.shape)))
+    x, log_q = policy.sample_and_log_prob(jax.random.key(1), 50_000)
+    assert jnp.allclose(policy.log_prob(x), log_q, atol=1e-10)
+    log_weights = -family.cost_fn(theta, x) - log_q
+    assert jnp.std(log_weights) > 0.05  # off the optimum, so the check has something to see
+    estimate = jax.nn.logsumexp(log_weights) - jnp.log(50_000.0)
+    assert abs(estimate - family.log_partition_fn(theta)) < 5 * log_z_stderr(log_weights) + 1e-3
+
+
+def test_tilted_lqr_policy_needs_a_noise_to_tilt_and_cloning_fits_the_tilts():
+    from inference.irl import linear_gaussian_cloning
+    from inference.proposals.policy import LinearGaussianPolicy
+
+    family, theta, exact = _tilted_lqr_policy(0.05)
+    A, B, W, m0, S0 = exact.system
+    with pytest.raises(ValueError, match="transitions: a tilted linear-Gaussian policy needs a positive definite"):
+        LinearGaussianPolicy.broad((A, B, 0 * W, m0, S0), exact.layout.horizon, tilted=True)
+    broad = LinearGaussianPolicy.broad(exact.system, exact.layout.horizon, tilted=True)
+    x, log_q = broad.sample_and_log_prob(jax.random.key(0), 100)  # zero tilts: the dynamics' own transitions
+    untilted = LinearGaussianPolicy.broad(exact.system, exact.layout.horizon)
+    assert jnp.allclose(log_q, untilted.log_prob(x), atol=1e-10)
+    demos = family.sampler(jax.random.key(2), theta, 20_000)
+    cloned = linear_gaussian_cloning(broad, demos)
+    held_out = family.sampler(jax.random.key(3), theta, 20_000)
+    excess = jnp.mean(exact.log_prob(held_out)) - jnp.mean(cloned.log_prob(held_out))
+    assert -0.03 < excess < 0.03, excess  # about 200 parameters on 2·10⁴ demos: ~0.005 nats
+    assert jnp.allclose(cloned.transition_gain, exact.transition_gain, atol=0.1)
 
 
 def test_linear_gaussian_cloning_recovers_the_exact_policy():

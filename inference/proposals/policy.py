@@ -188,14 +188,22 @@ class TabularExact(eqx.Module):
 
 class LinearGaussianPolicy(eqx.Module):
     """A time-varying linear-Gaussian policy :math:`u_t \\sim N(-K_t x_t + k_t, L_t L_t^\\top)` on a
-    linear system :math:`x' \\sim N(Ax + Bu, W)`, with its own start :math:`x_0 \\sim q_0`.
+    linear system :math:`x' \\sim N(Ax + Bu, W)`, with its own start :math:`x_0 \\sim q_0` and, when
+    ``tilted``, its own transitions :math:`x_{t+1} \\sim N(F_t \\mu_t + f_t, C_t C_t^\\top)`,
+    :math:`\\mu_t = Ax_t + Bu_t`.
 
     Relative to the dynamics base measure, :math:`\\log q(\\tau) = \\log q_0(x_0) - \\log p_0(x_0)
-    + \\sum_t \\log \\pi_t(u_t|x_t)`: the exact model tilts the start by :math:`\\beta_0`, and a
-    proposal that could not follow would pay for it in every weight. Needs :math:`S_0` positive definite.
+    + \\sum_t \\log \\pi_t(u_t|x_t)` (+ :math:`\\sum_t \\log q_t(x_{t+1}|\\mu_t) - \\log N(x_{t+1}; \\mu_t, W)`
+    when tilted): the exact model tilts the start by :math:`\\beta_0` and every transition by
+    :math:`\\beta_{t+1}` (:func:`models.lqr.sample_trajectories`), and a proposal that could not
+    follow would pay for it in every weight. An untilted policy reaches :math:`p_\\theta` only when
+    W = 0; a tilted one contains it (``soft_optimal(..., tilted=True)`` is :math:`p_\\theta`, its log
+    weights are log Z at every draw). Needs :math:`S_0` (and, tilted, W) positive definite.
 
     Draws are reparameterized through the (known, differentiable) dynamics, so the sampler step
-    is a pathwise gradient. ``K (T, m, n)``, ``k (T, m)``, ``scale_tril (T, m, m)``.
+    is a pathwise gradient. ``K (T, m, n)``, ``k (T, m)``, ``scale_tril (T, m, m)``; tilted:
+    ``transition_gain F (T, n, n)``, ``transition_shift f (T, n)``, ``transition_tril (T, n, n)``
+    (``None`` when untilted).
     """
 
     K: jax.Array
@@ -204,12 +212,33 @@ class LinearGaussianPolicy(eqx.Module):
     initial_mean: jax.Array  # q0(x0) = N(initial_mean, initial_tril initial_trilᵀ)
     initial_tril: jax.Array
     dynamics: paramax.NonTrainable  # (A, B, W, m0, S0): the system's, never trained
+    transition_gain: jax.Array | None
+    transition_shift: jax.Array | None
+    transition_tril: jax.Array | None
     reparameterized: ClassVar[bool] = True
 
-    def __init__(self, K, k, scale_tril, initial_mean, initial_tril, system):
+    def __init__(self, K, k, scale_tril, initial_mean, initial_tril, system, transitions=None):
         self.K, self.k, self.scale_tril = K, k, scale_tril
         self.initial_mean, self.initial_tril = initial_mean, initial_tril
         self.dynamics = paramax.NonTrainable(tuple(system))
+        if transitions is not None:
+            W = system[2]
+            if not isinstance(W, jax.core.Tracer) and not bool(jnp.all(jnp.linalg.eigvalsh(W) > 0)):
+                raise ValueError("transitions: a tilted linear-Gaussian policy needs a positive definite dynamics "
+                                 "noise W (with W singular the transitions are not a density to tilt)")
+            gain, shift, tril = transitions
+            horizon, n = K.shape[0], K.shape[2]
+            for name, value, shape in (("transition_gain", gain, (horizon, n, n)), ("transition_shift", shift, (horizon, n)),
+                                       ("transition_tril", tril, (horizon, n, n))):
+                if jnp.shape(value) != shape:
+                    raise ValueError(f"transitions: {name} has shape {jnp.shape(value)}, expected {shape}")
+            self.transition_gain, self.transition_shift, self.transition_tril = gain, shift, tril
+        else:
+            self.transition_gain = self.transition_shift = self.transition_tril = None
+
+    @property
+    def tilted(self) -> bool:
+        return self.transition_gain is not None
 
     @property
     def system(self) -> tuple:
@@ -220,25 +249,48 @@ class LinearGaussianPolicy(eqx.Module):
         horizon, m, n = self.K.shape
         return TrajectoryLayout(horizon, n, m)
 
+    @staticmethod
+    def untilted_transitions(system, horizon: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """``(F, f, raw C)`` of the dynamics themselves (F = I, f = 0, C = chol W): tilts at zero."""
+        A, W = system[0], system[2]
+        n = A.shape[0]
+        return (jnp.broadcast_to(jnp.eye(n, dtype=A.dtype), (horizon, n, n)), jnp.zeros((horizon, n), A.dtype),
+                jnp.broadcast_to(_raw_tril(W), (horizon, n, n)))
+
     @classmethod
-    def broad(cls, system, horizon: int, scale: float = 1.0) -> LinearGaussianPolicy:
-        """Zero gains and actions :math:`N(0, s^2 I)`: the broad proposal of a linear system."""
+    def broad(cls, system, horizon: int, scale: float = 1.0, *, tilted: bool = False) -> LinearGaussianPolicy:
+        """Zero gains and actions :math:`N(0, s^2 I)`: the broad proposal of a linear system (tilted: with
+        the dynamics' own transitions as the starting tilts)."""
         A, B = system[0], system[1]
         n, m = B.shape
         covariance = jnp.broadcast_to(scale**2 * jnp.eye(m, dtype=A.dtype), (horizon, m, m))
         m0, S0 = system[3], system[4]
         return cls(jnp.zeros((horizon, m, n), A.dtype), jnp.zeros((horizon, m), A.dtype),
-                   _raw_tril(covariance), m0, _raw_tril(S0), tuple(system))
+                   _raw_tril(covariance), m0, _raw_tril(S0), tuple(system),
+                   cls.untilted_transitions(system, horizon) if tilted else None)
 
     @classmethod
-    def soft_optimal(cls, system, Q: jax.Array, R: jax.Array, horizon: int) -> LinearGaussianPolicy:
+    def soft_optimal(cls, system, Q: jax.Array, R: jax.Array, horizon: int, *, tilted: bool = False
+                     ) -> LinearGaussianPolicy:
         """The exact action conditional of the LQR MaxEnt model, :math:`u_t \\sim N(-H_t^{-1}G_t x_t, H_t^{-1})`
-        (models.lqr); the transitions stay untilted, so unless W = 0 the weights still matter."""
+        (models.lqr). Untilted, the transitions stay the dynamics', so unless W = 0 the weights still
+        matter; ``tilted``: with the exact tilted transitions
+        :math:`N((I + WP_{t+1})^{-1}\\mu_t,\\ W - WP_{t+1}(I+WP_{t+1})^{-1}W)` too, i.e. :math:`p_\\theta` itself."""
         A, B, W, m0, S0 = system
         riccati = backward_riccati(A, B, Q, R, W, horizon)
-        initial_mean, initial_cov = _tilt(m0, S0, riccati.P[0], jnp.eye(A.shape[0], dtype=A.dtype))
+        eye = jnp.eye(A.shape[0], dtype=A.dtype)
+        initial_mean, initial_cov = _tilt(m0, S0, riccati.P[0], eye)
+        transitions = None
+        if tilted:
+            def exact(P_next):
+                inner = eye + W @ P_next
+                cov = W - W @ P_next @ jnp.linalg.solve(inner, W)
+                return jnp.linalg.inv(inner), _raw_tril(0.5 * (cov + cov.T))
+
+            gain, tril = jax.vmap(exact)(riccati.P[1:])
+            transitions = (gain, jnp.zeros((horizon, A.shape[0]), A.dtype), tril)
         return cls(riccati.gain, jnp.zeros(riccati.gain.shape[:2], A.dtype), _raw_tril(riccati.action_cov),
-                   initial_mean, _raw_tril(initial_cov), tuple(system))
+                   initial_mean, _raw_tril(initial_cov), tuple(system), transitions)
 
     def _unpack_system(self):
         A, B, W, m0, S0 = self.system
@@ -251,6 +303,15 @@ class LinearGaussianPolicy(eqx.Module):
         _, _, _, m0, S0 = self._unpack_system()
         return _start_log_ratio(x0, self.initial_mean, self.initial_tril, m0, S0)
 
+    def _transition_log_ratio(self, mean: jax.Array, x_next: jax.Array) -> jax.Array:
+        # Σ_t log q_t(x_{t+1} | μ_t) - log N(x_{t+1}; μ_t, W); mean and x_next (T, b, n)
+        W = self.system[2]
+        tril = _positive_tril(self.transition_tril)
+        tilted_mean = jnp.einsum("tij,tbj->tbi", self.transition_gain, mean) + self.transition_shift[:, None]
+        own = jax.vmap(jax.scipy.stats.multivariate_normal.logpdf)(x_next, tilted_mean,
+                                                                   tril @ jnp.swapaxes(tril, -1, -2))
+        return (own - jax.scipy.stats.multivariate_normal.logpdf(x_next, mean, W)).sum(0)
+
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         check_count(n)
         A, B, W, m0, S0 = self._unpack_system()
@@ -258,19 +319,32 @@ class LinearGaussianPolicy(eqx.Module):
         key_0, key_u, key_x = jax.random.split(key, 3)
         x0 = self.initial_mean + jax.random.normal(key_0, (n, dx), A.dtype) @ _positive_tril(self.initial_tril).T
         noise_u = jax.random.normal(key_u, (horizon, n, m), A.dtype)
-        noise_x = jax.random.normal(key_x, (horizon, n, dx), A.dtype) @ _psd_factor(W).T
+        if self.tilted:
+            gain, shift = self.transition_gain, self.transition_shift
+            noise_x = jnp.einsum("tbj,tij->tbi", jax.random.normal(key_x, (horizon, n, dx), A.dtype),
+                                 _positive_tril(self.transition_tril))
+        else:
+            gain = jnp.broadcast_to(jnp.eye(dx, dtype=A.dtype), (horizon, dx, dx))
+            shift = jnp.zeros((horizon, dx), A.dtype)
+            noise_x = jax.random.normal(key_x, (horizon, n, dx), A.dtype) @ _psd_factor(W).T
         tril = self._tril()
 
         def forward(x, inputs):
-            K, k, L, eps, xi = inputs
+            K, k, L, eps, F, f, xi = inputs
             u = -x @ K.T + k + eps @ L.T
             log_q = jax.scipy.stats.multivariate_normal.logpdf(u, -x @ K.T + k, L @ L.T)
-            return x @ A.T + u @ B.T + xi, (x, u, log_q)
+            mean = x @ A.T + u @ B.T
+            return mean @ F.T + f + xi, (x, u, log_q, mean)
 
-        last, (states, actions, log_q) = jax.lax.scan(forward, x0, (self.K, self.k, tril, noise_u, noise_x))
+        last, (states, actions, log_q, means) = jax.lax.scan(forward, x0, (self.K, self.k, tril, noise_u, gain, shift,
+                                                                           noise_x))
+        later = jnp.concatenate([states[1:], last[None]], 0)
+        log_q = log_q.sum(0) + self._initial_log_ratio(x0)
+        if self.tilted:
+            log_q = log_q + self._transition_log_ratio(means, later)
         states = jnp.concatenate([states, last[None]], 0)
         packed = self.layout.pack(jnp.swapaxes(states, 0, 1), jnp.swapaxes(actions, 0, 1))
-        return packed, log_q.sum(0) + self._initial_log_ratio(x0)
+        return packed, log_q
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         return self.sample_and_log_prob(key, n)[0]
@@ -281,7 +355,12 @@ class LinearGaussianPolicy(eqx.Module):
         mean = -jnp.einsum("tmn,btn->btm", self.K, states[:, :-1]) + self.k
         cov = tril @ jnp.swapaxes(tril, -1, -2)
         steps = jax.vmap(jax.scipy.stats.multivariate_normal.logpdf, in_axes=(1, 1, 0))(actions, mean, cov)
-        return steps.sum(0) + self._initial_log_ratio(states[:, 0])
+        log_q = steps.sum(0) + self._initial_log_ratio(states[:, 0])
+        if self.tilted:
+            A, B = self.system[0], self.system[1]
+            means = jnp.swapaxes(states[:, :-1] @ A.T + actions @ B.T, 0, 1)
+            log_q = log_q + self._transition_log_ratio(means, jnp.swapaxes(states[:, 1:], 0, 1))
+        return log_q
 
 
 def _start_log_ratio(x0, mean, raw_tril, m0, S0) -> jax.Array:
