@@ -146,7 +146,8 @@ def _(space: Points, key, proposal, cost_fn, draws, *, unflatten, steps, rate, c
 def broad_proposal(space, key: jax.Array, *, tilted: bool = False) -> Proposal:
     """The broad proposal of a space, fixed before seeing any data: a wide Gaussian on points (scale a
     quarter of the quadrature box, else 2), uniform actions on a tabular MDP (``tilted``: with transition
-    tilts to learn, the family that contains :math:`p_\\theta`), N(0, I) forces on a linear system,
+    tilts to learn, the family that contains :math:`p_\\theta`), N(0, I) forces on a linear system
+    (``tilted``: with its transitions' mean, map and noise to learn, at the dynamics' own),
     an MLP Gaussian policy initialized from ``key`` that starts there on a simulator."""
     raise TypeError(f"space: no broad proposal for {type(space).__name__}")
 
@@ -188,7 +189,8 @@ def warm_start(space, key: jax.Array, data: jax.Array, *, tilted: bool = False, 
                progress: bool = False) -> Proposal:
     """The sampler's start, fitted to the data: a spline flow by maximum likelihood (points, ``epochs``),
     behaviour cloning in closed form (tabular: counts; linear systems: least squares), or by gradient
-    (a simulator's network policy). ``tilted``: see :func:`broad_proposal` (the tilts start at zero)."""
+    (a simulator's network policy). ``tilted``: see :func:`broad_proposal` (a grid's tilts start at
+    zero; a linear system's are fitted by least squares of each next state on the dynamics' mean)."""
     raise TypeError(f"space: no warm start for {type(space).__name__}")
 
 
@@ -217,7 +219,7 @@ def _(space: SimulatorTrajectories, key, data, *, tilted=False, epochs=100, prog
 @singledispatch
 def soft_optimal(space, problem: Problem, theta, *, tilted: bool = False) -> Proposal:
     """The exact action conditional of :math:`p_\\theta` as a policy (DESIGN.md §1: a proposal that moves
-    with θ); tabular and ``tilted``: with the transition tilts too, i.e. :math:`p_\\theta` itself."""
+    with θ); ``tilted`` (tabular or linear systems): with the transition tilts too, i.e. :math:`p_\\theta` itself."""
     raise ValueError(f"problem: {problem.name} has no soft-optimal policy (its sample space is "
                      f"{type(space).__name__})")
 

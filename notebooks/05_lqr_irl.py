@@ -58,7 +58,8 @@ plt.show()
 # The *soft-optimal* policy here is linear-Gaussian, $u_t \sim N(-H_t^{-1}G_t x_t, H_t^{-1})$
 # from the same recursion, with its own start $x_0 \sim N(\cdot)$ tilted by $\beta_0$. Without
 # noise it is the exact model; with noise the exact model also tilts each transition, and the
-# weights pay for what the policy cannot do. Note the broad proposal (zero gain, unit force
+# weights pay for what the policy cannot do (a policy with transition tilts,
+# `soft_optimal(..., tilted=True)`, is the exact model; the samplers `compare` trains learn them). Note the broad proposal (zero gain, unit force
 # noise): in 62 dimensions its weights degenerate completely.
 
 # %%

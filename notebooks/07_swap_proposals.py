@@ -192,8 +192,9 @@ else:
 print(render_report(summary))
 
 # %% [markdown]
-# On the LQR, linear-Gaussian policies come close to $p_\theta$ (it also tilts the noise, which a
-# policy cannot), so the cloned and learned policies keep $\hat k$ below 0.7, while the broad
+# On the LQR, linear-Gaussian policies come close to $p_\theta$ (it also tilts the noise: the
+# cloned policy does not, the learned samplers learn those tilts too), so the cloned and learned
+# policies keep $\hat k$ below 0.7, while the broad
 # N(0, I) forces, in the full run, are flagged (the short run keeps only the cloned policy, and
 # without an exact run the verdict rests on $\hat k$ alone). A low $\hat k$ is necessary, not sufficient: with few draws the
 # posterior can still move by a fraction of an sd (the fixed draws' error, multiplied by the

@@ -106,7 +106,7 @@ TRAJECTORY_PROPOSALS: dict[str, Callable[..., Proposal]] = {
 """Trajectory problems: ``exact``: the oracle; ``broad``: the broad policy (every action equally
 likely on a grid; N(0, I) forces on a linear system); ``soft-optimal``: the exact action
 conditional of the target's costs (exact for deterministic dynamics; the transitions stay
-untilted otherwise); ``policy``: the broad policy fitted by reverse KL (score-function gradient
+untilted otherwise: ``inference.spaces.soft_optimal(..., tilted=True)`` is the exact model itself); ``policy``: the broad policy fitted by reverse KL (score-function gradient
 on a grid, pathwise through the dynamics on a linear system)."""
 
 
