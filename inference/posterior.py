@@ -280,9 +280,10 @@ def _draw_stats(row: dict) -> dict[str, np.ndarray]:
         log_w, forward = row["log_weights"], row["forward"]
         # mis-cv: the ESS of its summands, the controlled weights; k-hat stays the raw weights' (the controls
         # are bounded, so the controlled weights' right tail is the weights' own, fitted best on them)
-        stats["log_z_ess"] = ess_numpy(log_w)
         if "summands" in row:  # a floored estimate (CV_FLOOR) has ESS 0: the rule flags it
             stats["log_z_ess"] = np.where(row["floored"], 0.0, summand_ess_numpy(row["summands"]))
+        else:
+            stats["log_z_ess"] = ess_numpy(log_w)
         stats["log_z_k_hat"] = np.array([_k_hat_numpy(w) for w in log_w])
         stats["log_z_forward_ess"] = ess_numpy(forward)
         stats["log_z_forward_k_hat"] = np.array([_k_hat_numpy(w) for w in forward])

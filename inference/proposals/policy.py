@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import paramax
 
+from inference._validation import require
 from inference.proposals.base import check_count
 from models.lqr import _tilt, backward_riccati
 from models.tabular import (
@@ -222,10 +223,8 @@ class LinearGaussianPolicy(eqx.Module):
         self.initial_mean, self.initial_tril = initial_mean, initial_tril
         self.dynamics = paramax.NonTrainable(tuple(system))
         if transitions is not None:
-            W = system[2]
-            if not isinstance(W, jax.core.Tracer) and not bool(jnp.all(jnp.linalg.eigvalsh(W) > 0)):
-                raise ValueError("transitions: a tilted linear-Gaussian policy needs a positive definite dynamics "
-                                 "noise W (with W singular the transitions are not a density to tilt)")
+            require(jnp.linalg.eigvalsh(system[2]) > 0, "transitions: a tilted linear-Gaussian policy needs a positive "
+                    "definite dynamics noise W (with W singular the transitions are not a density to tilt)")
             gain, shift, tril = transitions
             horizon, n = K.shape[0], K.shape[2]
             for name, value, shape in (("transition_gain", gain, (horizon, n, n)), ("transition_shift", shift, (horizon, n)),
@@ -281,14 +280,9 @@ class LinearGaussianPolicy(eqx.Module):
         eye = jnp.eye(A.shape[0], dtype=A.dtype)
         initial_mean, initial_cov = _tilt(m0, S0, riccati.P[0], eye)
         transitions = None
-        if tilted:
-            def exact(P_next):
-                inner = eye + W @ P_next
-                cov = W - W @ P_next @ jnp.linalg.solve(inner, W)
-                return jnp.linalg.inv(inner), _raw_tril(0.5 * (cov + cov.T))
-
-            gain, tril = jax.vmap(exact)(riccati.P[1:])
-            transitions = (gain, jnp.zeros((horizon, A.shape[0]), A.dtype), tril)
+        if tilted:  # N(μ, W) tilted by β_{t+1}: mean (I + W P_{t+1})^{-1} μ, i.e. _tilt of the identity map
+            gain, cov = jax.vmap(lambda P_next: _tilt(eye, W, P_next, eye))(riccati.P[1:])
+            transitions = (gain, jnp.zeros((horizon, A.shape[0]), A.dtype), _raw_tril(cov))
         return cls(riccati.gain, jnp.zeros(riccati.gain.shape[:2], A.dtype), _raw_tril(riccati.action_cov),
                    initial_mean, _raw_tril(initial_cov), tuple(system), transitions)
 
