@@ -4,7 +4,8 @@ target (blackjax's kernels and tempering; only the wiring is ours).
 The bridge :math:`\\pi_\\lambda \\propto q(x)^{1-\\lambda}\\,\\tilde p(x)^{\\lambda}` runs from the proposal
 (λ = 0, normalized, exact draws) to the target (λ = 1); blackjax's adaptive tempering picks each
 next λ so the particles' ESS stays at ``target_ess``, and HMC moves (preconditioned by the
-spread of q's draws) rejuvenate the particles at every temperature. Since :math:`Z_q = 1`,
+particles' spread per coordinate, each particle with its own randomly shrunk step) rejuvenate the
+particles at every temperature. Since :math:`Z_q = 1`,
 :math:`\\log \\hat Z = \\sum_k \\log \\frac1N \\sum_i w_i^{(k)}`, the sum of the increments. A good
 proposal pays off twice: it needs fewer temperatures, and where :math:`\\tilde p / q` is already
 flat the bridge is one step (plain importance sampling with resampling).
@@ -21,6 +22,7 @@ import warnings
 from typing import NamedTuple
 
 import blackjax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,6 +43,7 @@ __all__ = ["AnnealedEstimate", "MIN_ACCEPTANCE", "log_z_annealed"]
 MIN_ACCEPTANCE = 0.1  # mean HMC acceptance below this: the particles barely moved, the bridge is not one
 RETRIES = 3  # a temperature whose moves are stuck is redone with a quarter of the step, this many times at most
 RETRY_BELOW = 0.3  # ... where "stuck" is a mean acceptance below this
+STEP_JITTER = float(np.log(100.0))  # each particle's step: the adapted one times e^{-u * this}, u ~ U(0, 1)
 
 
 class AnnealedEstimate(NamedTuple):
@@ -92,6 +95,7 @@ def log_z_annealed(
     step_size: float | None = None,
     data: jax.Array | None = None,
     max_temperatures: int = 500,
+    step_jitter: float = STEP_JITTER,
 ) -> AnnealedEstimate:
     """log Z of ``target`` by adaptive tempered SMC started at ``proposal`` (points in R^d).
 
@@ -111,6 +115,13 @@ def log_z_annealed(
         data: points from the target (data or exact draws) for the forward check of the start.
         max_temperatures: a bound on the bridge's length (the loop stops there; the estimate is
             then flagged by its own temperatures, which do not reach 1).
+        step_jitter: every particle's HMC step at every temperature is the adapted step times
+            :math:`e^{-u\\,\\mathrm{step\\_jitter}}`, :math:`u \\sim U(0, 1)` drawn afresh (default: over a
+            factor of 100). The factor does not depend on the particle's state, so each move is a
+            mixture of HMC kernels that all keep :math:`\\pi_\\lambda` invariant; it lets a target whose
+            scale varies in space (a funnel's neck and mouth) be moved at each scale. 0: one step
+            for all. Measured on funnel10, 4096 particles, 12 seeds, target_ess 0.9, 20 moves: median
+            error 0.53 nats without, 0.23 with; gmm40 0.014 and 0.009 (benchmarks/results/smc_moves.md).
     """
     shape = target.event_shape
     if getattr(target.support, "is_discrete", False):
@@ -127,6 +138,9 @@ def log_z_annealed(
                              f"got {value!r}")
     if not 0.0 < target_ess < 1.0:
         raise ValueError(f"target_ess: expected a fraction in (0, 1), got {target_ess!r}")
+    if isinstance(step_jitter, bool) or not isinstance(step_jitter, int | float) or not (
+            np.isfinite(step_jitter) and step_jitter >= 0):
+        raise ValueError(f"step_jitter: expected a number >= 0, got {step_jitter!r}")
     if step_size is not None and not (np.isfinite(step_size) and step_size > 0):
         raise ValueError(f"step_size: expected a positive number, got {step_size!r}")
     step_size = 0.6 * dim ** -0.25 if step_size is None else float(step_size)
@@ -143,7 +157,7 @@ def log_z_annealed(
     temperatures, increments, acceptance = _bridge(
         key_bridge, target, proposal, x, step_size,
         target_ess=target_ess, num_mcmc_steps=num_mcmc_steps, num_integration_steps=num_integration_steps,
-        max_temperatures=max_temperatures)
+        max_temperatures=max_temperatures, step_jitter=float(step_jitter))
     count = int(np.sum(np.isfinite(np.asarray(temperatures))))
     temperatures, increments = np.asarray(temperatures)[:count], np.asarray(increments)[:count]
     log_z = jnp.asarray(np.sum(increments)) if count and temperatures[-1] >= 1.0 else jnp.asarray(np.nan)
@@ -158,7 +172,16 @@ def log_z_annealed(
 
 
 def _bridge(key, target, proposal, particles, step_size, *, target_ess, num_mcmc_steps, num_integration_steps,
-            max_temperatures):
+            max_temperatures, step_jitter):
+    # one compiled program per (target, proposal) structure and settings: the target and the proposal are
+    # arguments, not closures, so a second call (another seed, another start of the same kind) reuses it
+    return _run_bridge(key, target, proposal, particles, jnp.asarray(step_size, particles.dtype), target_ess,
+                       num_mcmc_steps, num_integration_steps, max_temperatures, jnp.asarray(step_jitter, particles.dtype))
+
+
+@eqx.filter_jit
+def _run_bridge(key, target, proposal, particles, step_size, target_ess, num_mcmc_steps, num_integration_steps,
+                max_temperatures, step_jitter):
     def log_prior(x):
         return proposal.log_prob(x[None])[0]
 
@@ -170,47 +193,47 @@ def _bridge(key, target, proposal, particles, step_size, *, target_ess, num_mcmc
         # matrix is their variance per coordinate, the step follows the acceptance toward 0.65
         params = extend_params({"step_size": step, "inverse_mass_matrix": inverse_mass,
                                 "num_integration_steps": num_integration_steps})
+        params["step_size"] = jnp.broadcast_to(step, (particles.shape[0],))  # one step per particle (blackjax:
+        # a parameter whose leading axis is the particles' is not shared)
         return blackjax.adaptive_tempered_smc(log_prior, log_likelihood, blackjax.hmc.build_kernel(), blackjax.hmc.init,
                                               params, resampling.systematic, target_ess, num_mcmc_steps=num_mcmc_steps)
 
     dtype = particles.dtype
 
-    @jax.jit
-    def run(key, particles):
-        def move(old, step, i, attempt):
-            inverse_mass = jnp.var(old.particles, axis=0) + 1e-12
-            key_step = jax.random.fold_in(jax.random.fold_in(key, i), attempt)
-            state, info = smc(step, inverse_mass).step(key_step, old)
-            rate = jnp.nan_to_num(jnp.mean(info.update_info.acceptance_rate))
-            return state, info.log_likelihood_increment, rate
+    def move(old, step, i, attempt):
+        inverse_mass = jnp.var(old.particles, axis=0) + 1e-12
+        key_step = jax.random.fold_in(jax.random.fold_in(key, i), attempt)
+        key_step, key_jitter = jax.random.split(key_step)
+        steps = step * jnp.exp(-step_jitter * jax.random.uniform(key_jitter, (particles.shape[0],), dtype))
+        state, info = smc(steps, inverse_mass).step(key_step, old)
+        rate = jnp.nan_to_num(jnp.mean(info.update_info.acceptance_rate))
+        return state, info.log_likelihood_increment, rate
 
-        def body(carry):
-            i, old, step, temps, incs, accs = carry
-            state, increment, rate = move(old, step, i, 0)
+    def body(carry):
+        i, old, step, temps, incs, accs = carry
+        state, increment, rate = move(old, step, i, 0)
 
-            # stuck moves (the scale changed between temperatures: modes sharpen) redo the same
-            # temperature from the same particles with a quarter of the step, at most RETRIES times
-            def stuck(retry):
-                return (retry[3] < RETRY_BELOW) & (retry[0] < RETRIES)
+        # stuck moves (the scale changed between temperatures: modes sharpen) redo the same
+        # temperature from the same particles with a quarter of the step, at most RETRIES times
+        def stuck(retry):
+            return (retry[3] < RETRY_BELOW) & (retry[0] < RETRIES)
 
-            def again(retry):
-                attempt, _, _, _, step = retry
-                step = step / 4
-                return (attempt + 1, *move(old, step, i, attempt + 1), step)
+        def again(retry):
+            attempt, _, _, _, step = retry
+            step = step / 4
+            return (attempt + 1, *move(old, step, i, attempt + 1), step)
 
-            _, state, increment, rate, step = jax.lax.while_loop(stuck, again, (0, state, increment, rate, step))
-            step = step * jnp.exp(rate - 0.65)
-            return (i + 1, state, step, temps.at[i].set(state.tempering_param), incs.at[i].set(increment),
-                    accs.at[i].set(rate))
+        _, state, increment, rate, step = jax.lax.while_loop(stuck, again, (0, state, increment, rate, step))
+        step = step * jnp.exp(rate - 0.65)
+        return (i + 1, state, step, temps.at[i].set(state.tempering_param), incs.at[i].set(increment),
+                accs.at[i].set(rate))
 
-        def more(carry):
-            i, state = carry[0], carry[1]
-            return (state.tempering_param < 1) & (i < max_temperatures)
+    def more(carry):
+        i, state = carry[0], carry[1]
+        return (state.tempering_param < 1) & (i < max_temperatures)
 
-        empty = jnp.full(max_temperatures, jnp.nan, dtype)
-        start = smc(jnp.asarray(step_size, dtype), jnp.ones(particles.shape[1], dtype)).init(particles)
-        carry = (0, start, jnp.asarray(step_size, dtype), empty, empty, empty)
-        _, _, _, temps, incs, accs = jax.lax.while_loop(more, body, carry)
-        return temps, incs, accs
-
-    return run(key, particles)
+    empty = jnp.full(max_temperatures, jnp.nan, dtype)
+    start = smc(step_size, jnp.ones(particles.shape[1], dtype)).init(particles)
+    carry = (0, start, step_size, empty, empty, empty)
+    _, _, _, temps, incs, accs = jax.lax.while_loop(more, body, carry)
+    return temps, incs, accs
