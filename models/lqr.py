@@ -132,9 +132,8 @@ def _sample(key, A, B, Q, R, W, m0, S0, horizon: int, n: int) -> tuple[jax.Array
             key_u, jnp.zeros(gain.shape[0], A.dtype), action_cov, shape=(n,), method="eigh"
         )
         mean = x @ A.T + u @ B.T
-        inner = eye + W @ P_next
-        next_mean = jnp.linalg.solve(inner, mean.T).T
-        next_cov = _symmetrize(W - W @ P_next @ jnp.linalg.solve(inner, W))
+        next_mean, next_cov = _tilt(mean.T, W, P_next, eye)  # the transition N(mean, W) tilted by P_{t+1}
+        next_mean = next_mean.T
         x_next = next_mean + jax.random.multivariate_normal(
             key_x, jnp.zeros(dx, A.dtype), next_cov, shape=(n,), method="eigh"
         )
