@@ -113,6 +113,9 @@ def log_z_annealed(
             :data:`RETRY_BELOW` is redone from the same particles with a quarter of the step,
             up to :data:`RETRIES` times); default :math:`0.6\\,d^{-1/4}`.
         data: points from the target (data or exact draws) for the forward check of the start.
+            Without them the rule sees only the bridge itself (acceptance, temperatures), not mass
+            the start and the moves miss: on funnel10 runs 0.5 nats off passed it without data
+            (benchmarks/results/smc_moves.md) and were flagged with it (standard_targets.md).
         max_temperatures: a bound on the bridge's length (the loop stops there; the estimate is
             then flagged by its own temperatures, which do not reach 1).
         step_jitter: every particle's HMC step at every temperature is the adapted step times
