@@ -12,8 +12,9 @@ Rows, per target and seed:
 * ``flow+smc-N``: the same fitted flow as the start of the SMC bridge, N particles.
 
 ``seconds`` is wall-clock including the fit and compilation (the bridge's program is compiled
-once per target, start and particle count, and reused by later seeds; the first seed pays it); ``reliable`` is the estimator's own rule (importance: k-hat, ESS
-and the forward check over exact draws; annealed: the bridge's rule). One run, float64, CPU
+once per target, start and particle count, and reused by later seeds; the first seed pays it);
+``reliable`` is the estimator's own rule (importance: k-hat, ESS and the forward check over exact
+draws; annealed: the bridge's rule). One run, float64, CPU
 unless the device column says otherwise.
 
     python benchmarks/standard_targets.py [--seeds 3] [--quick] [--targets gmm40 ...] [--flow-seeds 1]
