@@ -65,6 +65,14 @@ class AnnealedEstimate(NamedTuple):
     def reliable(self) -> bool:
         return not self.unreliable_reasons()
 
+    @property
+    def checks_run(self) -> str:
+        """Which checks the rule could run, in words: without data (or exact draws) only the bridge's
+        own (acceptance, temperatures), which cannot see mass that the start and the moves miss."""
+        if self.forward is None:
+            return "only the bridge's own (acceptance, temperatures): no data for the forward check"
+        return "the bridge's own (acceptance, temperatures) and the forward check of the start"
+
     def unreliable_reasons(self) -> list[str]:
         """The bridge's rule: unreliable when the moves are stuck (mean acceptance below
         :data:`MIN_ACCEPTANCE` at some temperature), when the log Z is not finite, or when the

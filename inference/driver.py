@@ -76,11 +76,19 @@ def _save(directory: Path, state: TrainState, step: int, trace: list[dict], run:
     write_atomic(directory / name, data)
     # the JSON names the state file it goes with (and its size and hash), so the pair is never out of
     # step and a truncated state file is caught before any work; ``run`` is what a resume must match
-    write_json(directory / CHECKPOINT, {"step": step, "state": name, "state_bytes": len(data),
-                                        "state_sha256": hashlib.sha256(data).hexdigest(), "run": run, "trace": trace})
+    meta = {"step": step, "state": name, "state_bytes": len(data), "state_sha256": hashlib.sha256(data).hexdigest(),
+            "run": run, "trace": trace}
+    write_json(directory / CHECKPOINT, {**meta, "checksum": _checksum(meta)})
     for old in directory.glob("state-*.eqx"):
         if old.name != name:
             old.unlink(missing_ok=True)
+
+
+def _checksum(meta: dict) -> str:
+    # SHA-256 of the JSON itself (less this field), over a canonical form: an edited step, run or trace
+    # is caught as surely as a damaged state file (whose size and hash the JSON carries)
+    body = {key: value for key, value in meta.items() if key != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 def check_checkpoint(directory: str | Path, *, run: dict | None = None, steps: int | None = None) -> dict:
@@ -106,9 +114,16 @@ def check_checkpoint(directory: str | Path, *, run: dict | None = None, steps: i
         raise damaged(f"is not readable JSON (truncated or damaged: {err})") from None
     if not isinstance(meta, dict):
         raise damaged(f"holds a JSON {type(meta).__name__}, not an object with step, state and trace")
-    missing = [key for key in ("step", "state", "trace") if key not in meta]
+    missing = [key for key in ("step", "state", "state_bytes", "state_sha256", "trace", "checksum") if key not in meta]
     if missing:
-        raise damaged(f"lacks the key(s) {', '.join(map(repr, missing))}")
+        raise damaged(f"lacks the key(s) {', '.join(map(repr, missing))} (incomplete, edited, or written by an "
+                      "older version)")
+    try:
+        intact = meta["checksum"] == _checksum(meta)
+    except (TypeError, ValueError):
+        intact = False
+    if not intact:
+        raise damaged("does not match its own checksum (it was edited or damaged)")
     step, name = meta["step"], meta["state"]
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         raise damaged(f"has step {step!r}, not a non-negative integer")
@@ -129,11 +144,11 @@ def _check_state_file(meta_path: Path, state_path: Path, meta: dict) -> None:
     if not state_path.is_file():
         raise ValueError(f"resume: the state file {state_path} that {meta_path} names is missing")
     data = state_path.read_bytes()
-    size, digest = meta.get("state_bytes"), meta.get("state_sha256")
-    if size is not None and len(data) != size:
+    size, digest = meta["state_bytes"], meta["state_sha256"]
+    if len(data) != size:
         raise ValueError(f"resume: the state file {state_path} has {len(data)} bytes, {meta_path.name} says {size}: "
                          "it is truncated or damaged")
-    if digest is not None and hashlib.sha256(data).hexdigest() != digest:
+    if hashlib.sha256(data).hexdigest() != digest:
         raise ValueError(f"resume: the state file {state_path} does not match the SHA-256 in {meta_path.name}: "
                          "it is damaged")
 
@@ -145,8 +160,14 @@ def _check_same_run(meta_path: Path, recorded: Any, run: dict) -> None:
     for key in [*run, *(key for key in recorded if key not in run)]:
         old, new = recorded.get(key, "unrecorded"), run.get(key, "unset")
         if old != new:
+            why = _WHY_SAME.get(key, "")
             raise ValueError(f"{key}: the checkpoint {meta_path} was written with {key}={old!r}, this run has "
-                             f"{key}={new!r}; resume with the same {key}, or train afresh in another --out")
+                             f"{key}={new!r}{why}; resume with the same {key}, or train afresh in another --out")
+
+
+# settings whose change on resume would not be obvious to a user
+_WHY_SAME = {"steps": " (the learning rate's schedule spans the run's total steps, so a resumed run with more "
+                      "steps would not give the numbers of an unbroken one)"}
 
 
 def load_checkpoint(directory: str | Path, like: TrainState, *, run: dict | None = None,

@@ -235,8 +235,9 @@ def train_ebm(
                          else NETWORK_RATE if problem.dim <= 2 else NETWORK_RATE_HIGH_DIM)
     if steps is None:
         steps = FAMILY_STEPS if parametric else NETWORK_STEPS
-    # what changes the numbers: a checkpoint of another run is refused (``steps`` may grow on resume)
-    run = {"problem": problem.name, "method": method, "seed": seed, "num_train": num_train, "num_test": num_test,
+    # what changes the numbers: a checkpoint of another run is refused (``steps`` too: the learning rate's
+    # schedule spans them, so only the same total resumes into the numbers of an unbroken run)
+    run = {"problem": problem.name, "method": method, "steps": steps, "seed": seed, "num_train": num_train, "num_test": num_test,
            "batch_size": batch_size, "num_draws": num_draws, "learning_rate": float(learning_rate),
            "flow_epochs": flow_epochs, "tilted": tilted, "parametric": parametric, "data": "problem" if data is None else "given",
            "float64": bool(jax.config.jax_enable_x64)}

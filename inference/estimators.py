@@ -69,6 +69,14 @@ class LogZEstimate(NamedTuple):
     def reliable(self) -> bool:
         return not self.unreliable_reasons()
 
+    @property
+    def checks_run(self) -> str:
+        """Which checks the rule could run, in words: without points from the target only the
+        reverse check, which cannot see mass that q misses."""
+        if self.forward is None:
+            return "only the reverse check (q's own draws): no data for the forward check"
+        return "the reverse check (q's own draws) and the forward check"
+
 
 class BoundEstimate(NamedTuple):
     """A stochastic lower bound on log Z (ELBO, IWAE) with its Monte Carlo error."""

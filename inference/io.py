@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "finite_or_none", "json_safe", "prepare_out_dir", "save_figure", "staged_out_dir",
+__all__ = ["atomic_path", "find_staged", "finite_or_none", "json_safe", "prepare_out_dir", "save_figure", "staged_out_dir",
            "write_atomic", "write_json"]
 
 
@@ -84,6 +84,11 @@ def _check_out_dir(out: Path, *, force: bool) -> None:
     try:
         if out.exists() and not out.is_dir():
             raise ValueError(f"out: {out} exists and is not a directory")
+        here = Path.cwd().resolve()
+        if force and out.is_dir() and (out.resolve() == here or out.resolve() in here.parents):
+            # replacing it would delete the files of the folder the user works in
+            raise ValueError(f"out: {out} is the current folder or one above it; --force would replace it with all "
+                             "it holds: choose a new folder for --out")
         if out.is_dir() and any(out.iterdir()) and not force:
             raise ValueError(f"out: {out} exists and is not empty; pass --force to overwrite or choose another --out")
     except OSError as err:
@@ -105,8 +110,24 @@ def prepare_out_dir(path: str | os.PathLike, *, force: bool) -> Path:
     return out
 
 
+def find_staged(path: str | os.PathLike, keep_if: str) -> Path | None:
+    """The newest staging folder of ``path`` (:func:`staged_out_dir`'s) that holds ``keep_if``, or ``None``.
+
+    A run killed outright (SIGKILL, the out-of-memory killer) cannot swap its folder in: its
+    checkpoints stay in the staging folder, where ``train --resume`` finds them.
+    """
+    out = Path(path).absolute()
+    try:
+        found = [folder for folder in out.parent.glob(f".{out.name}.*.tmp")
+                 if folder.is_dir() and (folder / keep_if).is_file()]
+    except OSError:
+        return None
+    return max(found, key=lambda folder: (folder / keep_if).stat().st_mtime, default=None)
+
+
 @contextlib.contextmanager
-def staged_out_dir(path: str | os.PathLike | None, *, force: bool, keep_if: str | None = None) -> Iterator[Path | None]:
+def staged_out_dir(path: str | os.PathLike | None, *, force: bool, keep_if: str | None = None,
+                   staging: Path | None = None) -> Iterator[Path | None]:
     """A fresh temporary folder next to ``path`` to write a run into, swapped in for ``path`` at the end.
 
     The checks of :func:`prepare_out_dir` come first, when the block is entered (before any
@@ -114,18 +135,20 @@ def staged_out_dir(path: str | os.PathLike | None, *, force: bool, keep_if: str 
     and the old one deleted. On an error or interrupt the temporary folder is removed and
     ``path`` is left as it was, unless the run wrote ``keep_if`` (e.g. a training checkpoint,
     which ``--resume`` continues from): then the folder is swapped in as it stands.
-    ``path=None`` yields ``None`` (a run that writes nothing).
+    ``path=None`` yields ``None`` (a run that writes nothing). ``staging``: an existing staging folder
+    to continue in (:func:`find_staged`), swapped in the same way.
     """
     if path is None:
         yield None
         return
-    _check_out_dir(Path(path), force=force)
     out = Path(path).absolute()  # "." has a name and a parent this way
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    except OSError as err:
-        raise ValueError(f"out: cannot create {path}: {err.strerror or err}") from None
+    if staging is None:
+        _check_out_dir(Path(path), force=force)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+        except OSError as err:
+            raise ValueError(f"out: cannot create {path}: {err.strerror or err}") from None
     try:
         os.chmod(staging, _default_mode(folder=True))  # mkdtemp's folders are 0o700
         yield staging

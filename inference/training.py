@@ -71,8 +71,9 @@ class TrainingAlgorithm(NamedTuple):
 
 @eqx.filter_jit
 def all_finite(tree) -> jax.Array:
-    """Whether every floating-point leaf of ``tree`` is finite (the NaN guard's test)."""
-    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))]
+    """Whether every :func:`trainable` leaf of ``tree`` is finite (the NaN guard's test: fixed parts such
+    as a policy's dynamics are the problem's, not the fit's)."""
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(trainable(tree))]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 

@@ -44,8 +44,9 @@ __all__ = [
 class Transitions(NamedTuple):
     """Sparse dynamics: ``successors[s, a, k]`` is reached with log probability ``log_probs[s, a, k]``.
 
-    Repeated successors are allowed (their probabilities add); unused slots have
-    ``log_probs = -inf``. Shapes ``(S, A, K)``.
+    Repeated successors are allowed (their probabilities add). :func:`as_transitions` gives every
+    unused slot (probability 0) a share of its row's most likely successor, so that no log probability
+    is ``-inf``. Shapes ``(S, A, K)``.
     """
 
     successors: jax.Array
@@ -75,10 +76,19 @@ def as_transitions(transitions: Transitions | ArrayLike, *, atol: float = 1e-6) 
     """
     if isinstance(transitions, Transitions):
         _check_not_empty(transitions.successors.shape)
-        probs = np.asarray(transitions.log_probs) if _concrete(transitions.log_probs) else None
-        if probs is not None:
-            _check_rows(np.exp(probs).sum(-1), atol)
-        return transitions
+        if not (_concrete(transitions.log_probs) and _concrete(transitions.successors)):
+            return transitions  # traced: checked and filled where it was built
+        log_probs = np.asarray(transitions.log_probs)
+        if np.iscomplexobj(log_probs) or np.isnan(log_probs).any() or np.isposinf(log_probs).any():
+            raise ValueError("transitions: log probabilities must be real, and finite or -inf")
+        _check_rows(np.exp(log_probs).sum(-1), atol)
+        successors = np.asarray(transitions.successors)
+        if not np.issubdtype(successors.dtype, np.integer):
+            raise ValueError(f"transitions: successors must be integers, got dtype {successors.dtype}")
+        if np.any((successors < 0) | (successors >= successors.shape[0])):
+            raise ValueError(f"transitions: successors must be state indices in [0, {successors.shape[0]})")
+        successors, log_probs = _fill_empty_slots(successors, log_probs)
+        return Transitions(jnp.asarray(successors, jnp.int32), jnp.asarray(log_probs))
     if np.iscomplexobj(transitions):
         raise ValueError(f"transitions: expected real probabilities, got dtype {np.asarray(transitions).dtype}")
     dense = np.asarray(transitions, dtype=float)
@@ -98,8 +108,31 @@ def as_transitions(transitions: Transitions | ArrayLike, *, atol: float = 1e-6) 
     kept = np.take_along_axis(dense, successors, axis=-1)
     with np.errstate(divide="ignore"):
         log_probs = np.log(kept)
-    dtype = jnp.zeros(()).dtype
-    return Transitions(jnp.asarray(successors, jnp.int32), jnp.asarray(log_probs, dtype))
+    successors, log_probs = _fill_empty_slots(successors, log_probs)
+    return Transitions(jnp.asarray(successors, jnp.int32), jnp.asarray(log_probs, jnp.zeros(()).dtype))
+
+
+def _fill_empty_slots(successors: np.ndarray, log_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Give every unused slot (probability 0) a share of the row's most likely successor, so that no
+    log probability is -inf (repeated successors add up: the dynamics are the same).
+
+    A row of a dense ``(S, A, S)`` array with fewer nonzeros than the widest row, or a sparse slot of
+    probability 0, would otherwise carry ``log 0 = -inf`` into every program that touches the dynamics:
+    a parameter check that sees it, a gradient that multiplies it by 0. Splitting the top successor's
+    probability ``p`` over it and the ``m`` empty slots, ``log p - log(m+1)`` each, keeps every slot finite.
+    """
+    empty = ~np.isfinite(log_probs)
+    if not empty.any():
+        return successors, log_probs
+    successors, log_probs = successors.copy(), log_probs.copy()
+    top = np.argmax(log_probs, axis=-1)[..., None]  # a row sums to 1, so its top slot is finite
+    top_successor = np.take_along_axis(successors, top, axis=-1)
+    shares = empty.sum(-1, keepdims=True) + 1
+    top_log_prob = np.take_along_axis(log_probs, top, axis=-1) - np.log(shares)
+    log_probs = np.where(empty, top_log_prob, log_probs)
+    np.put_along_axis(log_probs, top, top_log_prob, axis=-1)
+    successors = np.where(empty, top_successor, successors)
+    return successors, log_probs
 
 
 def _concrete(x) -> bool:

@@ -30,6 +30,14 @@ def test_a_broad_start_is_bridged_to_the_closed_form():
     assert abs(float(estimate.log_z - target.log_normalizer)) < 0.08
     assert estimate.reliable, estimate.unreliable_reasons()
     assert estimate.start_k_hat == estimate.start_k_hat and estimate.start_ess < 4096  # a real start, not p
+    assert "forward check" in estimate.checks_run and not estimate.checks_run.startswith("only")
+
+
+def test_without_data_the_estimate_says_only_the_bridge_was_checked():
+    target = make_problem("gaussian").target
+    estimate = log_z_annealed(jax.random.key(0), target, Gaussian.isotropic(2, 3.0), num_particles=256)
+    assert estimate.forward is None
+    assert estimate.checks_run.startswith("only the bridge's own") and "no data" in estimate.checks_run
 
 
 def test_jittered_steps_keep_the_bridge_unbiased_over_seeds():

@@ -134,16 +134,17 @@ def test_a_damaged_posterior_file_is_a_value_error_naming_the_path(tmp_path, dam
 # 2, 3: checkpoints --------------------------------------------------------------------------------------------------
 
 #: what ``maxent-gan train`` (defaults, rings, gcl) records as its run
-CLI_RUN = {"problem": "rings", "method": "gcl", "seed": 0, "num_train": 5000, "num_test": 5000, "batch_size": 256,
+CLI_RUN = {"problem": "rings", "method": "gcl", "steps": 200, "seed": 0, "num_train": 5000, "num_test": 5000, "batch_size": 256,
            "num_draws": 256, "learning_rate": inference.ebm.NETWORK_RATE, "flow_epochs": 100, "tilted": False, "parametric": False, "data": "problem",
            "float64": False}
 
 
 def write_checkpoint(folder: Path, *, step: int = 200, run: dict | None = None, leaves: bytes = b"leaves" * 100,
-                     changes: dict | None = None) -> Path:
-    """A checkpoint as the driver writes it: the state file, and the JSON with its size and SHA-256.
+                     changes: dict | None = None, edits: dict | None = None) -> Path:
+    """A checkpoint as the driver writes it: the state file, and the JSON with its size, SHA-256 and checksum.
 
-    ``changes`` replaces keys of the JSON; a value of ``...`` removes the key.
+    ``changes`` replaces keys of the JSON before its checksum is taken (a consistent checkpoint with odd
+    contents), ``edits`` after (a checkpoint edited by hand); a value of ``...`` removes the key.
     """
     folder.mkdir(parents=True, exist_ok=True)
     name = f"state-{step:08d}.eqx"
@@ -151,6 +152,9 @@ def write_checkpoint(folder: Path, *, step: int = 200, run: dict | None = None, 
     meta = {"step": step, "state": name, "state_bytes": len(leaves), "state_sha256": hashlib.sha256(leaves).hexdigest(),
             "run": CLI_RUN if run is None else run, "trace": []}
     meta.update(changes or {})
+    meta = {k: v for k, v in meta.items() if v is not ...}
+    meta["checksum"] = inference.driver._checksum(meta)
+    meta.update(edits or {})
     (folder / CHECKPOINT).write_text(json.dumps({k: v for k, v in meta.items() if v is not ...}))
     return folder
 
@@ -165,6 +169,13 @@ DAMAGES = {
     "state-missing": (lambda d: (d / "state-00000200.eqx").unlink(), "state-00000200.eqx that .* is missing"),
     "state-truncated": (lambda d: (d / "state-00000200.eqx").write_bytes(b"leaves" * 50), "truncated or damaged"),
     "state-altered": (lambda d: (d / "state-00000200.eqx").write_bytes(b"LEAVES" * 100), "does not match the SHA-256"),
+    "step-edited": (lambda d: write_checkpoint(d, edits={"step": 100}), "does not match its own checksum"),
+    "run-edited": (lambda d: write_checkpoint(d, edits={"run": {**CLI_RUN, "seed": 5}}), "does not match its own checksum"),
+    "no-checksum": (lambda d: write_checkpoint(d, edits={"checksum": ...}), "lacks the key\\(s\\) 'checksum'"),
+    # a flipped bit in the state with the hash keys removed: the old checks passed it (another θ resumed)
+    "hashes-removed": (lambda d: (write_checkpoint(d, edits={"state_sha256": ..., "state_bytes": ...}),
+                                  (d / "state-00000200.eqx").write_bytes(b"leaves" * 99 + b"leavEs")),
+                       "lacks the key\\(s\\) 'state_bytes', 'state_sha256'"),
 }
 
 
@@ -189,12 +200,15 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file_before_any_work(tmp_pat
         (["--samples", "64"], "num_draws: .* num_draws=256, this run has num_draws=64"),
         (["--learning-rate", "0.01"], "learning_rate: .* learning_rate=0.003, this run has learning_rate=0.01"),
         (["--steps", "100"], "steps: 100 is fewer than the 200 steps already in the checkpoint"),
+        (["--steps", "400"], "steps: .* written with steps=200, this run has steps=400 \\(the learning rate's "
+                             "schedule spans the run's total steps"),
     ],
-    ids=["method", "seed", "samples", "learning-rate", "fewer-steps"],
+    ids=["method", "seed", "samples", "learning-rate", "fewer-steps", "more-steps"],
 )
 def test_resume_refuses_a_checkpoint_of_another_run_before_any_work(tmp_path, capsys, monkeypatch, flags, message):
     monkeypatch.setattr(inference.ebm, "build_training", expensive)
     write_checkpoint(tmp_path / "checkpoints")
+    flags = flags if "--steps" in flags else [*flags, "--steps", "200"]
     err = one_error_line(*run_cli(capsys, "train", "--resume", "--out", str(tmp_path), *flags))
     assert re.search(message, err), err
 
@@ -337,7 +351,7 @@ def test_an_interrupted_train_keeps_the_old_folder_unless_it_checkpointed(tmp_pa
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
         "checkpoints", "checkpoints/checkpoint.json", "checkpoints/state-00000003.eqx"]
     assert leftovers(tmp_path) == []
-    run = {**CLI_RUN, "num_train": 50, "num_test": 50}
+    run = {**CLI_RUN, "num_train": 50, "num_test": 50, "steps": inference.ebm.NETWORK_STEPS}
     assert inference.driver.check_checkpoint(out / "checkpoints", run=run, steps=3)["run"] == run
 
 

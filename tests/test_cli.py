@@ -38,6 +38,7 @@ def test_logz_with_the_annealed_estimator_bridges_a_broad_start(capsys):
     assert main(["logz", "--proposal", "broad", "--estimator", "annealed", "--samples", "1024", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["estimator"] == "annealed" and payload["num_temperatures"] >= 2
+    assert "forward check" in payload["checks_run"]  # the gaussian has exact draws
     assert abs(payload["log_z"] - payload["log_z_exact"]) < 0.1 and payload["acceptance"] > 0.1
     assert main(["logz", "--problem", "gridworld", "--proposal", "policy", "--estimator", "annealed"]) == 2
     assert "target: the annealed estimator moves particles by HMC" in capsys.readouterr().err
@@ -103,11 +104,15 @@ def test_train_writes_summary_figures_checkpoints_and_resumes(tmp_path):
                  "checkpoints/checkpoint.json", "checkpoints/state-00000006.eqx"):
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.tmp"))
+    # more steps than the checkpoint's run: its learning-rate schedule spans 6, so it is refused, saying why
     args = [a if a != "6" else "9" for a in TRAIN_QUICK]
-    resumed = run("train", "--problem", "8gaussians", "--method", "gan", "--out", str(out), "--resume", "--json", *args)
+    longer = run("train", "--problem", "8gaussians", "--method", "gan", "--out", str(out), "--resume", "--json", *args)
+    assert longer.returncode == 2 and "steps=6, this run has steps=9 (the learning rate's schedule" in longer.stderr
+    resumed = run("train", "--problem", "8gaussians", "--method", "gan", "--out", str(out), "--resume", "--json",
+                  *TRAIN_QUICK)
     assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)["steps"] == 9
-    assert json.loads((out / "checkpoints" / "checkpoint.json").read_text())["step"] == 9
+    again = json.loads(resumed.stdout)
+    assert again["steps"] == 6 and again["log_z_learned"] == summary["log_z_learned"]
 
 
 @pytest.mark.parametrize(

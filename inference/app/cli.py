@@ -176,7 +176,7 @@ def run_train(args) -> dict:
     from inference.app.train_outputs import write_training_outputs
     from inference.driver import CHECKPOINT
     from inference.ebm import check_method, train_ebm
-    from inference.io import staged_out_dir
+    from inference.io import find_staged, staged_out_dir
     from models.problems import make_problem
 
     problem = make_problem(args.problem)  # names and arguments are checked before any work
@@ -196,12 +196,19 @@ def run_train(args) -> dict:
         return write_training_outputs(run, out)
 
     out = Path(args.out)
-    if args.resume:  # in place: the checkpoint is there
-        if not (out / "checkpoints" / CHECKPOINT).is_file():
+    keep_if = f"checkpoints/{CHECKPOINT}"
+    if args.resume:
+        # a run killed outright (SIGKILL) left its checkpoints in its staging folder: continue there, and
+        # swap it in at the end as the unbroken run would have
+        staged = find_staged(out, keep_if)
+        if staged is not None:
+            with staged_out_dir(out, force=True, keep_if=keep_if, staging=staged) as staging:
+                return train(staging)
+        if not (out / keep_if).is_file():  # in place: the checkpoint is there
             raise ValueError(f"resume: no checkpoint in {out / 'checkpoints'}; run without --resume first")
         return train(out)
     # a fresh folder swapped in at the end; one stopped after a checkpoint is kept, for --resume
-    with staged_out_dir(out, force=args.force, keep_if=f"checkpoints/{CHECKPOINT}") as staging:
+    with staged_out_dir(out, force=args.force, keep_if=keep_if) as staging:
         return train(staging)
 
 
@@ -246,7 +253,8 @@ def _print_logz_table(result: dict, k_hat: float) -> None:
          f"{k_hat:.3f} ({verdict(k_hat)})"),
     ]
     if result["forward_source"] is None:
-        rows.append(("forward check", "not possible: no data and no exact sampler (only q's own draws checked)"))
+        rows.append(("forward check", "not possible: no data and no exact sampler; checks run: "
+                     + result["checks_run"]))
     else:
         forward_k = result["forward_k_hat"]
         rows += [

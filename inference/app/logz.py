@@ -37,9 +37,10 @@ def estimate_log_z(
     ``-inf`` when all weights are equal, ``+inf`` when too few draws; JSON writers turn those
     into null), the forward check (``forward_source``: ``"exact draws"`` of the target, the
     problem's ``"data"``, or ``None`` when neither exists and only q's own draws could be checked;
-    ``forward_k_hat``, ``forward_ess``, ``forward_points``, ``log_z_upper``), ``reliable`` and
-    ``unreliable_reasons`` (the rule of :mod:`inference.diagnostics`) and ``seconds`` (fit + draws +
-    checks). Names are checked before any work.
+    ``forward_k_hat``, ``forward_ess``, ``forward_points``, ``log_z_upper``), ``reliable``,
+    ``unreliable_reasons`` (the rule of :mod:`inference.diagnostics`), ``checks_run`` (which checks
+    that rule could run: without data or exact draws only the reverse one, or the bridge's own)
+    and ``seconds`` (fit + draws + checks). Names are checked before any work.
     """
     if estimator not in ("importance", "annealed"):
         raise ValueError(f"estimator: unknown name {estimator!r}; valid: importance, annealed")
@@ -84,6 +85,7 @@ def estimate_log_z(
         "log_z_upper": None if check is None else float(check.log_z_upper),
         "reliable": estimate.reliable,
         "unreliable_reasons": estimate.unreliable_reasons(),
+        "checks_run": estimate.checks_run,
         "seconds": seconds,
         "estimator": estimator,
         **extra,
