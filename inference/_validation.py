@@ -24,6 +24,8 @@ def check_vector(name: str, value: ArrayLike) -> jax.Array:
         raise ValueError(f"{name}: expected a 1-D array of shape (n,), got shape {array.shape}")
     if array.shape[0] == 0:
         raise ValueError(f"{name}: is empty; need at least one value")
+    if jnp.iscomplexobj(array):  # a cast would keep the real part alone, silently
+        raise ValueError(f"{name}: expected real values, got dtype {array.dtype}")
     if not jnp.issubdtype(array.dtype, jnp.floating):
         array = array.astype(jnp.zeros(()).dtype)
     if is_concrete(array):

@@ -23,7 +23,7 @@ from models.gridworld import MDP
 from models.irl_problems import PRIOR_SCALE, tabular_family
 from models.problem import CostFamily, Problem, draws_data
 from models.spaces import Points
-from models.tabular import check_trajectories
+from models.tabular import check_positive_int, check_trajectories
 
 __all__ = ["energy_problem", "fixed_data", "tabular_problem"]
 
@@ -78,6 +78,18 @@ def tabular_problem(
             transitions.successors.shape[1]
         features = np.broadcast_to(features[:, None, :], (features.shape[0], num_actions, features.shape[1]))
     num_features = features.shape[-1]
+    if num_features == 0 or features.shape[0] == 0:
+        raise ValueError(f"features: expected at least one state and one feature, got shape {features.shape}")
+    horizon = check_positive_int("horizon", horizon)
+    _check_cost_range(features, horizon, prior_scale)
+    if states is not None and actions is not None:  # their shapes, before anything is built for this horizon
+        try:
+            check_trajectories(states, actions, features.shape[0], features.shape[1], horizon)
+        except ValueError as error:  # name the arguments (the .npz keys) the demonstrations came in
+            raise ValueError(f"states, actions: {error}") from None
+        if np.shape(states)[0] < MIN_DEMONSTRATIONS:
+            raise ValueError(f"states, actions: {np.shape(states)[0]} demonstration(s); expected at least "
+                             f"{MIN_DEMONSTRATIONS} (2 held out to test on, 2 to train on)")
     theta_names = tuple(f"feature_{k}" for k in range(num_features)) if theta_names is None else tuple(theta_names)
     if len(theta_names) != num_features:
         raise ValueError(f"theta_names: expected {num_features} names (one per feature), got {len(theta_names)}")
@@ -111,6 +123,21 @@ def tabular_problem(
     demos = space.layout.pack(jnp.asarray(states), jnp.asarray(actions))
     return Problem(name, space, target, family.theta_true, fixed_data(demos, test_fraction=test_fraction), family,
                    data_fixed=True)
+
+
+MIN_DEMONSTRATIONS = 4
+COST_LIMIT = 1e30  # float32 (training's precision) overflows at 3.4e38
+
+
+def _check_cost_range(features: np.ndarray, horizon: int, prior_scale: float) -> None:
+    """Features whose trajectory costs θ·Σ_t φ could overflow within the prior's reach (|θ_k| up to 10 prior
+    sd) are refused now, naming them, rather than as a non-finite cost after the work."""
+    if not np.all(np.isfinite(features)):
+        raise ValueError("features: contains non-finite values")
+    largest = float(np.abs(features).max())
+    if horizon * features.shape[-1] * largest * 10 * prior_scale > COST_LIMIT:
+        raise ValueError(f"features: values up to {largest:.3g} make the trajectory cost θ·Σφ overflow (horizon "
+                         f"{horizon} x {features.shape[-1]} features x |θ| up to {10 * prior_scale:g}); rescale them")
 
 
 def _check_feasible(states: np.ndarray, actions: np.ndarray, mdp: MDP) -> None:

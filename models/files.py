@@ -25,6 +25,8 @@ Every array is checked before any work; a missing or malformed key raises ``Valu
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -45,16 +47,104 @@ def is_problem_file(name: str | os.PathLike) -> bool:
     return str(name).endswith(".npz")
 
 
-def _array(arrays, key: str, *, dtype=None, ndim: tuple[int, ...] | None = None) -> np.ndarray:
+MAX_ARRAY_BYTES = 2**31  # per member; MAX_ARRAY_BYTES_ENV (bytes) raises it
+MAX_ARRAY_BYTES_ENV = "MAXENT_GAN_MAX_ARRAY_BYTES"
+_ZIP_MAGIC, _NPY_MAGIC = b"PK\x03\x04", b"\x93NUMPY"
+
+
+def _max_bytes() -> int:
+    text = os.environ.get(MAX_ARRAY_BYTES_ENV)
+    if text is None:
+        return MAX_ARRAY_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_ARRAY_BYTES_ENV}: expected a positive number of bytes, got {text!r}")
+    return value
+
+
+def _what_it_is(head: bytes) -> str:
+    if not head:
+        return "an empty file"
+    if head.startswith(_NPY_MAGIC):
+        return "a single .npy array (np.save), not an .npz archive of named arrays (np.savez)"
+    if head.startswith(b"\x80"):
+        return "pickled Python data"
+    if all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head):
+        return "a text file"
+    return "not an .npz archive"
+
+
+class _Archive:
+    """The members of an ``.npz`` file, read one by one with every failure named: a member's header
+    (dtype, shape) is read first, so an object array or one larger than the limit is refused before its
+    bytes are allocated, and a damaged member (CRC, truncation) is named with its key and the file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            with open(path, "rb") as file:
+                head = file.read(64)
+        except OSError as err:
+            raise ValueError(f"problem: cannot read {str(path)!r}: {err.strerror or err}") from None
+        if not head.startswith(_ZIP_MAGIC):
+            raise ValueError(f"problem: {str(path)!r} is {_what_it_is(head)}; save the arrays with np.savez")
+        try:
+            self.zip = zipfile.ZipFile(path)
+            names = self.zip.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+            raise ValueError(f"problem: {str(path)!r} is a damaged .npz (zip) archive ({err})") from None
+        self.members = {name[:-4]: name for name in names if name.endswith(".npy")}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.zip.close()
+
+    @property
+    def files(self) -> list[str]:
+        return list(self.members)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        where = f"{key}: in {self.path.name}"
+        try:
+            with self.zip.open(self.members[key]) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)  # 3.0 differs only in the encoding
+                shape, fortran, dtype = read_header(member)
+                if dtype.hasobject:
+                    raise ValueError(f"{where}, holds Python objects; save plain numeric arrays "
+                                     "(np.savez without pickles)")
+                size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                limit = _max_bytes()
+                if size > limit:
+                    raise ValueError(f"{where}, declares shape {shape} ({size:,} bytes), over the limit of {limit:,} "
+                                     f"bytes; set {MAX_ARRAY_BYTES_ENV} to raise it")
+                data = member.read(size)
+        except ValueError as err:
+            if str(err).startswith(where):
+                raise
+            raise ValueError(f"{where}, cannot be read as an array ({err})") from None
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
+            raise ValueError(f"{where}, is damaged ({err})") from None
+        if len(data) != size:
+            raise ValueError(f"{where}, is truncated ({len(data)} of {size} bytes)")
+        array = np.frombuffer(data, dtype=dtype)
+        return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+
+def _array(arrays: _Archive, key: str, *, dtype=None, ndim: tuple[int, ...] | None = None) -> np.ndarray:
     value = arrays[key]
-    if value.dtype == object:
-        raise ValueError(f"{key}: holds Python objects; save plain numeric arrays (np.savez without pickles)")
     if dtype is not None:
         kind = np.dtype(dtype).kind
         if kind == "i" and not np.issubdtype(value.dtype, np.integer):
             raise ValueError(f"{key}: expected integers, got dtype {value.dtype}")
         if kind == "f" and not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
-            raise ValueError(f"{key}: expected numbers, got dtype {value.dtype}")
+            raise ValueError(f"{key}: expected real numbers, got dtype {value.dtype}")
     if ndim is not None and value.ndim not in ndim:
         shapes = " or ".join(f"{d}-D" for d in ndim)
         raise ValueError(f"{key}: expected a {shapes} array, got shape {value.shape}")
@@ -64,21 +154,30 @@ def _array(arrays, key: str, *, dtype=None, ndim: tuple[int, ...] | None = None)
 
 
 def load_problem_file(path: str | os.PathLike, *, name: str | None = None) -> Problem:
-    """The tabular problem in an ``.npz`` file (the keys of this module's table)."""
+    """The tabular problem in an ``.npz`` file (the keys of this module's table).
+
+    Each member's size is checked against its header before it is read (at most
+    :data:`MAX_ARRAY_BYTES`, or the environment variable ``MAXENT_GAN_MAX_ARRAY_BYTES``); every
+    malformed, damaged or missing member raises a ``ValueError`` naming its key."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"problem: no such file {str(path)!r}")
-    try:
-        arrays = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"problem: {str(path)!r} is not a readable .npz file ({error})") from None
-    with arrays:
+    with _Archive(path) as arrays:
         keys = set(arrays.files)
         missing = [key for key in REQUIRED_KEYS if key not in keys]
         if "transitions" not in keys and not {"successors", "successor_probs"} <= keys:
             missing.append("transitions (or successors and successor_probs)")
         if missing:
             raise ValueError(f"{missing[0]}: missing from {path.name} (keys found: {', '.join(sorted(keys)) or 'none'})")
+        horizon = _array(arrays, "horizon", dtype=int, ndim=(0, 1))
+        if horizon.size != 1:
+            raise ValueError(f"horizon: expected one integer, got shape {horizon.shape}")
+        horizon = int(horizon.reshape(()))
+        states = _array(arrays, "states", dtype=int, ndim=(2,))
+        actions = _array(arrays, "actions", dtype=int, ndim=(2,))
+        if horizon < 1 or actions.shape[1] != horizon or states.shape[1] != horizon + 1:
+            raise ValueError(f"horizon: {horizon} does not match the demonstrations (states {states.shape}, actions "
+                             f"{actions.shape}: states (n, T+1) and actions (n, T) give T = {actions.shape[1]})")
         features = _array(arrays, "features", dtype=float, ndim=(2, 3))
         if "transitions" in keys:
             transitions: Any = _array(arrays, "transitions", dtype=float, ndim=(3,))
@@ -95,27 +194,29 @@ def load_problem_file(path: str | os.PathLike, *, name: str | None = None) -> Pr
             with np.errstate(divide="ignore"):
                 transitions = Transitions(successors, np.log(probs))
         initial = _array(arrays, "initial", dtype=float, ndim=(1,))
-        horizon = _array(arrays, "horizon", dtype=int, ndim=(0, 1))
-        if horizon.size != 1:
-            raise ValueError(f"horizon: expected one integer, got shape {horizon.shape}")
-        states = _array(arrays, "states", dtype=int, ndim=(2,))
-        actions = _array(arrays, "actions", dtype=int, ndim=(2,))
         theta_true = _array(arrays, "theta_true", dtype=float, ndim=(1,)) if "theta_true" in keys else None
         names = None
         if "feature_names" in keys:
             names = tuple(str(v) for v in _array(arrays, "feature_names", ndim=(1,)))
+            if len(names) != features.shape[-1]:
+                raise ValueError(f"feature_names: expected {features.shape[-1]} names (one per feature), "
+                                 f"got {len(names)}")
         grid = None
         if "grid_shape" in keys:
             grid = tuple(int(v) for v in _array(arrays, "grid_shape", dtype=int, ndim=(1,)))
             if len(grid) != 2 or grid[0] * grid[1] != features.shape[0]:
                 raise ValueError(f"grid_shape: expected (rows, columns) with rows x columns = {features.shape[0]} "
                                  f"states, got {grid}")
-    return tabular_problem(features, transitions, initial, int(horizon.reshape(())), states, actions,
+    return tabular_problem(features, transitions, initial, horizon, states, actions,
                            theta_names=names, theta_true=theta_true, name=name or path.stem, grid_shape=grid)
 
 
-def _field(trajectory, key: str):
-    return trajectory[key] if isinstance(trajectory, dict) else getattr(trajectory, key)
+def _field(trajectory, key: str, index: int):
+    try:
+        return trajectory[key] if isinstance(trajectory, dict) else getattr(trajectory, key)
+    except (KeyError, AttributeError):
+        raise ValueError(f"trajectories: trajectory {index} has no {key!r}; expected obs and acts (imitation's "
+                         "Trajectory, or dicts with those keys)") from None
 
 
 def _state_indices(obs: np.ndarray, index: int) -> np.ndarray:
@@ -133,7 +234,7 @@ def from_imitation_trajectories(trajectories: Iterable) -> tuple[np.ndarray, np.
     .Trajectory``, or dict keys). Every trajectory must have the same T (MaxEnt IRL's finite horizon)."""
     states, actions = [], []
     for i, trajectory in enumerate(trajectories):
-        obs, acts = np.asarray(_field(trajectory, "obs")), np.asarray(_field(trajectory, "acts"))
+        obs, acts = np.asarray(_field(trajectory, "obs", i)), np.asarray(_field(trajectory, "acts", i))
         if acts.ndim != 1 or not np.issubdtype(acts.dtype, np.integer):
             raise ValueError(f"trajectories: trajectory {i}'s acts must be integer actions (T,), got shape "
                              f"{acts.shape} and dtype {acts.dtype}")

@@ -291,5 +291,6 @@ def test_user_demonstrations_the_dynamics_cannot_produce_are_refused():
     started[4, 0] = 15
     with pytest.raises(ValueError, match="states: trajectory 4 starts in state 15, which the initial distribution"):
         tabular_problem(*args, started, actions)
-    with pytest.raises(ValueError, match="data: expected at least 4 rows"):
-        tabular_problem(*args, states[:3], actions[:3])
+    for n in (3, 0):  # named as the demonstrations they are (the split into train and test needs 4)
+        with pytest.raises(ValueError, match=rf"^states, actions: {n} demonstration\(s\); expected at least 4"):
+            tabular_problem(*args, states[:n], actions[:n])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -29,6 +30,8 @@ class _UsageError(Exception):
 
 MAX_DIM = 1000  # --dim (the Gaussian's): a d x d covariance, fitted and drawn from
 MAX_DEMOS = 100_000  # compare --demos: every NUTS step evaluates the cost of every demonstration
+MAX_CHAINS = 256  # compare --chains: NUTS runs the chains side by side, each with its own copy of the work
+MAX_SCALE = 1e6  # logz --scale: draws further out overflow the energies (x^4 of 1e100 is inf in float64)
 SEED_LIMIT = 2**63
 
 
@@ -156,6 +159,8 @@ def run_compare(args) -> dict:
     # the sizes the library would report under its own names (num_samples), or only after the work
     if args.demos is not None and args.demos > MAX_DEMOS:
         raise ValueError(f"demos: expected at most {MAX_DEMOS}, got {args.demos}")
+    if args.chains is not None and args.chains > MAX_CHAINS:
+        raise ValueError(f"chains: expected at most {MAX_CHAINS}, got {args.chains}")
     if args.draws is not None and args.draws < 2:
         raise ValueError(f"draws: expected at least 2 proposal draws, got {args.draws}")
     settings = CompareSettings.quick() if args.quick else CompareSettings()
@@ -221,6 +226,9 @@ def run_logz(args) -> tuple[dict, float]:
 
     _check_dim(args.dim)
     _check_finite_positive("scale", args.scale)
+    if args.scale > MAX_SCALE:
+        raise ValueError(f"scale: expected at most {MAX_SCALE:g} (draws further out overflow the energy), got "
+                         f"{args.scale:g}")
     problem = make_problem(args.problem, dim=args.dim)  # names are checked before any work
     if args.proposal is None:
         args.proposal = "gaussian" if isinstance(problem.space, Points) else "policy"
@@ -327,6 +335,10 @@ def _main(argv: list[str] | None) -> int:
         terminated = isinstance(interrupt, _Terminated)
         print(f"maxent-gan: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
         return 143 if terminated else 130
+    except OSError as error:  # a full disk, a folder without write permission: the run failed, nothing half-written
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"maxent-gan: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
     from inference.diagnostics import UnreliableEstimateWarning
     from inference.driver import TrainingDivergedWarning
 
@@ -361,5 +373,16 @@ def _main(argv: list[str] | None) -> int:
     return 0
 
 
+def run() -> None:
+    """The console script: :func:`main`, then an exit that skips the interpreter's teardown after an
+    interrupt (JAX's threads, stopped mid-work, could crash it after "interrupted" was printed)."""
+    code = main()
+    if code in (130, 143):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
