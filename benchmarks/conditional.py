@@ -4,7 +4,7 @@ Per problem and seed, the workflow a user without Z(θ) would run:
 
 1. fit a ConditionalFlow q(x|θ) by reverse KL over θ drawn from the model's prior;
 2. a pilot posterior (NUTS through the handler, common random numbers in the base space);
-3. the library's θ-following proposal from the pilot's draws (``inference.spaces.follow_theta``, what
+3. the library's θ-following proposal from the pilot's draws (``maxent_gan.inference.spaces.follow_theta``, what
    compare's ``gcl-follow``/``gan-follow`` rows use on points): a fresh flow reading θ standardized by
    the pool and bounded (``ConditionalFlow.bounded_to``), fitted over the pilot's draws spread 1.5x
    about their mean, mixed with the broad proposal at weight 0.1 (``DefensiveConditional``);
@@ -36,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from numpyro.infer import Predictive  # noqa: E402
 
-from inference.io import write_atomic, write_json  # noqa: E402
-from inference.posterior import sample_posterior  # noqa: E402
-from inference.proposals.conditional import ConditionalFlow  # noqa: E402
-from inference.sampler import fit_conditional  # noqa: E402
-from inference.spaces import follow_theta  # noqa: E402
-from models.problems import make_problem  # noqa: E402
+from maxent_gan.inference.io import write_atomic, write_json  # noqa: E402
+from maxent_gan.inference.posterior import sample_posterior  # noqa: E402
+from maxent_gan.inference.proposals.conditional import ConditionalFlow  # noqa: E402
+from maxent_gan.inference.sampler import fit_conditional  # noqa: E402
+from maxent_gan.inference.spaces import follow_theta  # noqa: E402
+from maxent_gan.models.problems import make_problem  # noqa: E402
 
 DRAWS = 4000
 FOLLOW_STEPS = 500  # compare's anchor_steps

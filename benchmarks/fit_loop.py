@@ -15,13 +15,13 @@ import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inference.driver import run_training  # noqa: E402
-from inference.ebm import build_training  # noqa: E402
-from inference.io import write_atomic, write_json  # noqa: E402
-from inference.proposals import Flow  # noqa: E402
-from inference.sampler import fit_sampler  # noqa: E402
-from inference.spaces import broad_proposal  # noqa: E402
-from models.problems import make_problem  # noqa: E402
+from maxent_gan.inference.driver import run_training  # noqa: E402
+from maxent_gan.inference.ebm import build_training  # noqa: E402
+from maxent_gan.inference.io import write_atomic, write_json  # noqa: E402
+from maxent_gan.inference.proposals import Flow  # noqa: E402
+from maxent_gan.inference.sampler import fit_sampler  # noqa: E402
+from maxent_gan.inference.spaces import broad_proposal  # noqa: E402
+from maxent_gan.models.problems import make_problem  # noqa: E402
 
 STEPS = 200
 

@@ -15,10 +15,10 @@ import jax
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inference.io import write_atomic  # noqa: E402
-from inference.proposals import Flow  # noqa: E402
-from inference.sampler import fit_sampler  # noqa: E402
-from models.problems import make_problem  # noqa: E402
+from maxent_gan.inference.io import write_atomic  # noqa: E402
+from maxent_gan.inference.proposals import Flow  # noqa: E402
+from maxent_gan.inference.sampler import fit_sampler  # noqa: E402
+from maxent_gan.models.problems import make_problem  # noqa: E402
 
 STEPS = 200
 

@@ -26,9 +26,9 @@ from numpyro.nn import AutoregressiveNN
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.io import write_atomic  # noqa: E402
-from inference.proposals.flow import Flow  # noqa: E402
-from models.problems import make_problem  # noqa: E402
+from maxent_gan.inference.io import write_atomic  # noqa: E402
+from maxent_gan.inference.proposals.flow import Flow  # noqa: E402
+from maxent_gan.models.problems import make_problem  # noqa: E402
 
 LAYERS, STEPS, BATCH = 8, 3000, 256
 

@@ -2,7 +2,7 @@
 
 For each problem and seed: ``compare`` with the exact normalizer, the gcl and gan samplers fixed
 at θ̂, and their θ-following versions (refitted at anchors over the fixed sampler's posterior,
-``inference.spaces.follow_theta``, mixed by the balance heuristic, estimated with ``"mis-cv"``). Reports the largest shift of the posterior mean from
+``maxent_gan.inference.spaces.follow_theta``, mixed by the balance heuristic, estimated with ``"mis-cv"``). Reports the largest shift of the posterior mean from
 the exact one (in exact-posterior sd), k-hat over the posterior draws (median, 95th percentile),
 the share of draws the library's rule calls unreliable, the draw-set error (how far the set of
 proposal draws alone moves a posterior mean, in posterior sd) and seconds.
@@ -24,8 +24,8 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from inference.app.compare import CompareSettings, compare  # noqa: E402
-from inference.io import write_atomic  # noqa: E402
+from maxent_gan.inference.app.compare import CompareSettings, compare  # noqa: E402
+from maxent_gan.inference.io import write_atomic  # noqa: E402
 
 PROPOSALS = ("exact", "gcl", "gcl-follow", "gan", "gan-follow")
 

@@ -3,7 +3,7 @@
 q is the target's own mixture with one component removed (its mass missing) or kept, its
 components widened or narrowed; 10 000 draws from q, 2000 exact draws for the forward check,
 seeds 0-4. For each case: the error of log Z, the reverse diagnostics (q's own draws), the forward
-ones, and whether the rule of ``inference.diagnostics`` flags the estimate.
+ones, and whether the rule of ``maxent_gan.inference.diagnostics`` flags the estimate.
 
     python benchmarks/forward_check.py      # writes benchmarks/results/forward_check.{md,json}
 """
@@ -19,11 +19,11 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-from inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
-from inference.estimators import log_z_importance  # noqa: E402
-from inference.proposals import GaussianMixture  # noqa: E402
-from models import make_problem  # noqa: E402
-from models.toys import TOYS  # noqa: E402
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
+from maxent_gan.inference.estimators import log_z_importance  # noqa: E402
+from maxent_gan.inference.proposals import GaussianMixture  # noqa: E402
+from maxent_gan.models import make_problem  # noqa: E402
+from maxent_gan.models.toys import TOYS  # noqa: E402
 
 CASES = [("one mode dropped", 0, 1.0), ("one mode dropped, widened 1.3x", 0, 1.3), ("exact", None, 1.0),
          ("widened 1.3x", None, 1.3), ("narrowed 0.8x", None, 0.8)]

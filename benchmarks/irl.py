@@ -5,7 +5,7 @@ Run: ``python benchmarks/irl.py [--quick]`` (writes benchmarks/results/irl.{md,j
 
 * Timing: deterministic N x N gridworlds (N = 8, 16, 32, 64), T = 50, start top-left, a
   state-only reward (imitation's ``mce_partition_fh`` takes rewards on states), where trajectory
-  MaxEnt and MCE IRL coincide. Ours: ``jit(value_and_grad)`` of ``models.tabular.log_partition``
+  MaxEnt and MCE IRL coincide. Ours: ``jit(value_and_grad)`` of ``maxent_gan.models.tabular.log_partition``
   in the reward (log Z and the expected visit counts). imitation: ``mce_partition_fh`` then
   ``mce_occupancy_measures`` (the same two quantities), NumPy on a dense (S, A, S) array. Warm
   times, median of 5; float64 for both; the same log Z is checked.
@@ -32,13 +32,13 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
-from inference.ebm import ebm_summary, train_ebm  # noqa: E402
-from inference.io import save_figure, write_atomic  # noqa: E402
-from inference.training import METHODS  # noqa: E402
-from models.gridworld import gridworld  # noqa: E402
-from models.problems import make_problem  # noqa: E402
-from models.tabular import log_partition  # noqa: E402
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
+from maxent_gan.inference.ebm import ebm_summary, train_ebm  # noqa: E402
+from maxent_gan.inference.io import save_figure, write_atomic  # noqa: E402
+from maxent_gan.inference.training import METHODS  # noqa: E402
+from maxent_gan.models.gridworld import gridworld  # noqa: E402
+from maxent_gan.models.problems import make_problem  # noqa: E402
+from maxent_gan.models.tabular import log_partition  # noqa: E402
 
 HORIZON = 50
 

@@ -30,12 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import blackjax  # noqa: E402
 from blackjax.smc import extend_params, resampling  # noqa: E402
 
-from inference.app.names import make_proposal  # noqa: E402
-from inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
-from inference.estimators import log_z_importance  # noqa: E402
-from inference.io import save_figure, write_atomic  # noqa: E402
-from models.problems import make_problem  # noqa: E402
-from models.toys import TOYS  # noqa: E402
+from maxent_gan.inference.app.names import make_proposal  # noqa: E402
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
+from maxent_gan.inference.estimators import log_z_importance  # noqa: E402
+from maxent_gan.inference.io import save_figure, write_atomic  # noqa: E402
+from maxent_gan.models.problems import make_problem  # noqa: E402
+from maxent_gan.models.toys import TOYS  # noqa: E402
 
 SAMPLES = 10_000
 SCALE = 2.0

@@ -24,8 +24,8 @@ jax.config.update("jax_enable_x64", True)
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inference.app.compare import SHIFT_OK, CompareSettings, compare  # noqa: E402
-from inference.io import save_figure, write_atomic, write_json  # noqa: E402
+from maxent_gan.inference.app.compare import SHIFT_OK, CompareSettings, compare  # noqa: E402
+from maxent_gan.inference.io import save_figure, write_atomic, write_json  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
 ALL = ("exact", "broad", "cloned", "gcl", "gan")
@@ -40,7 +40,7 @@ RUNS = [
 def time_quick_cli() -> float:
     out = OUT / "posterior_quick_cli"
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "inference.app.cli", "compare", "--quick", "--out", str(out), "--force"],
+    result = subprocess.run([sys.executable, "-m", "maxent_gan.inference.app.cli", "compare", "--quick", "--out", str(out), "--force"],
                             cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     seconds = time.perf_counter() - start
     if result.returncode != 0:

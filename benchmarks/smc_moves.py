@@ -1,7 +1,7 @@
 """The annealed estimator's moves on the standard targets: per-particle step jitter, and more
 temperatures and moves, over many seeds (issue 13, item 3; the evidence behind ``step_jitter``).
 
-Per target, ``inference.annealed.log_z_annealed`` from the broad Gaussian of
+Per target, ``maxent_gan.inference.annealed.log_z_annealed`` from the broad Gaussian of
 ``benchmarks/standard_targets.py`` with 4096 particles, in four settings: the default bridge
 (target ESS 0.5, 10 HMC moves per temperature) and a longer one (0.9, 20 moves), each with one
 step for all particles (``step_jitter=0``) and with the default jitter. The reference row is plain
@@ -30,11 +30,11 @@ from blackjax.smc import resampling
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.annealed import STEP_JITTER, log_z_annealed  # noqa: E402
-from inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
-from inference.io import write_atomic, write_json  # noqa: E402
-from inference.proposals import Gaussian  # noqa: E402
-from models.problems import make_problem  # noqa: E402
+from maxent_gan.inference.annealed import STEP_JITTER, log_z_annealed  # noqa: E402
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
+from maxent_gan.inference.io import write_atomic, write_json  # noqa: E402
+from maxent_gan.inference.proposals import Gaussian  # noqa: E402
+from maxent_gan.models.problems import make_problem  # noqa: E402
 
 BROAD = {"gmm40": 25.0, "funnel10": 3.0, "manywell32": 2.0}  # the scales of standard_targets.py
 SETTINGS = {"ess 0.5, 10 moves": dict(target_ess=0.5, num_mcmc_steps=10),

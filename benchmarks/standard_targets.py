@@ -3,7 +3,7 @@
 Rows, per target and seed:
 
 * ``is-broad``: importance sampling with the broad Gaussian N(0, s² I), 16 000 draws;
-* ``smc-N``: adaptive tempered SMC (blackjax, HMC moves; ``inference.annealed``) from the same
+* ``smc-N``: adaptive tempered SMC (blackjax, HMC moves; ``maxent_gan.inference.annealed``) from the same
   broad Gaussian with N particles: the tempered-SMC baseline;
 * ``is-flow``: ``maxent-gan logz --proposal flow``'s recipe (a spline coupling flow fitted by
   annealed reverse KL from β = 0.05 to the energy alone, clipped Adam on a cosine schedule),
@@ -35,13 +35,13 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.annealed import log_z_annealed  # noqa: E402
-from inference.app.names import PROPOSALS  # noqa: E402
-from inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
-from inference.estimators import log_z_importance  # noqa: E402
-from inference.io import save_figure, write_atomic, write_json  # noqa: E402
-from inference.proposals import Gaussian  # noqa: E402
-from models.problems import make_problem  # noqa: E402
+from maxent_gan.inference.annealed import log_z_annealed  # noqa: E402
+from maxent_gan.inference.app.names import PROPOSALS  # noqa: E402
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
+from maxent_gan.inference.estimators import log_z_importance  # noqa: E402
+from maxent_gan.inference.io import save_figure, write_atomic, write_json  # noqa: E402
+from maxent_gan.inference.proposals import Gaussian  # noqa: E402
+from maxent_gan.models.problems import make_problem  # noqa: E402
 
 TARGETS = {"gmm40": 25.0, "funnel10": 3.0, "manywell32": 2.0, "8gaussians": 2.0, "rings": 2.0}  # broad scale
 IS_DRAWS = 16_000

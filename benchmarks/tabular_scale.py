@@ -14,7 +14,7 @@ of S·A·(K+1), with the log-space step as an exact fallback) was no faster on X
 (300 x 300, T = 50: forward 0.175 s against 0.145 s, gradient 1.24 s against 0.76 s): the step is
 bound by the gather and, in the gradient, its transpose (a scatter-add), not by exp and log.
 
-2026-12-03: the gradient is a hand-written JVP (models.tabular._log_partition_jvp: one forward
+2026-12-03: the gradient is a hand-written JVP (maxent_gan.models.tabular._log_partition_jvp: one forward
 pass for the occupancy, recomputing each step's messages from the stored log β) instead of reverse
 mode through the scan, and one successor skips the inner logsumexp. 1000 x 1000, T = 100, slip 0,
 one run each: log Z 5.24 -> 1.72 s, log Z + gradient 22.67 -> 9.61 s (float64); 3.04 -> 1.13 and
@@ -23,7 +23,7 @@ through a precomputed in-edge table instead of the forward pass's scatter-add (s
 s against 9.61 s, no gain, so the scatter is not what bounds the forward pass either.
 
 2026-12-04: the steps run action-major, unrolled over the (action, successor) slots when A·K <= 64
-(models.tabular.UNROLL_LIMIT): XLA's CPU backend reduced the (S, A) arrays' tiny minor axis element
+(maxent_gan.models.tabular.UNROLL_LIMIT): XLA's CPU backend reduced the (S, A) arrays' tiny minor axis element
 by element. One A/B run on a quiet machine (/tmp script, both forms in one process), 1000 x 1000,
 T = 100: float64 log Z 1.25 -> 0.80 s, log Z + gradient 3.28 -> 2.75 s; float32 0.73 -> 0.29 s and
 2.12 -> 1.25 s. The table's earlier 9.69 s (float64) was measured when this machine read memory at
@@ -42,9 +42,9 @@ import jax.numpy as jnp
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import models.tabular as tabular  # noqa: E402
-from inference.io import write_atomic, write_json  # noqa: E402
-from models.gridworld import gridworld, linear_costs  # noqa: E402
+import maxent_gan.models.tabular as tabular  # noqa: E402
+from maxent_gan.inference.io import write_atomic, write_json  # noqa: E402
+from maxent_gan.models.gridworld import gridworld, linear_costs  # noqa: E402
 
 THETA = jnp.array([-1.0, 4.0, 3.0, 0.1])
 

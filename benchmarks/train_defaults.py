@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.app.cli import main as cli  # noqa: E402
-from inference.ebm import NETWORK_RATE, NETWORK_STEPS  # noqa: E402
-from inference.io import write_atomic, write_json  # noqa: E402
-from models.toys import TOYS  # noqa: E402
+from maxent_gan.inference.app.cli import main as cli  # noqa: E402
+from maxent_gan.inference.ebm import NETWORK_RATE, NETWORK_STEPS  # noqa: E402
+from maxent_gan.inference.io import write_atomic, write_json  # noqa: E402
+from maxent_gan.models.toys import TOYS  # noqa: E402
 
 TARGET = 0.15  # nats between the held-out NLL and the true NLL
 

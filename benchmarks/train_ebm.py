@@ -15,12 +15,12 @@ import matplotlib.pyplot as plt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.app.train_outputs import density_figure  # noqa: E402
-from inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
-from inference.ebm import ebm_summary, train_ebm  # noqa: E402
-from inference.io import save_figure, write_atomic  # noqa: E402
-from inference.training import METHODS  # noqa: E402
-from models.toys import TOYS  # noqa: E402
+from maxent_gan.inference.app.train_outputs import density_figure  # noqa: E402
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
+from maxent_gan.inference.ebm import ebm_summary, train_ebm  # noqa: E402
+from maxent_gan.inference.io import save_figure, write_atomic  # noqa: E402
+from maxent_gan.inference.training import METHODS  # noqa: E402
+from maxent_gan.models.toys import TOYS  # noqa: E402
 
 TOLERANCE = 0.05
 

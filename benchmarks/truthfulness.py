@@ -2,10 +2,10 @@
 
 Issue 12's truthfulness target: over the five 2D toys and seeds 0-4, no log Z estimate more than
 0.1 nats off may leave ``logz`` unflagged. Each row is the CLI's own code path
-(:func:`inference.app.logz.estimate_log_z`, what ``maxent-gan logz --problem TOY --proposal P
+(:func:`maxent_gan.inference.app.logz.estimate_log_z`, what ``maxent-gan logz --problem TOY --proposal P
 --seed S`` runs) at its defaults: 10 000 importance draws, the forward check on 2000 exact draws,
 each proposal's default fit. An estimate counts as flagged when the rule of
-:mod:`inference.diagnostics` calls it unreliable (``reliable`` is False: the CLI then warns).
+:mod:`maxent_gan.inference.diagnostics` calls it unreliable (``reliable`` is False: the CLI then warns).
 
     python benchmarks/truthfulness.py                        # every proposal, seeds 0-4
     python benchmarks/truthfulness.py --proposals broad gaussian --seeds 2
@@ -30,11 +30,11 @@ from tqdm import tqdm
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.app.logz import estimate_log_z  # noqa: E402
-from inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
-from inference.io import write_atomic  # noqa: E402
-from models.problems import make_problem  # noqa: E402
-from models.toys import TOYS  # noqa: E402
+from maxent_gan.inference.app.logz import estimate_log_z  # noqa: E402
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
+from maxent_gan.inference.io import write_atomic  # noqa: E402
+from maxent_gan.models.problems import make_problem  # noqa: E402
+from maxent_gan.models.toys import TOYS  # noqa: E402
 
 PROPOSALS = ("broad", "gaussian", "defensive", "flow-data", "flow")
 OFF = 0.1  # nats: the target's threshold
@@ -98,7 +98,7 @@ def main(argv=None) -> None:
     rows = run(args.toys, args.proposals, range(args.seeds), rows, json_path)
     header = (f"# Truthfulness of `maxent-gan logz` on the 2D toys (defaults: 10 000 draws, forward check on "
               "2000 exact draws; float64; 2 CPU cores)\n\n"
-              f"`python benchmarks/truthfulness.py` (one run; seeds {_seeds(rows)}). flagged: the rule of inference.diagnostics "
+              f"`python benchmarks/truthfulness.py` (one run; seeds {_seeds(rows)}). flagged: the rule of maxent_gan.inference.diagnostics "
               "calls the estimate unreliable.\n\n")
     text = table(rows)
     write_atomic(RESULTS / "truthfulness.md", header + text)

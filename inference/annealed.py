@@ -12,7 +12,7 @@ flat the bridge is one step (plain importance sampling with resampling).
 
 What it cannot fix: a mode the proposal misses entirely. HMC moves are local, so a mode far from
 every particle stays unvisited at every temperature, exactly as for importance sampling. The
-forward check on the data side (:func:`inference.diagnostics.forward_check` of the start) is
+forward check on the data side (:func:`maxent_gan.inference.diagnostics.forward_check` of the start) is
 therefore part of the verdict, with the moves' acceptance (a stuck bridge is no bridge).
 """
 
@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from blackjax.smc import extend_params, resampling
 
-from inference.diagnostics import (
+from maxent_gan.inference.diagnostics import (
     ForwardCheck,
     UnreliableEstimateWarning,
     effective_sample_size,
@@ -36,7 +36,7 @@ from inference.diagnostics import (
     forward_reasons,
     pareto_k_hat,
 )
-from models.unnormalized import Unnormalized
+from maxent_gan.models.unnormalized import Unnormalized
 
 __all__ = ["AnnealedEstimate", "MIN_ACCEPTANCE", "log_z_annealed"]
 

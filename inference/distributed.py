@@ -16,8 +16,8 @@ On CPU, cross-process collectives need gloo, chosen before the backend starts::
     jax.distributed.initialize(coordinator_address="host:port", num_processes=N, process_id=i)
 
 (under Slurm, ``jax.distributed.initialize()`` with no arguments reads the job's environment).
-With one process (no ``jax.distributed``) this is :func:`~inference.posterior.sample_posterior`
-with ``nuts_key=chain_key(key, 0)``, followed by :func:`~inference.posterior.save_posterior`.
+With one process (no ``jax.distributed``) this is :func:`~maxent_gan.inference.posterior.sample_posterior`
+with ``nuts_key=chain_key(key, 0)``, followed by :func:`~maxent_gan.inference.posterior.save_posterior`.
 ``out``'s folder must exist on every process (a shared file system, as on a cluster).
 
 What spans processes is chains, not proposal draws: each process holds all ``num_draws`` draws
@@ -39,8 +39,8 @@ import numpy as np
 import xarray as xr
 from jax.experimental import multihost_utils
 
-from inference.diagnostics import UnreliableEstimateWarning
-from inference.posterior import judge_posterior, sample_posterior, save_posterior
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
+from maxent_gan.inference.posterior import judge_posterior, sample_posterior, save_posterior
 
 __all__ = ["chain_key", "sample_posterior_across_processes"]
 
@@ -54,7 +54,7 @@ def chain_key(key: jax.Array, process: int) -> jax.Array:
 
 def sample_posterior_across_processes(model, *model_args, key: jax.Array, out: str | os.PathLike | None = None,
                                       **options) -> az.InferenceData:
-    """:func:`~inference.posterior.sample_posterior` with ``num_chains`` chains on each process of a
+    """:func:`~maxent_gan.inference.posterior.sample_posterior` with ``num_chains`` chains on each process of a
     ``jax.distributed`` job, gathered: ``(processes x num_chains)`` chains, in process order, on
     every process; process 0 writes them to ``out`` (netCDF) when given. ``options``: those of
     ``sample_posterior`` (not ``nuts_key``: each process's is :func:`chain_key`)."""

@@ -1,6 +1,6 @@
 """One Python driver for every training algorithm (STYLE.md §4).
 
-``run_training`` runs a jitted ``step`` through the one fit loop (``inference.loop.fit_in_chunks``:
+``run_training`` runs a jitted ``step`` through the one fit loop (``maxent_gan.inference.loop.fit_in_chunks``:
 every stretch of steps between two logged steps is one compiled ``lax.scan``, minibatches drawn
 inside it) and adds between stretches what jit cannot:
 a tqdm bar with the current losses, log Z and k-hat, a NaN guard that stops on the last
@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from inference.diagnostics import effective_sample_size, pareto_k_hat
-from inference.io import finite_or_none, write_atomic, write_json
-from inference.loop import cached_step, fit_in_chunks
-from inference.training import TrainingAlgorithm, TrainState
+from maxent_gan.inference.diagnostics import effective_sample_size, pareto_k_hat
+from maxent_gan.inference.io import finite_or_none, write_atomic, write_json
+from maxent_gan.inference.loop import cached_step, fit_in_chunks
+from maxent_gan.inference.training import TrainingAlgorithm, TrainState
 
 __all__ = ["TrainingDivergedWarning", "TrainResult", "check_checkpoint", "check_data", "load_checkpoint", "run_training",
            "trace_column"]

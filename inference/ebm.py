@@ -3,7 +3,7 @@ methods (exact, GCL, the GAN form). The CLI's ``train`` and ``compare``, the not
 benchmarks all train through :func:`build_training` (:func:`train_ebm` adds data, evaluation and
 checkpoints). The cost is an MLP energy on points or the problem's parametric cost family (IRL
 weights; the Gaussian's and the toys' families); the sampler's warm start, its learning rate and the
-metrics are chosen by the problem's sample space (``inference.spaces``)."""
+metrics are chosen by the problem's sample space (``maxent_gan.inference.spaces``)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from inference.driver import TrainResult, check_checkpoint, check_data, run_training
-from inference.estimators import log_mean_exp, log_z_importance
-from inference.io import finite_or_none
-from inference.sampler import proposal_optimizer
-from inference.spaces import check_in_space, cost_metrics, sampler_rates, warm_start
-from inference.training import METHODS, TrainingAlgorithm, exact_maxent, gan_form, guided_cost_learning
-from models.energy import MLPEnergy, energy_cost
-from models.problems import Problem, make_problem
-from models.quadrature import log_partition_grid
-from models.spaces import Points
+from maxent_gan.inference.driver import TrainResult, check_checkpoint, check_data, run_training
+from maxent_gan.inference.estimators import log_mean_exp, log_z_importance
+from maxent_gan.inference.io import finite_or_none
+from maxent_gan.inference.sampler import proposal_optimizer
+from maxent_gan.inference.spaces import check_in_space, cost_metrics, sampler_rates, warm_start
+from maxent_gan.inference.training import METHODS, TrainingAlgorithm, exact_maxent, gan_form, guided_cost_learning
+from maxent_gan.models.energy import MLPEnergy, energy_cost
+from maxent_gan.models.problems import Problem, make_problem
+from maxent_gan.models.quadrature import log_partition_grid
+from maxent_gan.models.spaces import Points
 
 __all__ = ["FAMILY_STEPS", "NETWORK_RATE", "NETWORK_RATE_HIGH_DIM", "NETWORK_STEPS", "EBMRun", "build_training", "ebm_summary", "parametric_default", "proposal_optimizer", "train_ebm"]
 
@@ -124,8 +124,8 @@ def build_training(
 ) -> tuple[TrainingAlgorithm, Any]:
     """The algorithm and its initial state. The cost: an MLP energy, or (``parametric``; the default on
     trajectory spaces) the problem's cost family from its ``init``. The sampler: the space's warm start
-    fitted to ``train`` (:func:`inference.spaces.warm_start`: a spline flow on points, behaviour cloning
-    on trajectories), trained at the space's rate (:func:`inference.spaces.sampler_rates`)."""
+    fitted to ``train`` (:func:`maxent_gan.inference.spaces.warm_start`: a spline flow on points, behaviour cloning
+    on trajectories), trained at the space's rate (:func:`maxent_gan.inference.spaces.sampler_rates`)."""
     parametric = check_parametric(problem, parametric=parametric)
     check_method(method, problem, parametric=parametric)
     key_energy, key_start, key_fit = jax.random.split(key, 3)

@@ -18,8 +18,8 @@ from jax.nn import log_sigmoid
 from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
 
-from inference._validation import check_same_length, check_vector
-from inference.diagnostics import (
+from maxent_gan.inference._validation import check_same_length, check_vector
+from maxent_gan.inference.diagnostics import (
     ForwardCheck,
     UnreliableEstimateWarning,
     effective_sample_size,
@@ -51,8 +51,8 @@ class LogZEstimate(NamedTuple):
     """An estimate of log Z with its importance-weight diagnostics.
 
     ``forward`` is the forward check over points from the target (data or exact draws), where the
-    caller gave them (:func:`inference.diagnostics.forward_check`); ``reliable`` applies the
-    library's one rule (:func:`inference.diagnostics.unreliable_reasons`) to both.
+    caller gave them (:func:`maxent_gan.inference.diagnostics.forward_check`); ``reliable`` applies the
+    library's one rule (:func:`maxent_gan.inference.diagnostics.unreliable_reasons`) to both.
     """
 
     log_z: jax.Array

@@ -1,12 +1,12 @@
 """The normalizing handler (DESIGN.md §1, Bayesian IRL / EBM; NOTES.md, the handler's traps).
 
 ``normalized(model, proposal, num_draws, key)`` finds every observed site whose distribution is
-:class:`~models.unnormalized.Unnormalized` and replaces it by the same density minus
+:class:`~maxent_gan.models.unnormalized.Unnormalized` and replaces it by the same density minus
 :math:`\\log \\hat Z(\\theta)` per observation, so the joint gains :math:`-N \\log \\hat Z(\\theta)`
 exactly once (not once per plate element) and pointwise log-likelihoods stay right for LOO.
 The proposal draws are taken once, when the handler is built (common random numbers), so the
 log density is a smooth deterministic function of θ and NUTS can run on it. A θ-conditional
-proposal (:mod:`inference.proposals.conditional`) follows θ instead: its base draws ε are fixed
+proposal (:mod:`maxent_gan.inference.proposals.conditional`) follows θ instead: its base draws ε are fixed
 once and the draws move with θ, :math:`x_j(\\theta) = T_\\phi(\\varepsilon_j;\\theta)`, still smooth in θ.
 
 The bias of both: at each θ, :math:`\\log\\hat Z(\\theta)` is the log of an unbiased importance
@@ -18,8 +18,8 @@ moves the posterior. A proposal that follows θ keeps the weights flat at every 
 stays small where the posterior lives, instead of only near the θ the sampler was trained at.
 
 Estimators: ``"importance"`` (plain IS with the fixed draws), ``"mis-cv"`` (for an
-:class:`~inference.proposals.AnchorMixture`: multiple importance sampling with its components as
-control variates, :func:`~inference.estimators.log_z_mis_cv`; the controls are fixed with the draws,
+:class:`~maxent_gan.inference.proposals.AnchorMixture`: multiple importance sampling with its components as
+control variates, :func:`~maxent_gan.inference.estimators.log_z_mis_cv`; the controls are fixed with the draws,
 so each θ adds a regression on ``K - 1`` fixed columns: a few passes over the ``(n, K - 1)`` controls
 and two small triangular solves), ``"mixture"`` (the data + draws
 fixed point, ``log_z_mixture``), ``"exact"`` (the site's own exact ``log_normalizer``: the gold
@@ -42,9 +42,9 @@ import numpy as np
 import numpyro.distributions as dist
 from numpyro.primitives import Messenger
 
-from inference.estimators import log_mean_controlled, log_mean_exp, log_z_mixture, mixture_controls
-from inference.proposals.conditional import is_conditional
-from models.unnormalized import Unnormalized
+from maxent_gan.inference.estimators import log_mean_controlled, log_mean_exp, log_z_mixture, mixture_controls
+from maxent_gan.inference.proposals.conditional import is_conditional
+from maxent_gan.models.unnormalized import Unnormalized
 
 __all__ = ["ESTIMATORS", "NormalizedSite", "normalized", "shard_rows"]
 

@@ -14,10 +14,10 @@ import jax
 import jax.flatten_util
 import jax.numpy as jnp
 
-from inference.estimators import log_z_mixture
-from inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
-from inference.proposals.base import Proposal
-from models.gaussian import quadratic_cost
+from maxent_gan.inference.estimators import log_z_mixture
+from maxent_gan.inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
+from maxent_gan.inference.proposals.base import Proposal
+from maxent_gan.models.gaussian import quadratic_cost
 
 __all__ = ["IdentityCheck", "check_identities", "diagonal_quadratic_cost", "discriminator_argmin"]
 

@@ -1,5 +1,5 @@
 """Behaviour cloning: the policies' warm starts on demonstrations (the IRL analogue of fitting the
-flow to the data). ``inference.spaces`` picks one per sample space."""
+flow to the data). ``maxent_gan.inference.spaces`` picks one per sample space."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from inference.loop import FIT_DTYPE, cached_step, fit_in_chunks
-from inference.proposals.policy import LinearGaussianPolicy, TabularPolicy, _raw_tril
-from inference.training import apply_update, trainable
+from maxent_gan.inference.loop import FIT_DTYPE, cached_step, fit_in_chunks
+from maxent_gan.inference.proposals.policy import LinearGaussianPolicy, TabularPolicy, _raw_tril
+from maxent_gan.inference.training import apply_update, trainable
 
 __all__ = ["behaviour_cloning", "fit_policy_to_demos", "linear_gaussian_cloning"]
 

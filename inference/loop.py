@@ -3,7 +3,7 @@ with the progress bar and the NaN guard per chunk.
 
 ``fit_sampler`` (reverse KL to an energy), ``fit_at_anchors`` (one copy per anchor θ) and
 ``fit_policy_to_demos`` (behaviour cloning by gradient) and the training driver
-(``inference.driver.run_training``, one segment between two logged steps at a time) all run
+(``maxent_gan.inference.driver.run_training``, one segment between two logged steps at a time) all run
 through :func:`fit_in_chunks`.
 
 Precision is decided once, at the fit's entry (``dtype``): ``"float32"`` casts the carry and the
@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from inference.training import all_finite
+from maxent_gan.inference.training import all_finite
 
 __all__ = ["FIT_DTYPE", "cached_step", "fit_in_chunks", "in_precision"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from models.tabular import Transitions, as_transitions
+from maxent_gan.models.tabular import Transitions, as_transitions
 
 __all__ = ["cost_correlation", "epic_distance", "expected_value_difference", "log_z_error", "optimal_policy"]
 

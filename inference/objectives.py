@@ -22,8 +22,8 @@ import jax.numpy as jnp
 from jax.nn import log_sigmoid
 from jax.typing import ArrayLike
 
-from inference._validation import check_same_length, check_vector
-from inference.estimators import log_mean_exp, mixture_log_weights
+from maxent_gan.inference._validation import check_same_length, check_vector
+from maxent_gan.inference.estimators import log_mean_exp, mixture_log_weights
 
 __all__ = ["cost_loss", "discriminator_loss", "discriminator_logit", "generator_loss", "sampler_loss"]
 

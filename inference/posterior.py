@@ -2,7 +2,7 @@
 (DESIGN.md §1, Bayesian IRL / EBM).
 
 ``sample_posterior(model, *args, key=..., proposal=...)`` wraps ``model`` in
-:class:`~inference.handler.normalized` (one fixed set of proposal draws), runs NUTS with several
+:class:`~maxent_gan.inference.handler.normalized` (one fixed set of proposal draws), runs NUTS with several
 chains, and returns ``InferenceData`` with
 
 - ``posterior``: the model's latent sites, ``(chain, draw, ...)``;
@@ -18,7 +18,7 @@ chains, and returns ``InferenceData`` with
 - ``posterior.attrs``: ``unreliable_fraction`` (the share of draws breaking the per-draw rule),
   ``draw_set_error`` / ``draw_set_site`` / ``draw_set_ess`` (how far the set of proposal draws
   alone moves a posterior mean, in posterior sd: twice its estimated sd over sets), ``reliable``
-  and ``unreliable_reasons`` (the rule for a posterior, :func:`inference.diagnostics.posterior_reasons`).
+  and ``unreliable_reasons`` (the rule for a posterior, :func:`maxent_gan.inference.diagnostics.posterior_reasons`).
 
 :func:`save_posterior` writes netCDF atomically; ``az.from_netcdf`` (or :func:`load_posterior`) reads it back.
 """
@@ -38,7 +38,7 @@ from numpyro import handlers
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.util import log_density
 
-from inference.diagnostics import (
+from maxent_gan.inference.diagnostics import (
     DRAW_SETS,
     ForwardCheck,
     UnreliableEstimateWarning,
@@ -49,9 +49,9 @@ from inference.diagnostics import (
     summand_ess_numpy,
     unreliable_reasons,
 )
-from inference.estimators import log_mean_controlled
-from inference.handler import NormalizedSite, normalized
-from inference.io import atomic_path
+from maxent_gan.inference.estimators import log_mean_controlled
+from maxent_gan.inference.handler import NormalizedSite, normalized
+from maxent_gan.inference.io import atomic_path
 
 __all__ = ["CHAIN_METHODS", "judge_posterior", "load_posterior", "normalizer_stats", "sample_posterior",
            "save_posterior"]
@@ -83,7 +83,7 @@ def sample_posterior(
     """NUTS on ``normalized(model, proposal, num_draws, ...)``; ``InferenceData`` with per-draw
     normalizer diagnostics.
 
-    Warns (:class:`~inference.diagnostics.UnreliableEstimateWarning`) when the library's rule for a
+    Warns (:class:`~maxent_gan.inference.diagnostics.UnreliableEstimateWarning`) when the library's rule for a
     posterior calls it unreliable: more than 5 % of the posterior draws have a
     :math:`\\hat Z(\\theta)` that breaks the per-draw rule (reverse k-hat or ESS of the proposal's
     weights, or the forward check over the observed data), or 3 other, independent sets of
@@ -91,7 +91,7 @@ def sample_posterior(
     every pointwise log-likelihood (``az.loo``, ``az.compare``), inherit that error.
 
     Args:
-        model: a NumPyro model with observed :class:`~models.unnormalized.Unnormalized` sites.
+        model: a NumPyro model with observed :class:`~maxent_gan.models.unnormalized.Unnormalized` sites.
         model_args, model_kwargs: passed to the model.
         key: one key for everything (proposal draws, then NUTS).
         proposal: the importance proposal (unused with ``estimator="exact"``).
@@ -99,7 +99,7 @@ def sample_posterior(
             variates; the per-draw ESS is then that of the controlled weights, the summands of that
             estimate, and k-hat still the raw weights') or ``"exact"``. ``"mixture"`` is refused here: inside a
             posterior the data enter their own normalizer, and NUTS follows the bias (7 sd on a
-            quartic energy at 4000 or 64 000 draws; see :class:`~inference.handler.normalized`).
+            quartic energy at 4000 or 64 000 draws; see :class:`~maxent_gan.inference.handler.normalized`).
         num_draws: proposal draws, taken once (common random numbers); 3 more sets of as many, from
             independent keys, only judge the result (3 more passes over the posterior draws).
         num_warmup, num_samples, num_chains: NUTS settings, per chain.
@@ -109,7 +109,7 @@ def sample_posterior(
         progress: NUTS's progress bar.
         nuts_key: NUTS's own key (default: split from ``key``); the proposal draws always come from
             ``key``, so runs that differ only here sample one posterior with other chains
-            (:func:`inference.distributed.sample_posterior_across_processes`).
+            (:func:`maxent_gan.inference.distributed.sample_posterior_across_processes`).
     """
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method: unknown name {chain_method!r}; valid: {', '.join(CHAIN_METHODS)}")
@@ -149,7 +149,7 @@ def sample_posterior(
 
 def judge_posterior(idata: az.InferenceData, samples: dict, stats: dict, *, estimator: str, attrs: dict,
                     caller: str) -> list[str]:
-    """The rule for a posterior (:func:`inference.diagnostics.posterior_reasons`) over its draws and
+    """The rule for a posterior (:func:`maxent_gan.inference.diagnostics.posterior_reasons`) over its draws and
     per-draw statistics: sets ``idata.posterior.attrs`` (``attrs`` plus ``unreliable_fraction``, the
     draw-set error, ``reliable``, ``unreliable_reasons``), warns when it fails, returns the reasons."""
     unreliable = {name: float(np.mean(values == 0)) for name, values in stats.items()
@@ -166,7 +166,7 @@ def judge_posterior(idata: az.InferenceData, samples: dict, stats: dict, *, esti
     idata.posterior.attrs.update(attrs, reliable=int(not reasons), unreliable_reasons="; ".join(reasons))
     if reasons:
         warnings.warn(
-            f"{caller}: the posterior is unreliable: {'; '.join(reasons)} (the rule of inference.diagnostics: "
+            f"{caller}: the posterior is unreliable: {'; '.join(reasons)} (the rule of maxent_gan.inference.diagnostics: "
             "k-hat, ESS and the forward check per draw, and other sets of proposal draws): the posterior and its "
             "pointwise log-likelihoods (az.loo, az.compare) carry that error; use a proposal closer to p_θ, or more "
             "draws", UnreliableEstimateWarning, stacklevel=3)
@@ -208,7 +208,7 @@ def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size
     """Per posterior draw: the handler's :math:`\\log\\hat Z(\\theta)`, the ESS (for ``"mis-cv"``: of the
     controlled weights, 0 where the estimate was floored) and k-hat of the proposal weights :math:`e^{-c_\\theta(x_j)}/q(x_j)` at that θ, the forward check over the site's
     observed data (k-hat and ESS of :math:`\\log\\tilde p_\\theta(x_i) - \\log q(x_i)`), whether the
-    draw passes the rule of :mod:`inference.diagnostics`, and :math:`\\log\\hat Z - \\log Z` where the
+    draw passes the rule of :mod:`maxent_gan.inference.diagnostics`, and :math:`\\log\\hat Z - \\log Z` where the
     site has an exact normalizer.
 
     ``samples`` maps site names to ``(chain, draw, ...)`` arrays. Keys are ``log_z``,

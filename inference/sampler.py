@@ -3,7 +3,7 @@
 .. math:: L_{sampler}(q) = E_q[c_\\theta + \\log q] = KL(q \\| p_\\theta) - \\log Z(\\theta)
 
 An ``init``/``step`` pair (blackjax/optax style) over any equinox proposal, and the fits built on
-it, which run through the one fit loop (``inference.loop.fit_in_chunks``: ``lax.scan`` chunks, the
+it, which run through the one fit loop (``maxent_gan.inference.loop.fit_in_chunks``: ``lax.scan`` chunks, the
 progress bar and the NaN guard per chunk).
 """
 
@@ -21,12 +21,12 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from inference.loop import FIT_DTYPE, cached_step, fit_in_chunks
-from inference.objectives import sampler_loss
-from inference.proposals.base import Proposal
-from inference.proposals.mixture import AnchorMixture
-from inference.training import apply_update, proposal_update, trainable
-from models.unnormalized import Unnormalized
+from maxent_gan.inference.loop import FIT_DTYPE, cached_step, fit_in_chunks
+from maxent_gan.inference.objectives import sampler_loss
+from maxent_gan.inference.proposals.base import Proposal
+from maxent_gan.inference.proposals.mixture import AnchorMixture
+from maxent_gan.inference.training import apply_update, proposal_update, trainable
+from maxent_gan.models.unnormalized import Unnormalized
 
 __all__ = [
     "SamplerInfo", "SamplerState", "annealing_schedule", "fit_at_anchors", "fit_conditional", "fit_sampler", "proposal_optimizer",
@@ -90,7 +90,7 @@ def fit_sampler(
     dtype: str | None = FIT_DTYPE,
 ) -> tuple[Proposal, np.ndarray]:
     """Fit ``proposal`` to ``target`` by reverse KL; returns the fitted proposal and losses.
-    ``chunk`` steps run per host round-trip (``inference.loop.fit_in_chunks``).
+    ``chunk`` steps run per host round-trip (``maxent_gan.inference.loop.fit_in_chunks``).
 
     ``anneal=beta0`` tempers the target from ``beta0`` to 1 (see :func:`annealing_schedule`).
     ``optimizer`` defaults to :func:`proposal_optimizer` at rate 1e-2 over ``steps`` (gradients
@@ -99,7 +99,7 @@ def fit_sampler(
     non-finite parameters by step 84-272).
     Stops at the last finite state if a loss or parameter turns NaN/inf, with a warning.
     ``dtype``: the fit's precision (``"float32"``: faster, the proposal comes back in the dtypes it
-    was given; default ``None``, the inputs' own; see :mod:`inference.loop`).
+    was given; default ``None``, the inputs' own; see :mod:`maxent_gan.inference.loop`).
     """
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
@@ -127,7 +127,7 @@ def proposal_optimizer(learning_rate: float, steps: int, *, alpha: float = 0.05)
     seeds 0 and 2).
 
     The same settings return the same object, so fits built with it reuse their compiled step
-    (:func:`inference.loop.cached_step` keys on the optimizer)."""
+    (:func:`maxent_gan.inference.loop.cached_step` keys on the optimizer)."""
     schedule = optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=alpha)
     return optax.apply_if_finite(optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule)),
                                  MAX_SKIPPED_IN_A_ROW)
@@ -183,7 +183,7 @@ def fit_at_anchors(
 ) -> AnchorMixture:
     """A θ-following proposal: one copy of ``proposal`` fitted by reverse KL at each anchor θ_k, all
     at once (``vmap`` over the anchors, ``chunk`` steps per host round-trip), as an
-    :class:`~inference.proposals.AnchorMixture`.
+    :class:`~maxent_gan.inference.proposals.AnchorMixture`.
 
     ``cost_fn(theta, x)`` is the cost family; ``anchors`` a pytree of θ's whose leaves carry a
     leading axis of length ``K``. Every copy starts from ``proposal`` (the sampler training learned
@@ -194,7 +194,7 @@ def fit_at_anchors(
 
     ``expected_loss(q, θ)``: the sampler loss :math:`E_q[c_\\theta + \\log q]` computed exactly, where
     the family allows it (a tabular policy on known dynamics:
-    :meth:`~inference.proposals.TabularPolicy.expected_loss` of θ's cost table). Each step is then its
+    :meth:`~maxent_gan.inference.proposals.TabularPolicy.expected_loss` of θ's cost table). Each step is then its
     exact gradient and ``num_draws`` is unused: a score-function estimate from draws learns only the
     states the draws visit, and the states it leaves untrained are where the weights' tails come from.
     """
@@ -266,7 +266,7 @@ def fit_conditional(
     progress: bool = True,
     dtype: str | None = FIT_DTYPE,
 ):
-    r"""Fit a θ-conditional proposal (:class:`~inference.proposals.conditional.ConditionalFlow`) by
+    r"""Fit a θ-conditional proposal (:class:`~maxent_gan.inference.proposals.conditional.ConditionalFlow`) by
     reverse KL over θ: each step draws ``thetas_per_step`` θ's from the pool ``thetas`` (a pytree
     whose leaves carry a leading axis: a pilot posterior's draws, a broadened Laplace
     approximation, the θ path of training) and ``num_draws`` x from :math:`q(\cdot\mid\theta)` at

@@ -1,4 +1,4 @@
-"""What inference does with a problem, chosen by the type of its sample space (``models.spaces``),
+"""What inference does with a problem, chosen by the type of its sample space (``maxent_gan.models.spaces``),
 never by its name: the broad proposal, the sampler's warm start, the soft-optimal policy, the
 samplers' learning rates and the metrics of a learned cost.
 
@@ -14,17 +14,17 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from inference.irl import behaviour_cloning, fit_policy_to_demos, linear_gaussian_cloning
-from inference.metrics import cost_correlation, epic_distance, expected_value_difference
-from inference.proposals.base import Proposal
-from inference.proposals.conditional import DEFENSIVE_WEIGHT, ConditionalFlow, DefensiveConditional
-from inference.proposals.flow import Flow, fit_flow_to_data
-from inference.proposals.gaussian import Gaussian
-from inference.proposals.policy import LinearGaussianPolicy, MLPGaussianPolicy, TabularPolicy
-from inference.sampler import box_anchors, fit_at_anchors, fit_conditional, proposal_optimizer, sigma_anchors
-from models.problem import Problem
-from models.spaces import LinearGaussianTrajectories, Points, SimulatorTrajectories, TabularTrajectories
-from models.tabular import check_trajectories
+from maxent_gan.inference.irl import behaviour_cloning, fit_policy_to_demos, linear_gaussian_cloning
+from maxent_gan.inference.metrics import cost_correlation, epic_distance, expected_value_difference
+from maxent_gan.inference.proposals.base import Proposal
+from maxent_gan.inference.proposals.conditional import DEFENSIVE_WEIGHT, ConditionalFlow, DefensiveConditional
+from maxent_gan.inference.proposals.flow import Flow, fit_flow_to_data
+from maxent_gan.inference.proposals.gaussian import Gaussian
+from maxent_gan.inference.proposals.policy import LinearGaussianPolicy, MLPGaussianPolicy, TabularPolicy
+from maxent_gan.inference.sampler import box_anchors, fit_at_anchors, fit_conditional, proposal_optimizer, sigma_anchors
+from maxent_gan.models.problem import Problem
+from maxent_gan.models.spaces import LinearGaussianTrajectories, Points, SimulatorTrajectories, TabularTrajectories
+from maxent_gan.models.tabular import check_trajectories
 
 __all__ = ["DEFENSIVE_WEIGHT", "FOLLOW_SPREAD", "POINT_RATES", "SamplerRates", "broad_proposal", "follow_theta", "check_in_space", "cost_metrics", "data_flow", "has_soft_optimal",
            "sampler_rates", "soft_optimal", "warm_start"]
@@ -85,10 +85,10 @@ def follow_theta(space, key: jax.Array, proposal, cost_fn, draws, *, unflatten, 
     ``cost_table(sites)`` the ``(S, A)`` costs where the space has them, tabular spaces).
 
     On trajectory spaces (the default): anchors over the pilot, the trained sampler ``proposal``
-    refitted at each by reverse KL (:func:`~inference.sampler.fit_at_anchors`), mixed with the balance
+    refitted at each by reverse KL (:func:`~maxent_gan.inference.sampler.fit_at_anchors`), mixed with the balance
     heuristic (estimate it with ``"mis-cv"``: the components are then control variates too). The
     anchors are the mean and the corners of the box ±:data:`BOX_HALF_WIDTH` pilot sd along its
-    principal axes (:func:`~inference.sampler.box_anchors`: every θ inside their hull has bounded
+    principal axes (:func:`~maxent_gan.inference.sampler.box_anchors`: every θ inside their hull has bounded
     weights) for up to :data:`BOX_MAX_DIM` cost weights, else the ``2k + 1`` sigma points spread
     :data:`FOLLOW_SPREAD`. On the default gridworld (seed 0, the exact posterior's draws as the pilot,
     16 000 draws, k-hat at 200 posterior draws) the sigma points left k-hat above 0.7 at 12 % of them
@@ -108,8 +108,8 @@ def _fit_at_anchors(key, proposal, cost_fn, draws, *, unflatten, steps, rate, ex
 @follow_theta.register
 def _(space: TabularTrajectories, key, proposal, cost_fn, draws, *, unflatten, steps, rate, cost_table=None):
     """On a tabular space, as on other trajectory spaces, but where ``cost_table`` is given and the
-    sampler is a :class:`~inference.proposals.TabularPolicy` each anchor's refit follows the exact
-    gradient of the reverse KL (:meth:`~inference.proposals.TabularPolicy.expected_loss`, possible on
+    sampler is a :class:`~maxent_gan.inference.proposals.TabularPolicy` each anchor's refit follows the exact
+    gradient of the reverse KL (:meth:`~maxent_gan.inference.proposals.TabularPolicy.expected_loss`, possible on
     the known dynamics of a tabular problem), not a score-function estimate from draws. On the default
     gridworld (seed 0, the GCL sampler refitted at its own θ̂ for 500 steps) the estimate from draws left
     KL(q‖p_θ) at 0.078 nats and k̂ 0.64 (forward k̂ 0.64); the exact gradient reached 1e-4 nats."""
@@ -124,12 +124,12 @@ def _(space: TabularTrajectories, key, proposal, cost_fn, draws, *, unflatten, s
 
 @follow_theta.register
 def _(space: Points, key, proposal, cost_fn, draws, *, unflatten, steps, rate, cost_table=None):
-    """On points: a :class:`~inference.proposals.conditional.ConditionalFlow` q(x|θ) fitted by reverse KL
+    """On points: a :class:`~maxent_gan.inference.proposals.conditional.ConditionalFlow` q(x|θ) fitted by reverse KL
     over the pilot's draws spread :data:`FOLLOW_SPREAD` about their mean (the trained sampler is not
     reused: its flow has no condition), reading θ standardized by that pool and bounded
-    (:meth:`~inference.proposals.conditional.ConditionalFlow.bounded_to`: it saturates outside the pool
+    (:meth:`~maxent_gan.inference.proposals.conditional.ConditionalFlow.bounded_to`: it saturates outside the pool
     instead of extrapolating), then mixed with the space's broad proposal at weight
-    :data:`DEFENSIVE_WEIGHT` (:class:`~inference.proposals.conditional.DefensiveConditional`: where the
+    :data:`DEFENSIVE_WEIGHT` (:class:`~maxent_gan.inference.proposals.conditional.DefensiveConditional`: where the
     flow misses mass of :math:`p_\\theta`, the broad part bounds every weight).
     NUTS then moves the flow's draws with θ (common random numbers); the broad draws stay fixed."""
     mean = draws.mean(0)

@@ -3,7 +3,7 @@
 Each method is a :class:`TrainingAlgorithm` ``(init, step)``: ``state = init(energy,
 proposal)`` and ``state, info = step(key, state, batch)``. Generic over problems: the
 energy is any pytree of parameters θ with ``cost_fn(θ, x) -> (n,)`` and the proposal any
-:class:`~inference.proposals.base.Proposal` whose draws are reparameterized (flows,
+:class:`~maxent_gan.inference.proposals.base.Proposal` whose draws are reparameterized (flows,
 Gaussians). The IRL problems reuse these as they are, with trajectories for x.
 
 * :func:`exact_maxent`: :math:`E_p[c_\\theta] + \\log Z(\\theta)` with an exact
@@ -28,9 +28,9 @@ import jax.numpy as jnp
 import optax
 import paramax
 
-from inference.estimators import log_z_mixture
-from inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
-from inference.proposals.base import is_reparameterized
+from maxent_gan.inference.estimators import log_z_mixture
+from maxent_gan.inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
+from maxent_gan.inference.proposals.base import is_reparameterized
 
 __all__ = [
     "METHODS",
@@ -105,7 +105,7 @@ def proposal_update(
     """One reparameterized step on ``loss_of(costs, log_q)`` of fresh draws.
 
     Shared by the sampler step (``sampler_loss``), the generator step (``generator_loss``)
-    and ``inference.sampler``. Returns ``(proposal, opt_state, loss, log_weights)``, the
+    and ``maxent_gan.inference.sampler``. Returns ``(proposal, opt_state, loss, log_weights)``, the
     log weights of the draws under ``cost_of`` (before the update).
     """
 

@@ -1,6 +1,6 @@
 """A user's own problem, from Python: a tabular MDP with demonstrations, or an energy family with data.
 
-Both return a :class:`~models.problem.Problem` that ``compare``, ``train_ebm``, ``estimate_log_z``
+Both return a :class:`~maxent_gan.models.problem.Problem` that ``compare``, ``train_ebm``, ``estimate_log_z``
 and ``sample_posterior`` (through ``problem.model``) take like a built-in one. Every argument is
 checked before any work; the errors name the argument.
 
@@ -19,11 +19,11 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from models.gridworld import MDP
-from models.irl_problems import PRIOR_SCALE, tabular_family
-from models.problem import CostFamily, Problem, draws_data
-from models.spaces import Points
-from models.tabular import check_positive_int, check_trajectories
+from maxent_gan.models.gridworld import MDP
+from maxent_gan.models.irl_problems import PRIOR_SCALE, tabular_family
+from maxent_gan.models.problem import CostFamily, Problem, draws_data
+from maxent_gan.models.spaces import Points
+from maxent_gan.models.tabular import check_positive_int, check_trajectories
 
 __all__ = ["energy_problem", "fixed_data", "tabular_problem"]
 
@@ -64,7 +64,7 @@ def tabular_problem(
     """MaxEnt IRL on your own tabular MDP with linear costs :math:`c_\\theta(s, a) = \\theta\\cdot\\phi(s, a)`.
 
     ``features`` ``(S, A, K)`` or ``(S, K)`` (the same for every action); ``transitions`` dense
-    ``(S, A, S)`` or a sparse :class:`models.tabular.Transitions`; ``initial`` ``(S,)``; ``horizon``
+    ``(S, A, S)`` or a sparse :class:`maxent_gan.models.tabular.Transitions`; ``initial`` ``(S,)``; ``horizon``
     T. Demonstrations ``states`` ``(n, T+1)`` and ``actions`` ``(n, T)`` (integers); without them,
     ``theta_true`` is required and the data are exact draws of :math:`p_{\\theta^*}`. ``theta_names``
     defaults to ``feature_0, …``; the prior is θ ~ N(0, ``prior_scale``² I). The exact log Z(θ) and

@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.problem import Problem
-from models.spaces import Points
+from maxent_gan.models.problem import Problem
+from maxent_gan.models.spaces import Points
 
 __all__ = ["DigitsData", "digits_problem", "load_digits_data", "to_pixels"]
 

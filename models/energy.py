@@ -16,7 +16,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.contrib.module import random_eqx_module
 
-from models.unnormalized import Unnormalized
+from maxent_gan.models.unnormalized import Unnormalized
 
 __all__ = ["MLPEnergy", "ebm_model", "energy_cost", "energy_distribution"]
 

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from models.builders import tabular_problem
-from models.problem import Problem
-from models.tabular import Transitions
+from maxent_gan.models.builders import tabular_problem
+from maxent_gan.models.problem import Problem
+from maxent_gan.models.tabular import Transitions
 
 __all__ = ["REQUIRED_KEYS", "from_imitation_trajectories", "from_seals_env", "is_problem_file", "load_problem_file"]
 
@@ -255,7 +255,7 @@ def from_seals_env(env, *, features: np.ndarray | None = None) -> dict[str, Any]
     """The tabular pieces of a seals-style environment (``TabularModelPOMDP``: CliffWorld and friends):
     ``transition_matrix`` (S, A, S), ``initial_state_dist`` (S,), ``horizon``, and as features the
     ``observation_matrix`` (S, K) unless ``features`` is given. Returns the keyword arguments of
-    :func:`models.builders.tabular_problem` (less the demonstrations)."""
+    :func:`maxent_gan.models.builders.tabular_problem` (less the demonstrations)."""
     env = getattr(env, "unwrapped", env)
     for attribute in ("transition_matrix", "initial_state_dist", "horizon"):
         if not hasattr(env, attribute):

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
-from models.problem import CostFamily, Problem, draws_data
-from models.spaces import Points
-from models.unnormalized import Unnormalized
+from maxent_gan.models.problem import CostFamily, Problem, draws_data
+from maxent_gan.models.spaces import Points
+from maxent_gan.models.unnormalized import Unnormalized
 
 __all__ = [
     "quadratic_cost",

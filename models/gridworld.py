@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.tabular import Transitions, as_transitions
+from maxent_gan.models.tabular import Transitions, as_transitions
 
 __all__ = ["ACTIONS", "MDP", "gridworld", "linear_costs", "random_mdp"]
 

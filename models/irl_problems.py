@@ -3,7 +3,7 @@
 
 Demonstrations are exact draws from :math:`p_{\\theta^*}(\\tau) \\propto \\nu(\\tau)e^{-c_{\\theta^*}(\\tau)}`.
 The gridworld, the LQR and the point mass are built here; a user's own tabular MDP goes through
-:func:`tabular_family` too (``models.builders.tabular_problem``).
+:func:`tabular_family` too (``maxent_gan.models.builders.tabular_problem``).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from models import lqr
-from models.gridworld import MDP, gridworld
-from models.pointmass import POINTMASS_THETA, PointMass, pointmass_cost, pointmass_demonstrations
-from models.problem import CostFamily, Problem, draws_data
-from models.spaces import LinearGaussianTrajectories, SimulatorTrajectories, TabularTrajectories
-from models.tabular import as_transitions, check_positive_int, log_partition, sample_trajectories, trajectory_cost
+from maxent_gan.models import lqr
+from maxent_gan.models.gridworld import MDP, gridworld
+from maxent_gan.models.pointmass import POINTMASS_THETA, PointMass, pointmass_cost, pointmass_demonstrations
+from maxent_gan.models.problem import CostFamily, Problem, draws_data
+from maxent_gan.models.spaces import LinearGaussianTrajectories, SimulatorTrajectories, TabularTrajectories
+from maxent_gan.models.tabular import as_transitions, check_positive_int, log_partition, sample_trajectories, trajectory_cost
 
 __all__ = ["GRIDWORLD_THETA", "LQR_THETA", "check_mdp", "gridworld_problem", "irl_model", "lqr_family",
            "lqr_problem", "pointmass_problem", "tabular_family"]
@@ -153,7 +153,7 @@ def lqr_problem(**system) -> Problem:
 
 
 def pointmass_problem(task: PointMass | None = None) -> Problem:
-    """The point-mass navigation task (``models.pointmass``): no exact log Z and no exact sampler;
+    """The point-mass navigation task (``maxent_gan.models.pointmass``): no exact log Z and no exact sampler;
     demonstrations come from NUTS (``pointmass_demonstrations``)."""
     task = PointMass() if task is None else task
     space = SimulatorTrajectories(task)

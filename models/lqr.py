@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from models.tabular import check_positive_int
+from maxent_gan.models.tabular import check_positive_int
 
 __all__ = ["LQR", "backward_riccati", "log_partition", "lqr_cost", "sample_trajectories"]
 

@@ -27,7 +27,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS
 
-from models.trajectory import TrajectoryLayout
+from maxent_gan.models.trajectory import TrajectoryLayout
 
 __all__ = ["POINTMASS_THETA", "PointMass", "pointmass_cost", "pointmass_demonstrations", "rollout"]
 

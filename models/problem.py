@@ -1,13 +1,13 @@
 """The Problem protocol: what is true about a problem, in one place (issue 11).
 
-A :class:`Problem` holds its sample space (``models.spaces``: what inference dispatches on), its
+A :class:`Problem` holds its sample space (``maxent_gan.models.spaces``: what inference dispatches on), its
 data, the data density as an :class:`Unnormalized` energy where one is known, and its parametric
 cost family (:class:`CostFamily`: the cost :math:`c_\\theta(x)`, θ's names, the NumPyro model
 whose posterior ``compare`` and ``sample_posterior`` sample, and the exact references log Z(θ)
 and a sampler of :math:`p_\\theta` where they exist). Each built-in problem is built in its own
-module under ``models/`` and named by one line of ``models.problems.PROBLEMS``; a user's own
-problem is built by ``models.builders`` (``tabular_problem``, ``energy_problem``) or loaded from
-a file (``models.files``).
+module under ``models/`` and named by one line of ``maxent_gan.models.problems.PROBLEMS``; a user's own
+problem is built by ``maxent_gan.models.builders`` (``tabular_problem``, ``energy_problem``) or loaded from
+a file (``maxent_gan.models.files``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.spaces import SampleSpace
-from models.unnormalized import Unnormalized
+from maxent_gan.models.spaces import SampleSpace
+from maxent_gan.models.unnormalized import Unnormalized
 
 __all__ = ["CostFamily", "DataFn", "Problem", "draws_data"]
 

@@ -1,6 +1,6 @@
 """The registry of built-in problems: one line per problem, each built in its own module.
 
-A problem (``models.problem.Problem``) holds what is true: its sample space, data, the data
+A problem (``maxent_gan.models.problem.Problem``) holds what is true: its sample space, data, the data
 density and its cost family. What inference does with it is chosen by its sample space.
 """
 
@@ -10,13 +10,13 @@ import inspect
 from collections.abc import Callable
 from functools import partial
 
-from models.digits import digits_problem
-from models.files import is_problem_file, load_problem_file
-from models.gaussian import gaussian_problem
-from models.irl_problems import gridworld_problem, lqr_problem, pointmass_problem
-from models.problem import CostFamily, Problem
-from models.standard_targets import STANDARD_TARGETS, standard_problem
-from models.toys import TOYS, toy_problem
+from maxent_gan.models.digits import digits_problem
+from maxent_gan.models.files import is_problem_file, load_problem_file
+from maxent_gan.models.gaussian import gaussian_problem
+from maxent_gan.models.irl_problems import gridworld_problem, lqr_problem, pointmass_problem
+from maxent_gan.models.problem import CostFamily, Problem
+from maxent_gan.models.standard_targets import STANDARD_TARGETS, standard_problem
+from maxent_gan.models.toys import TOYS, toy_problem
 
 __all__ = ["PROBLEMS", "CostFamily", "Problem", "make_problem"]
 
@@ -33,7 +33,7 @@ PROBLEMS: dict[str, Callable[..., Problem]] = {
 
 def make_problem(name: str, *, dim: int | None = None) -> Problem:
     """Build a registered problem by name, or load a user's tabular problem from a ``.npz`` file
-    (``models.files``); the error lists the valid names.
+    (``maxent_gan.models.files``); the error lists the valid names.
 
     ``dim`` goes to the problems whose builder takes one (the Gaussian, default 2); every other
     problem has its own size and ignores it.

@@ -6,7 +6,7 @@
 - :class:`LinearGaussianTrajectories`: trajectories of a linear system with Gaussian noise (LQR).
 - :class:`SimulatorTrajectories`: trajectories of a differentiable simulator (the point mass).
 
-Trajectories are packed rows (``models.trajectory``); the base measure of a trajectory space is
+Trajectories are packed rows (``maxent_gan.models.trajectory``); the base measure of a trajectory space is
 its dynamics (DESIGN.md §1), that of :class:`Points` is Lebesgue.
 """
 
@@ -19,10 +19,10 @@ from typing import Any
 import jax
 from numpyro.distributions import constraints
 
-from models.gridworld import MDP, linear_costs
-from models.lqr import LQR
-from models.pointmass import PointMass
-from models.trajectory import TrajectoryLayout
+from maxent_gan.models.gridworld import MDP, linear_costs
+from maxent_gan.models.lqr import LQR
+from maxent_gan.models.pointmass import PointMass
+from maxent_gan.models.trajectory import TrajectoryLayout
 
 __all__ = ["LinearGaussianTrajectories", "Points", "SampleSpace", "SimulatorTrajectories", "TabularTrajectories",
            "Trajectories"]
@@ -103,7 +103,7 @@ class LinearGaussianTrajectories(Trajectories):
 
 @dataclass(frozen=True, eq=False)
 class SimulatorTrajectories(Trajectories):
-    """Trajectories of a simulator ``task`` with ``step``, ``start`` and ``layout`` (``models.pointmass``)."""
+    """Trajectories of a simulator ``task`` with ``step``, ``start`` and ``layout`` (``maxent_gan.models.pointmass``)."""
 
     task: PointMass
 

@@ -24,10 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.mixture import mixture_energy, mixture_params
-from models.problem import Problem, draws_data
-from models.spaces import Points
-from models.unnormalized import Unnormalized
+from maxent_gan.models.mixture import mixture_energy, mixture_params
+from maxent_gan.models.problem import Problem, draws_data
+from maxent_gan.models.spaces import Points
+from maxent_gan.models.unnormalized import Unnormalized
 
 __all__ = ["STANDARD_TARGETS", "funnel_energy", "standard_problem", "gmm40_energy", "manywell_energy", "manywell_log_z_1d"]
 

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.mixture import mixture_energy, mixture_params, mixture_sample
-from models.problem import CostFamily, Problem, draws_data
-from models.spaces import Points
+from maxent_gan.models.mixture import mixture_energy, mixture_params, mixture_sample
+from maxent_gan.models.problem import CostFamily, Problem, draws_data
+from maxent_gan.models.spaces import Points
 
 __all__ = ["TOYS", "sample_toy", "toy_bounds", "toy_family_cost", "toy_family_log_partition", "toy_family_model",
            "toy_params", "toy_problem"]
@@ -81,7 +81,7 @@ def _check_name(name: str) -> None:
 
 
 def toy_params(name: str) -> dict[str, jax.Array]:
-    """The toy's mixture parameters (see ``models.mixture``)."""
+    """The toy's mixture parameters (see ``maxent_gan.models.mixture``)."""
     _check_name(name)
     locs, scales = TOYS[name]()
     return mixture_params(locs, scales)
@@ -104,7 +104,7 @@ def sample_toy(key: jax.Array, name: str, n: int) -> jax.Array:
 
 def toy_log_density(name: str, x: jax.Array) -> jax.Array:
     """The toy's normalized log density (for true NLL)."""
-    from models.mixture import mixture_cost, mixture_log_partition
+    from maxent_gan.models.mixture import mixture_cost, mixture_log_partition
 
     params = toy_params(name)
     return -mixture_cost(params, jnp.asarray(x)) - mixture_log_partition(params)
@@ -130,7 +130,7 @@ def toy_family_cost(base: dict, theta: dict, x: jax.Array) -> jax.Array:
 
 
 def toy_family_log_partition(base: dict, theta: dict) -> jax.Array:
-    from models.mixture import mixture_log_partition
+    from maxent_gan.models.mixture import mixture_log_partition
 
     return mixture_log_partition(_scaled(base, theta))
 
@@ -140,7 +140,7 @@ def toy_family_model(data: jax.Array | None = None, *, base: dict, num_data: int
     import numpyro
     import numpyro.distributions as dist
 
-    from models.unnormalized import Unnormalized
+    from maxent_gan.models.unnormalized import Unnormalized
 
     theta = {name: numpyro.sample(name, dist.Normal(0.0, 0.5)) for name in ("log_spread", "log_scale")}
     energy = Unnormalized(lambda p, x: toy_family_cost(base, p, x), theta, event_shape=(2,),

@@ -120,7 +120,7 @@ class Unnormalized(Distribution):
         """
         warnings.warn(
             "Unnormalized.log_prob: this density has no -log Z(θ); a posterior that observes data through it "
-            "ignores the normalizer. Wrap the model in inference.handler.normalized(model, proposal, n, key)",
+            "ignores the normalizer. Wrap the model in maxent_gan.inference.handler.normalized(model, proposal, n, key)",
             MissingNormalizerWarning, stacklevel=2,
         )
         return self.unnormalized_log_prob(x)
@@ -130,7 +130,7 @@ class Unnormalized(Distribution):
         if self.log_normalizer is None:
             raise ValueError(
                 "normalized_log_prob: this Unnormalized distribution has no exact "
-                "log_normalizer; estimate log Z with inference.estimators instead"
+                "log_normalizer; estimate log Z with maxent_gan.inference.estimators instead"
             )
         return self.unnormalized_log_prob(x) - self.log_normalizer
 
@@ -138,7 +138,7 @@ class Unnormalized(Distribution):
         if self.sampler is None:
             raise NotImplementedError(
                 "Unnormalized.sample: this energy has no exact sampler (its normalizer is "
-                "intractable); draw from a proposal (inference.proposals) and weight, or "
+                "intractable); draw from a proposal (maxent_gan.inference.proposals) and weight, or "
                 "pass sampler=... when an exact one exists"
             )
         return self.sampler(key, self.params, tuple(sample_shape))

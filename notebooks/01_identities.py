@@ -34,13 +34,13 @@ import optax
 
 jax.config.update("jax_enable_x64", True)
 
-from inference.app.plots import plot_discriminator_loss, plot_generator_and_sampler, plot_gradients
-from inference.estimators import log_z_importance, log_z_mixture
-from inference.identities import check_identities, diagonal_quadratic_cost
-from inference.objectives import generator_loss, sampler_loss
-from inference.proposals import DiagonalGaussian, Gaussian
-from inference.sampler import sampler_init, sampler_step
-from models import make_problem
+from maxent_gan.inference.app.plots import plot_discriminator_loss, plot_generator_and_sampler, plot_gradients
+from maxent_gan.inference.estimators import log_z_importance, log_z_mixture
+from maxent_gan.inference.identities import check_identities, diagonal_quadratic_cost
+from maxent_gan.inference.objectives import generator_loss, sampler_loss
+from maxent_gan.inference.proposals import DiagonalGaussian, Gaussian
+from maxent_gan.inference.sampler import sampler_init, sampler_step
+from maxent_gan.models import make_problem
 
 QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
 NUM = 500 if QUICK else 5000  # data points and proposal draws

@@ -35,10 +35,10 @@ import os
 
 import matplotlib.pyplot as plt
 
-from inference.app.train_outputs import density_figure, training_figure
-from inference.ebm import ebm_summary, train_ebm
-from inference.training import METHODS
-from models.problems import make_problem
+from maxent_gan.inference.app.train_outputs import density_figure, training_figure
+from maxent_gan.inference.ebm import ebm_summary, train_ebm
+from maxent_gan.inference.training import METHODS
+from maxent_gan.models.problems import make_problem
 
 QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
 TOY = "8gaussians"

@@ -30,10 +30,10 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from inference.driver import trace_column
-from inference.ebm import ebm_summary, train_ebm
-from models.digits import load_digits_data, to_pixels
-from models.problems import make_problem
+from maxent_gan.inference.driver import trace_column
+from maxent_gan.inference.ebm import ebm_summary, train_ebm
+from maxent_gan.models.digits import load_digits_data, to_pixels
+from maxent_gan.models.problems import make_problem
 
 QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
 STEPS = 20 if QUICK else 3000

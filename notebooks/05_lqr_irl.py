@@ -31,11 +31,11 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from inference.app.logz import compare_proposals
-from inference.app.train_outputs import paths_figure, training_figure
-from inference.ebm import ebm_summary, train_ebm
-from inference.training import METHODS
-from models.problems import make_problem
+from maxent_gan.inference.app.logz import compare_proposals
+from maxent_gan.inference.app.train_outputs import paths_figure, training_figure
+from maxent_gan.inference.ebm import ebm_summary, train_ebm
+from maxent_gan.inference.training import METHODS
+from maxent_gan.models.problems import make_problem
 
 QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
 STEPS = 40 if QUICK else 1000

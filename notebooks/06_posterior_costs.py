@@ -38,13 +38,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from numpyro.infer import MCMC, NUTS
 
-from inference.app.plots import plot_grid_costs
-from inference.ebm import train_ebm
-from inference.posterior import load_posterior, sample_posterior, save_posterior
-from models.gridworld import gridworld
-from models.irl_problems import tabular_family
-from models.problems import make_problem
-from models.unnormalized import MissingNormalizerWarning
+from maxent_gan.inference.app.plots import plot_grid_costs
+from maxent_gan.inference.ebm import train_ebm
+from maxent_gan.inference.posterior import load_posterior, sample_posterior, save_posterior
+from maxent_gan.models.gridworld import gridworld
+from maxent_gan.models.irl_problems import tabular_family
+from maxent_gan.models.problems import make_problem
+from maxent_gan.models.unnormalized import MissingNormalizerWarning
 
 jax.config.update("jax_enable_x64", True)
 QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"

@@ -39,12 +39,12 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from inference.app.compare import CompareSettings, compare, render_report
-from inference.diagnostics import UnreliableEstimateWarning
-from inference.ebm import train_ebm
-from inference.posterior import sample_posterior
-from inference.spaces import broad_proposal, follow_theta, sampler_rates, soft_optimal, warm_start
-from models.problems import make_problem
+from maxent_gan.inference.app.compare import CompareSettings, compare, render_report
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
+from maxent_gan.inference.ebm import train_ebm
+from maxent_gan.inference.posterior import sample_posterior
+from maxent_gan.inference.spaces import broad_proposal, follow_theta, sampler_rates, soft_optimal, warm_start
+from maxent_gan.models.problems import make_problem
 
 jax.config.update("jax_enable_x64", True)
 warnings.simplefilter("ignore", UnreliableEstimateWarning)  # k-hat is reported below instead
@@ -72,7 +72,7 @@ posteriors = {name: sample_posterior(problem.model, demos, key=jax.random.key(1)
                                      **NUTS_SETTINGS)
               for name, q in proposals.items()}
 
-# a proposal that follows θ (the library's recipe, inference.spaces.follow_theta): the gcl sampler refitted
+# a proposal that follows θ (the library's recipe, maxent_gan.inference.spaces.follow_theta): the gcl sampler refitted
 # at the corners of a box over its own (pilot) posterior, by the exact gradient of the reverse KL (the
 # dynamics are known), mixed with the balance heuristic; its components are also control variates of the
 # estimate ("mis-cv"). The cost table at a θ is all it needs; no exact log Z is used to build it
@@ -179,7 +179,7 @@ figure.tight_layout()
 # are rougher.
 #
 # ## The whole comparison in one call
-# `inference.app.compare.compare` (the CLI's `maxent-gan compare`) does all of the above: it trains
+# `maxent_gan.inference.app.compare.compare` (the CLI's `maxent-gan compare`) does all of the above: it trains
 # the GCL and GAN-form samplers, samples every posterior, and renders the report. Here on the
 # LQR, whose $\log Z(\theta)$ comes from a Riccati recursion:
 

@@ -8,8 +8,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from inference.proposals import Gaussian
-from models import quadratic_energy
+from maxent_gan.inference.proposals import Gaussian
+from maxent_gan.models import quadratic_energy
 
 
 def tilted_cost(theta: dict, x: jax.Array) -> jax.Array:
@@ -56,7 +56,7 @@ def run_cli(*args: str):
     import io
     import subprocess
 
-    from inference.app.cli import main
+    from maxent_gan.inference.app.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     x64 = jax.config.jax_enable_x64

@@ -10,10 +10,10 @@ import optax
 import pytest
 from scipy import stats
 
-from inference.estimators import log_z_importance
-from inference.proposals import AnchorMixture, DiagonalGaussian, Gaussian, TabularPolicy
-from inference.sampler import box_anchors, fit_at_anchors, sigma_anchors
-from models.gridworld import gridworld
+from maxent_gan.inference.estimators import log_z_importance
+from maxent_gan.inference.proposals import AnchorMixture, DiagonalGaussian, Gaussian, TabularPolicy
+from maxent_gan.inference.sampler import box_anchors, fit_at_anchors, sigma_anchors
+from maxent_gan.models.gridworld import gridworld
 
 
 def _gaussians():
@@ -138,7 +138,7 @@ def test_posterior_under_the_anchor_mixture_is_the_conjugate_posterior():
     one anchor precision, the draws fixed, log Ẑ(θ) smooth in θ. The conjugate posterior is exact."""
     from numpyro.infer import MCMC, NUTS
 
-    from inference.handler import normalized
+    from maxent_gan.inference.handler import normalized
     from tests.test_handler import DIM, conjugate, model
 
     data = jax.random.normal(jax.random.key(0), (200, DIM)) / jnp.sqrt(3.0)
@@ -173,8 +173,8 @@ def _perturbed_policy(mdp, tilted, seed):
 def _check_expected_loss_by_enumeration(q, costs, transitions, initial, horizon):
     """``q.expected_loss(costs)`` and its gradient in every trained field equal the sum over every
     enumerated trajectory (those the dynamics make impossible left out), to 1e-12."""
-    from models.tabular import trajectory_cost, trajectory_log_base
-    from models.trajectory import TrajectoryLayout
+    from maxent_gan.models.tabular import trajectory_cost, trajectory_log_base
+    from maxent_gan.models.trajectory import TrajectoryLayout
     from tests.test_tabular import enumerate_trajectories
 
     states, actions = enumerate_trajectories(transitions.num_states, transitions.num_actions, horizon)
@@ -201,8 +201,8 @@ def test_expected_loss_is_the_sampler_loss_summed_over_every_trajectory(tilted, 
     """E_q[c + log q] by the forward recursion equals the sum over every trajectory of a stochastic MDP
     (enumerated), and its gradient the enumerated one; plus log Z it is 0 at the tilted soft-optimal
     policy and positive elsewhere."""
-    from models.gridworld import linear_costs, random_mdp
-    from models.tabular import log_partition
+    from maxent_gan.models.gridworld import linear_costs, random_mdp
+    from maxent_gan.models.tabular import log_partition
 
     mdp = random_mdp(jax.random.key(seed), num_states=3, num_actions=2, num_features=3, horizon=3)
     costs = linear_costs(jax.random.normal(jax.random.key(10 + seed), (3,)), mdp.features)
@@ -220,7 +220,7 @@ def test_expected_loss_handles_unused_successor_slots_and_a_start_off_part_of_th
     """Sparse dynamics with an unused slot (log prob -inf), a repeated successor, and a start distribution
     that gives one state no mass: the recursion still equals the enumerated sum, tilted, and stays finite
     in value and gradient."""
-    from models.tabular import Transitions
+    from maxent_gan.models.tabular import Transitions
 
     successors = jnp.array([[[0, 1], [2, 2]], [[1, 0], [2, 0]], [[2, 0], [0, 1]]])
     log_probs = jnp.log(jnp.array([[[0.7, 0.3], [0.5, 0.5]], [[1.0, 0.0], [0.4, 0.6]], [[0.9, 0.1], [1.0, 0.0]]]))
@@ -237,8 +237,8 @@ def test_fit_at_anchors_with_the_exact_loss_reaches_the_soft_optimal_policy_at_e
     """From the uniform policy, the exact-gradient refit at two anchors of a stochastic gridworld ends
     where KL(q_k‖p_{θ_k}) is below 1e-3 nats (the score-function refit of the same length does not),
     and the mixture's estimate at each anchor is within 0.01 nats of the exact log Z."""
-    from models.gridworld import linear_costs
-    from models.tabular import log_partition
+    from maxent_gan.models.gridworld import linear_costs
+    from maxent_gan.models.tabular import log_partition
 
     mdp = gridworld(4, horizon=6, slip=0.2)
     anchors = jax.random.normal(jax.random.key(7), (2, mdp.features.shape[-1]))
@@ -247,8 +247,8 @@ def test_fit_at_anchors_with_the_exact_loss_reaches_the_soft_optimal_policy_at_e
         return linear_costs(theta, mdp.features)
 
     def cost_fn(theta, x):
-        from models.tabular import trajectory_cost
-        from models.trajectory import TrajectoryLayout
+        from maxent_gan.models.tabular import trajectory_cost
+        from maxent_gan.models.trajectory import TrajectoryLayout
 
         return trajectory_cost(cost_table(theta), *TrajectoryLayout(mdp.horizon).unpack(x))
 
@@ -271,7 +271,7 @@ def test_mis_with_control_variates_is_exact_when_the_target_is_in_the_components
     """p̃ = Z (0.3 q_0 + 0.7 q_2): the regression on the controls absorbs every weight's deviation, so the
     estimate is log Z to rounding, with full ESS (of the controlled weights); plain MIS is not. k-hat is
     the raw weights' in both."""
-    from inference.estimators import log_z_importance, log_z_mis_cv
+    from maxent_gan.inference.estimators import log_z_importance, log_z_mis_cv
 
     qs, _, _ = _gaussians()
     mix = AnchorMixture.stack(qs)
@@ -293,7 +293,7 @@ def test_mis_with_control_variates_is_consistent_and_cuts_the_variance_between_t
     to Z (within its Monte Carlo error plus the O(K/n) bias of a fitted β). On the anchors' line its spread is
     under a third of plain MIS's (the regression absorbs the weights' change along θ); off it, in a direction
     no anchor spans, it still does no worse."""
-    from inference.estimators import controlled_weights, mixture_controls
+    from maxent_gan.inference.estimators import controlled_weights, mixture_controls
 
     locs = jnp.array([[-0.6, 0.0], [0.0, 0.0], [0.6, 0.0]])
     mix = AnchorMixture.stack([DiagonalGaussian(loc, jnp.full(2, 0.8)) for loc in locs])
@@ -313,8 +313,8 @@ def test_mis_with_control_variates_is_consistent_and_cuts_the_variance_between_t
 
 
 def test_mis_cv_estimator_is_refused_without_an_anchor_mixture_and_checks_its_shapes():
-    from inference.estimators import log_z_mis_cv
-    from inference.handler import normalized
+    from maxent_gan.inference.estimators import log_z_mis_cv
+    from maxent_gan.inference.handler import normalized
     from tests.test_handler import model
 
     with pytest.raises(ValueError, match="'mis-cv' needs a mixture of fixed components"):
@@ -322,14 +322,14 @@ def test_mis_cv_estimator_is_refused_without_an_anchor_mixture_and_checks_its_sh
     with pytest.raises(ValueError, match=r"log_q_components: expected shape \(K >= 2, 5\)"):
         log_z_mis_cv(jnp.zeros(5), jnp.zeros(5), jnp.zeros((2, 4)))
     # controlled weights whose mean is not positive are no estimate of Z: ESS 0, so the rule flags the draw
-    from inference.diagnostics import summand_ess_numpy, unreliable_reasons
+    from maxent_gan.inference.diagnostics import summand_ess_numpy, unreliable_reasons
 
     ess = summand_ess_numpy(np.array([[2.0, -3.0, 0.5], [1.0, 1.0, 1.0]]))
     np.testing.assert_allclose(ess, [0.0, 3.0])
     assert unreliable_reasons(0.1, float(ess[0]), 3)
     # a correction that would take Ẑ below CV_FLOOR of plain MIS is floored there (weights 3, 0, 0 on
     # controls 1.5, -0.5, 0.5: β = 1.5, controlled mean 0.25 against plain 1) and said to be floored
-    from inference.estimators import CV_FLOOR, MixtureControls, log_mean_controlled
+    from maxent_gan.inference.estimators import CV_FLOOR, MixtureControls, log_mean_controlled
 
     controls = MixtureControls(jnp.array([[1.0], [-1.0], [0.0]]), jnp.array([0.5]), jnp.array([[math.sqrt(2.0)]]))
     log_z, floored, _ = log_mean_controlled(jnp.log(jnp.array([3.0, 0.0, 0.0])), controls)
@@ -343,7 +343,7 @@ def test_mis_cv_estimator_is_refused_without_an_anchor_mixture_and_checks_its_sh
 def test_posterior_under_mis_cv_is_the_conjugate_posterior_with_the_controlled_diagnostics():
     """NUTS with the ``"mis-cv"`` estimator on the anchor mixture of the conjugate test: the posterior is the
     conjugate one, and the per-draw ESS is that of the controlled weights (at least the raw weights')."""
-    from inference.posterior import sample_posterior
+    from maxent_gan.inference.posterior import sample_posterior
     from tests.test_handler import DIM, conjugate, model
 
     data = jax.random.normal(jax.random.key(0), (200, DIM)) / jnp.sqrt(3.0)

@@ -4,9 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-from inference.annealed import STEP_JITTER, log_z_annealed
-from inference.proposals import ExactProposal, Gaussian
-from models.problems import make_problem
+from maxent_gan.inference.annealed import STEP_JITTER, log_z_annealed
+from maxent_gan.inference.proposals import ExactProposal, Gaussian
+from maxent_gan.models.problems import make_problem
 
 jax.config.update("jax_enable_x64", True)
 

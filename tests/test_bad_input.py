@@ -4,11 +4,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from inference.app.names import make_proposal
-from inference.estimators import elbo, iwae, log_z_importance, log_z_mixture
-from inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
-from inference.proposals import DefensiveMixture, Gaussian
-from models import gaussian_target_params, make_problem, quadratic_energy
+from maxent_gan.inference.app.names import make_proposal
+from maxent_gan.inference.estimators import elbo, iwae, log_z_importance, log_z_mixture
+from maxent_gan.inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
+from maxent_gan.inference.proposals import DefensiveMixture, Gaussian
+from maxent_gan.models import gaussian_target_params, make_problem, quadratic_energy
 
 GOOD = np.linspace(0.0, 1.0, 30)
 

@@ -14,17 +14,17 @@ import jax
 import numpy as np
 import pytest
 
-import inference.app.compare
-import inference.app.identities
-import inference.app.logz
-import inference.driver
-import inference.ebm
-from inference.app.cli import main
-from inference.diagnostics import UnreliableEstimateWarning, warn_if_unreliable
-from inference.driver import CHECKPOINT, load_checkpoint
-from inference.io import write_atomic
-from inference.posterior import load_posterior, sample_posterior, save_posterior
-from inference.proposals import Gaussian
+import maxent_gan.inference.app.compare
+import maxent_gan.inference.app.identities
+import maxent_gan.inference.app.logz
+import maxent_gan.inference.driver
+import maxent_gan.inference.ebm
+from maxent_gan.inference.app.cli import main
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning, warn_if_unreliable
+from maxent_gan.inference.driver import CHECKPOINT, load_checkpoint
+from maxent_gan.inference.io import write_atomic
+from maxent_gan.inference.posterior import load_posterior, sample_posterior, save_posterior
+from maxent_gan.inference.proposals import Gaussian
 from tests.test_handler import DIM, model
 
 
@@ -135,7 +135,7 @@ def test_a_damaged_posterior_file_is_a_value_error_naming_the_path(tmp_path, dam
 
 #: what ``maxent-gan train`` (defaults, rings, gcl) records as its run
 CLI_RUN = {"problem": "rings", "method": "gcl", "steps": 200, "seed": 0, "num_train": 5000, "num_test": 5000, "batch_size": 256,
-           "num_draws": 256, "learning_rate": inference.ebm.NETWORK_RATE, "flow_epochs": 100, "tilted": False, "parametric": False, "data": "problem",
+           "num_draws": 256, "learning_rate": maxent_gan.inference.ebm.NETWORK_RATE, "flow_epochs": 100, "tilted": False, "parametric": False, "data": "problem",
            "float64": False}
 
 
@@ -153,7 +153,7 @@ def write_checkpoint(folder: Path, *, step: int = 200, run: dict | None = None, 
             "run": CLI_RUN if run is None else run, "trace": []}
     meta.update(changes or {})
     meta = {k: v for k, v in meta.items() if v is not ...}
-    meta["checksum"] = inference.driver._checksum(meta)
+    meta["checksum"] = maxent_gan.inference.driver._checksum(meta)
     meta.update(edits or {})
     (folder / CHECKPOINT).write_text(json.dumps({k: v for k, v in meta.items() if v is not ...}))
     return folder
@@ -181,7 +181,7 @@ DAMAGES = {
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
 def test_a_damaged_checkpoint_is_refused_naming_the_file_before_any_work(tmp_path, capsys, monkeypatch, damage):
-    monkeypatch.setattr(inference.ebm, "build_training", expensive)
+    monkeypatch.setattr(maxent_gan.inference.ebm, "build_training", expensive)
     folder = write_checkpoint(tmp_path / "run" / "checkpoints")
     spoil, message = DAMAGES[damage]
     spoil(folder)
@@ -189,7 +189,7 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file_before_any_work(tmp_pat
     assert "maxent-gan: error: resume: " in err and str(folder) in err
     assert re.search(message, err)
     with pytest.raises(ValueError, match=message):
-        inference.driver.check_checkpoint(folder)
+        maxent_gan.inference.driver.check_checkpoint(folder)
 
 
 @pytest.mark.parametrize(
@@ -206,7 +206,7 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file_before_any_work(tmp_pat
     ids=["method", "seed", "samples", "learning-rate", "fewer-steps", "more-steps"],
 )
 def test_resume_refuses_a_checkpoint_of_another_run_before_any_work(tmp_path, capsys, monkeypatch, flags, message):
-    monkeypatch.setattr(inference.ebm, "build_training", expensive)
+    monkeypatch.setattr(maxent_gan.inference.ebm, "build_training", expensive)
     write_checkpoint(tmp_path / "checkpoints")
     flags = flags if "--steps" in flags else [*flags, "--steps", "200"]
     err = one_error_line(*run_cli(capsys, "train", "--resume", "--out", str(tmp_path), *flags))
@@ -214,7 +214,7 @@ def test_resume_refuses_a_checkpoint_of_another_run_before_any_work(tmp_path, ca
 
 
 def test_resume_of_the_same_run_passes_the_checks(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(inference.ebm, "build_training", expensive)
+    monkeypatch.setattr(maxent_gan.inference.ebm, "build_training", expensive)
     write_checkpoint(tmp_path / "checkpoints")
     with pytest.raises(ExpensiveWorkStarted):  # past every check: the checkpoint is this run's
         main(["train", "--resume", "--out", str(tmp_path), "--steps", "200"])
@@ -223,23 +223,23 @@ def test_resume_of_the_same_run_passes_the_checks(tmp_path, capsys, monkeypatch)
 def test_a_checkpoint_without_run_settings_is_refused_on_resume(tmp_path):
     folder = write_checkpoint(tmp_path, changes={"run": ...})
     with pytest.raises(ValueError, match="does not record the settings of its run"):
-        inference.driver.check_checkpoint(folder, run=CLI_RUN)
+        maxent_gan.inference.driver.check_checkpoint(folder, run=CLI_RUN)
 
 
 def test_train_ebm_checks_the_checkpoint_before_the_data(tmp_path, monkeypatch):
-    monkeypatch.setattr(inference.ebm, "build_training", expensive)
-    problem = inference.ebm.make_problem("rings")._replace(data=expensive)
+    monkeypatch.setattr(maxent_gan.inference.ebm, "build_training", expensive)
+    problem = maxent_gan.inference.ebm.make_problem("rings")._replace(data=expensive)
     write_checkpoint(tmp_path, run={**CLI_RUN, "float64": True})
     with pytest.raises(ValueError, match="^method: .*method='gcl', this run has method='gan'"):
-        inference.ebm.train_ebm(problem, "gan", steps=300, checkpoint_dir=tmp_path, resume=True, progress=False)
+        maxent_gan.inference.ebm.train_ebm(problem, "gan", steps=300, checkpoint_dir=tmp_path, resume=True, progress=False)
 
 
 def test_driver_records_the_run_and_refuses_fewer_steps(tmp_path):
-    from inference.driver import _save
+    from maxent_gan.inference.driver import _save
 
     state = {"w": np.arange(3.0)}
     _save(tmp_path, state, 7, [{"step": 7}], {"problem": "toy", "seed": 1})
-    meta = inference.driver.check_checkpoint(tmp_path, run={"problem": "toy", "seed": 1}, steps=7)
+    meta = maxent_gan.inference.driver.check_checkpoint(tmp_path, run={"problem": "toy", "seed": 1}, steps=7)
     assert meta["run"] == {"problem": "toy", "seed": 1} and len(meta["state_sha256"]) == 64
     restored, step, trace = load_checkpoint(tmp_path, state)
     np.testing.assert_array_equal(restored["w"], state["w"])
@@ -275,7 +275,7 @@ def old_run(folder: Path) -> Path:
 
 
 def test_compare_force_replaces_the_whole_folder_with_one_chain(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(inference.app.compare, "sample_posterior", fake_posterior)
+    monkeypatch.setattr(maxent_gan.inference.app.compare, "sample_posterior", fake_posterior)
     out = old_run(tmp_path / "out")
     code, err = run_cli(capsys, *GAUSSIAN, "--proposals", "exact", "--chains", "1", "--out", str(out), "--force")
     assert code == 0, err
@@ -298,7 +298,7 @@ def test_an_interrupted_compare_leaves_the_old_folder_as_it_was(tmp_path, capsys
             raise KeyboardInterrupt
         return fake_posterior(*args, **kwargs)
 
-    monkeypatch.setattr(inference.app.compare, "sample_posterior", interrupted_on_the_second)
+    monkeypatch.setattr(maxent_gan.inference.app.compare, "sample_posterior", interrupted_on_the_second)
     out = old_run(tmp_path / "out")
     code, err = run_cli(capsys, *GAUSSIAN, "--proposals", "exact,broad", "--out", str(out), "--force")
     assert (code, err) == (130, "maxent-gan: interrupted\n")
@@ -312,7 +312,7 @@ def test_an_interrupted_fresh_compare_leaves_no_folder(tmp_path, capsys, monkeyp
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(inference.app.compare, "_train", interrupt)
+    monkeypatch.setattr(maxent_gan.inference.app.compare, "_train", interrupt)
     code, err = run_cli(capsys, *GAUSSIAN, "--out", str(tmp_path / "out"))
     assert (code, err) == (130, "maxent-gan: interrupted\n")
     assert list(tmp_path.iterdir()) == []
@@ -322,7 +322,7 @@ def test_an_interrupted_identities_force_rerun_keeps_the_old_report(tmp_path, ca
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(inference.app.identities, "check_identities", interrupt)
+    monkeypatch.setattr(maxent_gan.inference.app.identities, "check_identities", interrupt)
     out = old_run(tmp_path / "out")
     code, err = run_cli(capsys, "identities", "--samples", "200", "--dim", "2", "--out", str(out), "--force")
     assert (code, err) == (130, "maxent-gan: interrupted\n")
@@ -338,21 +338,21 @@ def test_an_interrupted_train_keeps_the_old_folder_unless_it_checkpointed(tmp_pa
         write_checkpoint(Path(checkpoint_dir), step=3, run=run)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(inference.ebm, "build_training", lambda *args, **kwargs: (None, None))
+    monkeypatch.setattr(maxent_gan.inference.ebm, "build_training", lambda *args, **kwargs: (None, None))
     quick = ["train", "--train-size", "50", "--test-size", "50", "--out", str(tmp_path / "out"), "--force"]
     out = old_run(tmp_path / "out")
-    monkeypatch.setattr(inference.ebm, "run_training", interrupt)
+    monkeypatch.setattr(maxent_gan.inference.ebm, "run_training", interrupt)
     assert run_cli(capsys, *quick) == (130, "maxent-gan: interrupted\n")
     assert sorted(p.name for p in out.iterdir()) == ["posterior_gcl.nc", "report.md", "summary.json"]
     assert leftovers(tmp_path) == []
     # after a checkpoint, the folder is kept as it stands (the checkpoint only), for --resume
-    monkeypatch.setattr(inference.ebm, "run_training", checkpoint_then_interrupt)
+    monkeypatch.setattr(maxent_gan.inference.ebm, "run_training", checkpoint_then_interrupt)
     assert run_cli(capsys, *quick) == (130, "maxent-gan: interrupted\n")
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
         "checkpoints", "checkpoints/checkpoint.json", "checkpoints/state-00000003.eqx"]
     assert leftovers(tmp_path) == []
-    run = {**CLI_RUN, "num_train": 50, "num_test": 50, "steps": inference.ebm.NETWORK_STEPS}
-    assert inference.driver.check_checkpoint(out / "checkpoints", run=run, steps=3)["run"] == run
+    run = {**CLI_RUN, "num_train": 50, "num_test": 50, "steps": maxent_gan.inference.ebm.NETWORK_STEPS}
+    assert maxent_gan.inference.driver.check_checkpoint(out / "checkpoints", run=run, steps=3)["run"] == run
 
 
 # 8: arguments that failed late or under another name ------------------------------------------------------------------
@@ -378,8 +378,8 @@ def test_an_interrupted_train_keeps_the_old_folder_unless_it_checkpointed(tmp_pa
 )
 def test_cli_arguments_fail_in_one_line_naming_the_argument_before_any_work(args, message, tmp_path, capsys,
                                                                              monkeypatch):
-    for module, name in [(inference.app.compare, "_train"), (inference.ebm, "build_training"),
-                         (inference.app.logz, "estimate_log_z"), (inference.app.identities, "check_identities")]:
+    for module, name in [(maxent_gan.inference.app.compare, "_train"), (maxent_gan.inference.ebm, "build_training"),
+                         (maxent_gan.inference.app.logz, "estimate_log_z"), (maxent_gan.inference.app.identities, "check_identities")]:
         monkeypatch.setattr(module, name, expensive)
     out = [] if args[0] == "logz" or "--out" in args else ["--out", str(tmp_path / "out")]
     err = one_error_line(*run_cli(capsys, *args, *out))
@@ -389,16 +389,16 @@ def test_cli_arguments_fail_in_one_line_naming_the_argument_before_any_work(args
 
 @pytest.mark.parametrize("command", ["logz", "identities"])
 def test_dim_is_bounded_before_the_problem_is_built(command, tmp_path, capsys, monkeypatch):
-    import models.problems
+    import maxent_gan.models.problems
 
-    monkeypatch.setitem(models.problems.PROBLEMS, "gaussian", expensive)  # a d x d precision matrix
+    monkeypatch.setitem(maxent_gan.models.problems.PROBLEMS, "gaussian", expensive)  # a d x d precision matrix
     out = ["--out", str(tmp_path / "out")] if command == "identities" else []
     err = one_error_line(*run_cli(capsys, command, "--dim", "10000", *out))
     assert "dim: expected at most 1000, got 10000" in err
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.filterwarnings("ignore::inference.diagnostics.UnreliableEstimateWarning")  # 200 draws: only the count
+@pytest.mark.filterwarnings("ignore::maxent_gan.inference.diagnostics.UnreliableEstimateWarning")  # 200 draws: only the count
 def test_numpy_integer_draws_are_accepted():
     data = jax.random.normal(jax.random.key(0), (20, DIM))
     idata = sample_posterior(model, data, key=jax.random.key(1), proposal=Gaussian.isotropic(DIM, 0.8),
@@ -423,7 +423,7 @@ def test_a_terminated_compare_leaves_no_folder(tmp_path):
     import time
 
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "inference.app.cli", *GAUSSIAN, "--out", str(out)],
+    process = subprocess.Popen([sys.executable, "-m", "maxent_gan.inference.app.cli", *GAUSSIAN, "--out", str(out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not any(path.name.endswith(".tmp") for path in tmp_path.iterdir()):  # the run has started writing

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models import lqr, tabular
-from models.irl_problems import lqr_family
-from models.unnormalized import Unnormalized
+from maxent_gan.models import lqr, tabular
+from maxent_gan.models.irl_problems import lqr_family
+from maxent_gan.models.unnormalized import Unnormalized
 
 NAMES = ("A", "B", "Q", "R", "W", "m0", "S0")
 
@@ -185,8 +185,8 @@ def test_unnormalized_right_shapes_still_pass():
 def test_a_user_mdp_horizon_accepts_numpy_integers_and_refuses_bools():
     import numpy as np
 
-    from models.gridworld import gridworld
-    from models.irl_problems import tabular_family
+    from maxent_gan.models.gridworld import gridworld
+    from maxent_gan.models.irl_problems import tabular_family
 
     mdp = gridworld(4, horizon=5)
     space, _ = tabular_family(mdp._replace(horizon=np.int64(5)))

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from inference.app.cli import main
+from maxent_gan.inference.app.cli import main
 from tests.helpers import run_cli as run
 
 
 def run_process(*args):
-    return subprocess.run([sys.executable, "-m", "inference.app.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "maxent_gan.inference.app.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_logz_json_has_the_documented_keys_and_is_close_to_exact():

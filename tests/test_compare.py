@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from inference.app.compare import CompareSettings, compare, render_report
-from inference.posterior import load_posterior
+from maxent_gan.inference.app.compare import CompareSettings, compare, render_report
+from maxent_gan.inference.posterior import load_posterior
 from tests.helpers import run_cli as run
 
 TINY = ["--demos", "40", "--samples", "60", "--chains", "2", "--draws", "1000", "--train-steps", "20"]
@@ -98,8 +98,8 @@ def test_toy_family_is_the_toy_at_zero_and_keeps_an_exact_log_z():
     import jax
     import jax.numpy as jnp
 
-    from models.mixture import mixture_cost, mixture_log_partition
-    from models.toys import toy_family_cost, toy_family_log_partition, toy_params
+    from maxent_gan.models.mixture import mixture_cost, mixture_log_partition
+    from maxent_gan.models.toys import toy_family_cost, toy_family_log_partition, toy_params
 
     base = toy_params("rings")
     x = 2.0 * jax.random.normal(jax.random.key(0), (64, 2))

@@ -6,14 +6,14 @@ import numpy as np
 import optax
 import pytest
 
-from inference.estimators import log_z_importance
-from inference.handler import normalized
-from inference.posterior import sample_posterior
-from inference.proposals.conditional import ConditionalFlow, DefensiveConditional
-from inference.proposals.gaussian import Gaussian
-from inference.sampler import fit_conditional
-from models.gaussian import diagonal_energy
-from models.problems import make_problem
+from maxent_gan.inference.estimators import log_z_importance
+from maxent_gan.inference.handler import normalized
+from maxent_gan.inference.posterior import sample_posterior
+from maxent_gan.inference.proposals.conditional import ConditionalFlow, DefensiveConditional
+from maxent_gan.inference.proposals.gaussian import Gaussian
+from maxent_gan.inference.sampler import fit_conditional
+from maxent_gan.models.gaussian import diagonal_energy
+from maxent_gan.models.problems import make_problem
 
 jax.config.update("jax_enable_x64", True)
 
@@ -160,7 +160,7 @@ def test_a_bounded_flow_reads_theta_standardized_by_its_pool_and_saturates_outsi
         jnp.array([2.5, 3.5]))
     assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad).max()) > 0
     # the pool's statistics are fixed: a fit moves the flow's parameters only
-    from inference.training import trainable
+    from maxent_gan.inference.training import trainable
     assert all(leaf is None for leaf in jax.tree.leaves(trainable((bounded.center, bounded.scale)),
                                                         is_leaf=lambda leaf: leaf is None))
     for bad, message in ((0.0, "bound: expected a positive finite number, got 0.0"),

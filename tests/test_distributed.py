@@ -12,8 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from inference.diagnostics import draw_set_error, posterior_reasons
-from inference.distributed import sample_posterior_across_processes
+from maxent_gan.inference.diagnostics import draw_set_error, posterior_reasons
+from maxent_gan.inference.distributed import sample_posterior_across_processes
 
 WORKER = textwrap.dedent("""
     import sys
@@ -23,9 +23,9 @@ WORKER = textwrap.dedent("""
     jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2, process_id=process)
     # float32, the library's default outside the tests: the float64 statistics must still travel whole
     import jax.numpy as jnp, numpy as np
-    from inference.distributed import chain_key, sample_posterior_across_processes
-    from inference.posterior import sample_posterior
-    from inference.proposals import Gaussian
+    from maxent_gan.inference.distributed import chain_key, sample_posterior_across_processes
+    from maxent_gan.inference.posterior import sample_posterior
+    from maxent_gan.inference.proposals import Gaussian
     from tests.test_handler import DIM, model
     assert jax.process_count() == 2 and jax.device_count() == 2, (jax.process_count(), jax.devices())
     data = jax.random.normal(jax.random.key(0), (60, DIM)) / jnp.sqrt(3.0)

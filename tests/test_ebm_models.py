@@ -9,13 +9,13 @@ import numpy as np
 import numpyro
 import pytest
 
-from models.digits import load_digits_data, to_pixels
-from models.energy import MLPEnergy, ebm_model, energy_cost
-from models.gaussian import quadratic_cost, quadratic_log_partition
-from models.mixture import mixture_cost, mixture_log_partition, mixture_params, mixture_sample
-from models.problems import PROBLEMS, make_problem
-from models.quadrature import grid_log_density, log_partition_grid
-from models.toys import TOYS, sample_toy, toy_bounds, toy_params
+from maxent_gan.models.digits import load_digits_data, to_pixels
+from maxent_gan.models.energy import MLPEnergy, ebm_model, energy_cost
+from maxent_gan.models.gaussian import quadratic_cost, quadratic_log_partition
+from maxent_gan.models.mixture import mixture_cost, mixture_log_partition, mixture_params, mixture_sample
+from maxent_gan.models.problems import PROBLEMS, make_problem
+from maxent_gan.models.quadrature import grid_log_density, log_partition_grid
+from maxent_gan.models.toys import TOYS, sample_toy, toy_bounds, toy_params
 
 
 @pytest.mark.parametrize("name", list(TOYS))
@@ -90,7 +90,7 @@ def test_mlp_energy_has_no_final_bias_and_is_confined():
 
 
 def test_ebm_model_observes_data_through_the_unnormalized_energy():
-    from models.unnormalized import Unnormalized
+    from maxent_gan.models.unnormalized import Unnormalized
 
     data = sample_toy(jax.random.key(0), "moons", 30)
     model_trace = numpyro.handlers.trace(numpyro.handlers.seed(ebm_model, 0)).get_trace(

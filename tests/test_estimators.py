@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from inference.estimators import elbo, iwae, log_z_importance, log_z_mixture
-from inference.proposals import ExactProposal, Gaussian
-from models import gaussian_target_params, quadratic_energy
+from maxent_gan.inference.estimators import elbo, iwae, log_z_importance, log_z_mixture
+from maxent_gan.inference.proposals import ExactProposal, Gaussian
+from maxent_gan.models import gaussian_target_params, quadratic_energy
 from tests.helpers import log_z_stderr
 
 
@@ -112,7 +112,7 @@ def test_bounds_are_ordered_in_expectation():
         assert hi - lo > 4 * math.hypot(e_lo, e_hi)
 
 
-@pytest.mark.filterwarnings("ignore::inference.diagnostics.UnreliableEstimateWarning")
+@pytest.mark.filterwarnings("ignore::maxent_gan.inference.diagnostics.UnreliableEstimateWarning")
 def test_bounds_are_ordered_on_the_same_draws():
     """Deterministic Jensen: mean(lw) <= mean_groups logmeanexp <= logmeanexp(lw)."""
     rng = np.random.default_rng(0)
@@ -145,7 +145,7 @@ def test_estimators_agree_under_jit():
 
 def test_k_hat_flags_a_heavy_tailed_proposal():
     """A proposal much narrower than the target gives heavy-tailed weights and a warning."""
-    from inference.diagnostics import UnreliableEstimateWarning
+    from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
 
     target = quadratic_energy(gaussian_target_params(2))
     proposal = Gaussian.isotropic(2, 0.3)

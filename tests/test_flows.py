@@ -7,12 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from inference.app.names import PROPOSALS, make_proposal
-from inference.diagnostics import UnreliableEstimateWarning
-from inference.estimators import log_z_importance
-from inference.proposals.flow import Flow, fit_flow_to_data
-from models.mixture import mixture_energy, mixture_params
-from models.quadrature import log_partition_grid
+from maxent_gan.inference.app.names import PROPOSALS, make_proposal
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
+from maxent_gan.inference.estimators import log_z_importance
+from maxent_gan.inference.proposals.flow import Flow, fit_flow_to_data
+from maxent_gan.models.mixture import mixture_energy, mixture_params
+from maxent_gan.models.quadrature import log_partition_grid
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_fit_to_data_rejects_nan_data(flow):
 
 
 def test_registry_has_the_flows_and_flow_data_needs_an_exact_sampler():
-    from models.energy import MLPEnergy, energy_distribution
+    from maxent_gan.models.energy import MLPEnergy, energy_distribution
 
     assert {"flow", "flow-data"} <= set(PROPOSALS)
     with pytest.raises(ValueError, match="flow-data.*has none"):
@@ -82,7 +82,7 @@ def test_registry_has_the_flows_and_flow_data_needs_an_exact_sampler():
 
 
 def test_draws_go_through_the_splines_forward_map_whose_gradient_is_finite():
-    """The reason for ``invert=False`` (inference.proposals.flow): reverse KL differentiates the
+    """The reason for ``invert=False`` (maxent_gan.inference.proposals.flow): reverse KL differentiates the
     draws, and the spline's forward map (a ratio of quadratics) has a finite parameter gradient
     for every parameter and point; its inverse's square root does not (49 of 60 000 measured)."""
     import equinox as eqx

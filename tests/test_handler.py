@@ -9,9 +9,9 @@ import pytest
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.util import log_density, log_likelihood
 
-from inference.handler import normalized
-from inference.proposals import Gaussian
-from models.unnormalized import MissingNormalizerWarning, Unnormalized
+from maxent_gan.inference.handler import normalized
+from maxent_gan.inference.proposals import Gaussian
+from maxent_gan.models.unnormalized import MissingNormalizerWarning, Unnormalized
 
 DIM = 2
 
@@ -53,7 +53,7 @@ def test_joint_has_minus_n_log_z_exactly_once(estimator, data):
     elif estimator == "importance":  # recomputed from the handler's own fixed draws
         log_z = jax.nn.logsumexp(-site.cost(handled.draws) - handled.log_q) - jnp.log(4000.0)
     else:
-        from inference.estimators import log_z_mixture
+        from maxent_gan.inference.estimators import log_z_mixture
 
         log_z = log_z_mixture(site.cost(data), site.cost(handled.draws), proposal.log_prob(data), handled.log_q).log_z
     # the correction is -N log Ẑ(θ), once (not once per plate element)

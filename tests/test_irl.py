@@ -7,15 +7,15 @@ import numpy as np
 import optax
 import pytest
 
-from inference.ebm import ebm_summary, train_ebm
-from inference.metrics import cost_correlation, epic_distance, expected_value_difference, optimal_policy
-from inference.objectives import sampler_loss
-from inference.proposals.policy import TabularExact, TabularPolicy
-from inference.training import proposal_update
-from models.gridworld import gridworld, linear_costs, random_mdp
-from models.problems import make_problem
-from models.tabular import log_partition, trajectory_cost, trajectory_log_base
-from models.trajectory import TrajectoryLayout
+from maxent_gan.inference.ebm import ebm_summary, train_ebm
+from maxent_gan.inference.metrics import cost_correlation, epic_distance, expected_value_difference, optimal_policy
+from maxent_gan.inference.objectives import sampler_loss
+from maxent_gan.inference.proposals.policy import TabularExact, TabularPolicy
+from maxent_gan.inference.training import proposal_update
+from maxent_gan.models.gridworld import gridworld, linear_costs, random_mdp
+from maxent_gan.models.problems import make_problem
+from maxent_gan.models.tabular import log_partition, trajectory_cost, trajectory_log_base
+from maxent_gan.models.trajectory import TrajectoryLayout
 from tests.test_tabular import enumerate_trajectories
 
 
@@ -138,7 +138,7 @@ def test_gridworld_problem_is_a_numpyro_model_with_the_exact_normalizer():
 
 @pytest.mark.parametrize("method", ["exact", "gcl", "gan"])
 def test_irl_recovers_the_true_cost_on_a_small_gridworld(method):
-    from models.builders import tabular_problem
+    from maxent_gan.models.builders import tabular_problem
 
     mdp = gridworld(4, horizon=8, slip=0.1, obstacles=((2, 1), (2, 2)))
     problem = tabular_problem(mdp.features, mdp.transitions, mdp.initial, mdp.horizon,
@@ -170,8 +170,8 @@ def test_bad_demonstrations_are_refused_before_training():
 
 
 def _lqr_policy(noise):
-    from inference.proposals.policy import LinearGaussianPolicy
-    from models.irl_problems import LQR_THETA, lqr_family
+    from maxent_gan.inference.proposals.policy import LinearGaussianPolicy
+    from maxent_gan.models.irl_problems import LQR_THETA, lqr_family
 
     space, family = lqr_family(noise=noise)
     theta = jnp.asarray(LQR_THETA)
@@ -200,8 +200,8 @@ def test_lqr_soft_optimal_policy_is_exact_without_noise_and_consistent_with_it()
 
 
 def _tilted_lqr_policy(noise):
-    from inference.proposals.policy import LinearGaussianPolicy
-    from models.irl_problems import LQR_THETA, lqr_family
+    from maxent_gan.inference.proposals.policy import LinearGaussianPolicy
+    from maxent_gan.models.irl_problems import LQR_THETA, lqr_family
 
     space, family = lqr_family(noise=noise)
     theta = jnp.asarray(LQR_THETA)
@@ -243,8 +243,8 @@ def test_tilted_lqr_policy_off_the_optimum_is_a_normalized_density():
 
 
 def test_tilted_lqr_policy_needs_a_noise_to_tilt_and_cloning_fits_the_tilts():
-    from inference.irl import linear_gaussian_cloning
-    from inference.proposals.policy import LinearGaussianPolicy
+    from maxent_gan.inference.irl import linear_gaussian_cloning
+    from maxent_gan.inference.proposals.policy import LinearGaussianPolicy
 
     family, theta, exact = _tilted_lqr_policy(0.05)
     A, B, W, m0, S0 = exact.system
@@ -263,7 +263,7 @@ def test_tilted_lqr_policy_needs_a_noise_to_tilt_and_cloning_fits_the_tilts():
 
 
 def test_linear_gaussian_cloning_recovers_the_exact_policy():
-    from inference.irl import linear_gaussian_cloning
+    from maxent_gan.inference.irl import linear_gaussian_cloning
 
     family, theta, exact = _lqr_policy(1e-7)
     demos = family.sampler(jax.random.key(2), theta, 20_000)
@@ -290,7 +290,7 @@ def test_irl_recovers_the_lqr_cost(method):
 
 
 def test_bad_mdps_are_refused_with_the_place():
-    from models.irl_problems import tabular_family
+    from maxent_gan.models.irl_problems import tabular_family
 
     mdp = gridworld(3, horizon=4)
     with pytest.raises(ValueError, match=r"features: 1 non-finite value\(s\); first at state 4, action 2, feature 'distance'"):
@@ -306,8 +306,8 @@ def test_bad_mdps_are_refused_with_the_place():
 def test_pointmass_demonstrations_are_the_trajectory_model_where_it_is_an_lqr():
     """Without drag or obstacles and with the goal at the origin, the point mass is an LQR:
     NUTS demonstrations must have the exact model's moments (the base measure is handled)."""
-    from models.lqr import sample_trajectories as lqr_samples
-    from models.pointmass import PointMass, pointmass_cost, pointmass_demonstrations
+    from maxent_gan.models.lqr import sample_trajectories as lqr_samples
+    from maxent_gan.models.pointmass import PointMass, pointmass_cost, pointmass_demonstrations
 
     task = PointMass(drag=0.0, obstacles=(), goal=(0.0, 0.0), horizon=6, noise=0.05, start_scale=0.5)
     theta = jnp.array([2.0, 0.0, -0.5])
@@ -332,8 +332,8 @@ def test_pointmass_demonstrations_are_the_trajectory_model_where_it_is_an_lqr():
 
 
 def test_mlp_policy_density_matches_its_draws_and_starts_broad():
-    from inference.proposals.policy import MLPGaussianPolicy
-    from models.pointmass import PointMass
+    from maxent_gan.inference.proposals.policy import MLPGaussianPolicy
+    from maxent_gan.models.pointmass import PointMass
 
     task = PointMass(horizon=5)
     policy = MLPGaussianPolicy(jax.random.key(0), task)
@@ -355,8 +355,8 @@ def test_pointmass_refuses_exact():
 def test_the_dynamics_are_frozen_leaves_no_optimizer_sees():
     # P, p_0 (tabular) and A, B, W, m0, S0 (linear) are paramax.NonTrainable: the optimizer holds no
     # state for them, and a step leaves them as they were
-    from inference.proposals.policy import LinearGaussianPolicy
-    from inference.training import trainable
+    from maxent_gan.inference.proposals.policy import LinearGaussianPolicy
+    from maxent_gan.inference.training import trainable
     mdp = random_mdp(jax.random.key(3), num_states=3, num_actions=2, num_features=3, horizon=3)
     eye = jnp.eye(2)
     system = (0.9 * eye, eye, 0.1 * eye, jnp.zeros(2), eye)  # A, B, W, m0, S0

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from inference.loop import fit_in_chunks
-from inference.sampler import _beta, annealing_schedule
+from maxent_gan.inference.loop import fit_in_chunks
+from maxent_gan.inference.sampler import _beta, annealing_schedule
 
 jax.config.update("jax_enable_x64", True)
 
@@ -62,9 +62,9 @@ def test_start_numbers_the_steps_from_there():
 def test_repeated_fits_reuse_the_compiled_step():
     # fit_at_anchors and fit_policy_to_demos build their steps through cached_step: a second call
     # with the same settings and shapes traces nothing
-    from inference.loop import cached_step
-    from inference.proposals import Gaussian
-    from inference.sampler import fit_at_anchors
+    from maxent_gan.inference.loop import cached_step
+    from maxent_gan.inference.proposals import Gaussian
+    from maxent_gan.inference.sampler import fit_at_anchors
 
     traces = []
 
@@ -112,10 +112,10 @@ def test_a_float32_fit_runs_in_float32_and_returns_the_given_dtypes():
 
 def test_a_float32_fitted_proposal_keeps_the_estimate_exact():
     # the fit's precision changes only how good q is: the weights are float64 for the q that was fitted
-    from inference.estimators import log_z_importance
-    from inference.proposals import Gaussian
-    from inference.sampler import fit_sampler
-    from models import gaussian_target_params, quadratic_energy
+    from maxent_gan.inference.estimators import log_z_importance
+    from maxent_gan.inference.proposals import Gaussian
+    from maxent_gan.inference.sampler import fit_sampler
+    from maxent_gan.models import gaussian_target_params, quadratic_energy
 
     target = quadratic_energy(gaussian_target_params(3))
     fitted, losses = fit_sampler(jax.random.key(0), Gaussian.isotropic(3, 2.0), target, steps=600, progress=False,

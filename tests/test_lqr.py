@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models.lqr import log_partition, lqr_cost, sample_trajectories
+from maxent_gan.models.lqr import log_partition, lqr_cost, sample_trajectories
 
 
 def random_system(key, n=2, m=1, horizon=4):

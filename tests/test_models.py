@@ -10,8 +10,8 @@ import pytest
 from numpyro.infer import MCMC, NUTS
 from scipy import integrate
 
-from models import Unnormalized, gaussian_model, gaussian_target_params, quadratic_cost, quadratic_energy
-from models.unnormalized import MissingNormalizerWarning
+from maxent_gan.models import Unnormalized, gaussian_model, gaussian_target_params, quadratic_cost, quadratic_energy
+from maxent_gan.models.unnormalized import MissingNormalizerWarning
 
 
 def test_log_partition_matches_quadrature_in_1d_and_2d():

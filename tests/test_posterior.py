@@ -1,4 +1,4 @@
-"""inference.posterior: NUTS on the normalized model as InferenceData, checked against closed forms."""
+"""maxent_gan.inference.posterior: NUTS on the normalized model as InferenceData, checked against closed forms."""
 
 import os
 import subprocess
@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from inference.estimators import log_mean_exp
-from inference.posterior import load_posterior, sample_posterior, save_posterior
-from inference.proposals import Gaussian
+from maxent_gan.inference.estimators import log_mean_exp
+from maxent_gan.inference.posterior import load_posterior, sample_posterior, save_posterior
+from maxent_gan.inference.proposals import Gaussian
 from tests.test_handler import DIM, conjugate, model
 
 N = 60
@@ -108,9 +108,9 @@ def test_bad_options_fail_before_sampling(options, message, data):
 SHARDED = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     jax.config.update("jax_enable_x64", True)
-    from inference.handler import normalized
-    from inference.posterior import sample_posterior
-    from inference.proposals import Gaussian
+    from maxent_gan.inference.handler import normalized
+    from maxent_gan.inference.posterior import sample_posterior
+    from maxent_gan.inference.proposals import Gaussian
     from tests.test_handler import DIM, conjugate, model
     assert jax.device_count() == 4, jax.devices()
     data = jax.random.normal(jax.random.key(0), (60, DIM)) / jnp.sqrt(3.0)

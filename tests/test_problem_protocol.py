@@ -11,12 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from inference.spaces import broad_proposal, has_soft_optimal, soft_optimal, warm_start
-from models.builders import energy_problem, tabular_problem
-from models.files import from_imitation_trajectories, from_seals_env, load_problem_file
-from models.gridworld import gridworld
-from models.problems import PROBLEMS, make_problem
-from models.spaces import LinearGaussianTrajectories, Points, SimulatorTrajectories, TabularTrajectories
+from maxent_gan.inference.spaces import broad_proposal, has_soft_optimal, soft_optimal, warm_start
+from maxent_gan.models.builders import energy_problem, tabular_problem
+from maxent_gan.models.files import from_imitation_trajectories, from_seals_env, load_problem_file
+from maxent_gan.models.gridworld import gridworld
+from maxent_gan.models.problems import PROBLEMS, make_problem
+from maxent_gan.models.spaces import LinearGaussianTrajectories, Points, SimulatorTrajectories, TabularTrajectories
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORE = [p for p in sorted((ROOT / "inference").rglob("*.py")) if "app" not in p.parts]
@@ -58,7 +58,7 @@ def test_every_registered_problem_has_a_space_and_only_families_have_models():
 def _string_comparisons(path: pathlib.Path) -> list[str]:
     """Comparisons (==, !=, in, not in) against a problem name or kind written as a string, and any
     comparison of a problem's name; "gaussian" is also a proposal's name, so only the second catches it."""
-    from inference.app.names import PROPOSALS, TRAJECTORY_PROPOSALS
+    from maxent_gan.inference.app.names import PROPOSALS, TRAJECTORY_PROPOSALS
 
     names = (set(PROBLEMS) | {"tabular", "lqr", "pointmass"}) - set(PROPOSALS) - set(TRAJECTORY_PROPOSALS)
     found = []
@@ -88,10 +88,10 @@ def test_the_core_never_imports_the_application_layer_and_imports_nothing_inside
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
-                assert not node.module.startswith("inference.app"), f"{path.name} imports {node.module}"
+                assert not node.module.startswith("maxent_gan.inference.app"), f"{path.name} imports {node.module}"
         for function in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
             for node in ast.walk(function):
-                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("inference", "models")):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("maxent_gan"):
                     pytest.fail(f"{path.name}:{node.lineno} imports {node.module} inside {function.name}")
 
 
@@ -123,7 +123,7 @@ def test_a_user_tabular_problem_is_the_built_in_one_when_given_the_same_mdp():
     mdp = gridworld(4, horizon=6, slip=0.1)
     theta = jnp.array([-1.0, 2.0, 1.0, 0.3])
     mine = tabular_problem(np.asarray(mdp.features), _dense(mdp), np.asarray(mdp.initial), 6, theta_true=theta)
-    _, reference = __import__("models.irl_problems", fromlist=["tabular_family"]).tabular_family(mdp)
+    _, reference = __import__("maxent_gan.models.irl_problems", fromlist=["tabular_family"]).tabular_family(mdp)
     np.testing.assert_allclose(mine.family.log_partition_fn(theta), reference.log_partition_fn(theta), rtol=1e-12)
     assert mine.family.theta_names == ("feature_0", "feature_1", "feature_2", "feature_3")
     # (S, K) features are the same for every action
@@ -237,7 +237,7 @@ def test_real_seals_cliffworld_if_installed():
 
 
 def test_energy_problem_checks_its_arguments_and_goes_through_compare():
-    from inference.app.compare import CompareSettings, compare
+    from maxent_gan.inference.app.compare import CompareSettings, compare
 
     def cost(theta, x):
         return 0.5 * jnp.sum((x - theta["loc"]) ** 2, -1)

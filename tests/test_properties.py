@@ -9,9 +9,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from inference.diagnostics import UnreliableEstimateWarning
-from inference.estimators import elbo, iwae, log_z_importance, log_z_mixture
-from inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
+from maxent_gan.inference.estimators import elbo, iwae, log_z_importance, log_z_mixture
+from maxent_gan.inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
 
 finite = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
 SETTINGS = settings(deadline=None)  # examples and derandomize come from the profile (tests/conftest.py)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from inference.app.names import PROPOSALS, make_proposal
-from inference.proposals import (
+from maxent_gan.inference.app.names import PROPOSALS, make_proposal
+from maxent_gan.inference.proposals import (
     DefensiveMixture,
     DiagonalGaussian,
     ExactProposal,
@@ -18,7 +18,7 @@ from inference.proposals import (
     GaussianMixture,
     Proposal,
 )
-from models import gaussian_target_params, quadratic_energy
+from maxent_gan.models import gaussian_target_params, quadratic_energy
 from tests.helpers import log_z_stderr
 
 
@@ -114,7 +114,7 @@ def test_defensive_mixture_density_is_the_weighted_sum():
 
 def test_defensive_mixture_bounds_the_weights():
     """w = p/q <= p / (alpha q_broad): a too-narrow learned part no longer gives k-hat > 0.7."""
-    from inference.estimators import log_z_importance
+    from maxent_gan.inference.estimators import log_z_importance
 
     target = quadratic_energy(gaussian_target_params(2))
     mixture = DefensiveMixture(Gaussian.isotropic(2, 0.3), Gaussian.isotropic(2, 3.0), weight=0.2)

@@ -1,4 +1,4 @@
-"""The one reliability rule (inference.diagnostics), the forward check, and posteriors that warn."""
+"""The one reliability rule (maxent_gan.inference.diagnostics), the forward check, and posteriors that warn."""
 
 import warnings
 
@@ -10,12 +10,12 @@ import numpyro.distributions as dist
 import optax
 import pytest
 
-from inference.diagnostics import UnreliableEstimateWarning, forward_check, min_ess, unreliable_reasons
-from inference.estimators import log_z_importance
-from inference.handler import normalized
-from inference.posterior import sample_posterior
-from inference.proposals import Gaussian
-from models.unnormalized import Unnormalized
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning, forward_check, min_ess, unreliable_reasons
+from maxent_gan.inference.estimators import log_z_importance
+from maxent_gan.inference.handler import normalized
+from maxent_gan.inference.posterior import sample_posterior
+from maxent_gan.inference.proposals import Gaussian
+from maxent_gan.models.unnormalized import Unnormalized
 from tests.test_handler import DIM, conjugate, model
 
 
@@ -127,7 +127,7 @@ def test_a_posterior_moved_by_its_own_draws_is_flagged_though_every_draw_passes(
 
 
 def test_draw_set_error_of_known_moves():
-    from inference.diagnostics import DRAW_SET_ERROR, draw_set_error, posterior_reasons
+    from maxent_gan.inference.diagnostics import DRAW_SET_ERROR, draw_set_error, posterior_reasons
 
     theta = np.random.default_rng(0).normal(size=(4000, 2))
     flat = draw_set_error({"t": theta}, np.zeros((4000, 3)))
@@ -170,7 +170,7 @@ def test_nan_in_the_data_is_named_before_nuts(data):
 
 
 def test_the_sampler_fit_guard_names_non_finite_parameters_not_the_finite_loss():
-    from inference.sampler import fit_sampler
+    from maxent_gan.inference.sampler import fit_sampler
 
     # a finite cost whose gradient is NaN (sqrt at 0 in an unselected branch): the loss stays finite
     target = Unnormalized(lambda _, x: jnp.sum(x**2 + jnp.where(True, 0.0, jnp.sqrt(x - x)), -1), None,
@@ -199,7 +199,7 @@ def test_a_proposal_of_the_wrong_dimension_is_refused_naming_both_shapes(data):
 def test_k_hat_sees_through_tied_weights_but_not_past_a_heavy_tail():
     """Weights that depend on a draw through a count (tabular trajectories) come in ties; the tail
     fit must neither invent a heavy tail there nor lose a real one that is rounded."""
-    from inference.diagnostics import _k_hat_numpy, _spread_ties
+    from maxent_gan.inference.diagnostics import _k_hat_numpy, _spread_ties
 
     rng = np.random.default_rng(0)
     staircase = -0.05 * rng.poisson(3, 16_000)  # bounded weights on a few levels

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from models.problems import make_problem
-from models.quadrature import log_partition_grid
-from models.standard_targets import funnel_energy, gmm40_energy, manywell_energy, manywell_log_z_1d
+from maxent_gan.models.problems import make_problem
+from maxent_gan.models.quadrature import log_partition_grid
+from maxent_gan.models.standard_targets import funnel_energy, gmm40_energy, manywell_energy, manywell_log_z_1d
 
 
 def test_gmm40_is_normalized_and_spread_over_the_box():
@@ -75,10 +75,10 @@ def test_a_flow_fit_on_the_40_mode_mixture_runs_without_its_guard_stopping_it():
     0, 201 for seed 2; clipping alone, at step 379). With draws through the spline's inverse
     (flowjax's default direction) the default optimizer still met non-finite gradients, skipped
     them (seed 0: 13 of 400 under ``--xla_cpu_use_fusion_emitters=false``) and under other rounding
-    stopped at its guard. The draws now go through the forward map (inference.proposals.flow), and
+    stopped at its guard. The draws now go through the forward map (maxent_gan.inference.proposals.flow), and
     no step is skipped: no warning at all, under either flag (seeds 0-3 measured)."""
-    from inference.proposals import Flow
-    from inference.sampler import fit_sampler
+    from maxent_gan.inference.proposals import Flow
+    from maxent_gan.inference.sampler import fit_sampler
 
     target = make_problem("gmm40").target
     for seed in (0, 2):

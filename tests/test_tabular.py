@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import models.tabular as tabular
-from models.gridworld import gridworld, linear_costs, random_mdp
-from models.tabular import (
+import maxent_gan.models.tabular as tabular
+from maxent_gan.models.gridworld import gridworld, linear_costs, random_mdp
+from maxent_gan.models.tabular import (
     Transitions,
     as_transitions,
     backward_messages,

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference.ebm import train_ebm
-from inference.proposals.policy import TabularPolicy
-from models.files import load_problem_file
-from models.gridworld import gridworld
-from models.tabular import as_transitions, log_partition, occupancy, sample_trajectories
+from maxent_gan.inference.ebm import train_ebm
+from maxent_gan.inference.proposals.policy import TabularPolicy
+from maxent_gan.models.files import load_problem_file
+from maxent_gan.models.gridworld import gridworld
+from maxent_gan.models.tabular import as_transitions, log_partition, occupancy, sample_trajectories
 
 NUM_STATES, NUM_ACTIONS, HORIZON = 4, 2, 3
 
@@ -91,7 +91,7 @@ def test_a_sparse_slot_of_probability_zero_is_filled_with_the_same_dynamics():
     successors = np.array([[[1, 0, 2]], [[1, 1, 1]], [[2, 0, 0]]])
     probs = np.array([[[0.7, 0.3, 0.0]], [[1.0, 0.0, 0.0]], [[1.0, 0.0, 0.0]]])
     with np.errstate(divide="ignore"):
-        from models.tabular import Transitions
+        from maxent_gan.models.tabular import Transitions
 
         transitions = as_transitions(Transitions(successors, np.log(probs)))
     assert transitions.successors.dtype == jnp.int32 and bool(jnp.all(jnp.isfinite(transitions.log_probs)))
@@ -122,3 +122,35 @@ def test_every_method_trains_on_a_dense_file_with_zeros(dense_file, method):
     assert run.result.stopped is None and run.result.steps_done == 40
     theta = np.asarray(run.result.state.energy)
     assert np.all(np.isfinite(theta)) and np.abs(theta).max() > 1e-3  # it moved from θ = 0
+
+
+def test_seals_environments_and_imitation_trajectories_through_the_real_packages():
+    """seals' CliffWorld (imitation's MCE IRL tutorial environment) and random MDP, exported as a user does,
+    with imitation's own Trajectory objects (one-hot observations) as demonstrations: the exact fit trains,
+    and its reward correlates with the true one on the visited states."""
+    cliff_world = pytest.importorskip("seals.diagnostics.cliff_world")
+    random_trans = pytest.importorskip("seals.diagnostics.random_trans")
+    types = pytest.importorskip("imitation.data.types")
+    from maxent_gan.models.builders import tabular_problem
+    from maxent_gan.models.files import from_imitation_trajectories, from_seals_env
+
+    envs = (cliff_world.CliffWorldEnv(width=7, height=4, horizon=8, use_xy_obs=False),
+            random_trans.RandomTransitionEnv(n_states=8, n_actions=3, branch_factor=2, horizon=6, random_obs=False,
+                                             generator_seed=0))
+    for env in envs:
+        pieces = from_seals_env(env)
+        assert (pieces["transitions"] == 0).any()  # dense, with zeros
+        reward = np.asarray(env.reward_matrix, dtype=float)
+        costs = -np.broadcast_to(reward[:, None], pieces["transitions"].shape[:2])
+        states, actions = sample_trajectories(jax.random.key(1), costs, pieces["transitions"], pieces["initial"],
+                                              pieces["horizon"], 100)
+        eye = np.eye(reward.shape[0])
+        trajectories = [types.Trajectory(obs=eye[np.asarray(s)], acts=np.asarray(a), infos=None, terminal=True)
+                        for s, a in zip(states, actions, strict=True)]
+        states, actions = from_imitation_trajectories(trajectories)
+        run = train_ebm(tabular_problem(**pieces, states=states, actions=actions), "exact",
+                        progress=False, evaluate=False, checkpoint_every=1000)
+        assert run.result.stopped is None
+        visited = np.unique(states)
+        learned = -np.asarray(run.result.state.energy)
+        assert np.corrcoef(learned[visited], reward[visited])[0, 1] > 0.8

@@ -12,9 +12,9 @@ import numpy as np
 import optax
 import pytest
 
-from inference.driver import TrainingDivergedWarning, check_data, load_checkpoint, run_training, trace_column
-from inference.proposals import DiagonalGaussian
-from inference.training import exact_maxent, gan_form, guided_cost_learning
+from maxent_gan.inference.driver import TrainingDivergedWarning, check_data, load_checkpoint, run_training, trace_column
+from maxent_gan.inference.proposals import DiagonalGaussian
+from maxent_gan.inference.training import exact_maxent, gan_form, guided_cost_learning
 
 DIM = 2
 
@@ -192,7 +192,7 @@ def test_driver_rejects_bad_counts():
     ids=["wrong-dim", "nan"],
 )
 def test_train_ebm_checks_user_data_before_any_training(train, message, monkeypatch):
-    import inference.ebm as ebm
+    import maxent_gan.inference.ebm as ebm
 
     def fail(*args, **kwargs):
         raise AssertionError("training started")
@@ -203,7 +203,7 @@ def test_train_ebm_checks_user_data_before_any_training(train, message, monkeypa
 
 
 def test_train_ebm_rejects_unknown_method_listing_valid_ones():
-    from inference.ebm import train_ebm
+    from maxent_gan.inference.ebm import train_ebm
 
     with pytest.raises(ValueError, match="method: unknown name 'sgd'; valid: exact, gcl, gan"):
         train_ebm("rings", "sgd")

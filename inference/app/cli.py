@@ -63,14 +63,14 @@ def _check_finite_positive(name: str, value: float | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from inference.app.names import PROPOSALS, TRAJECTORY_PROPOSALS
-    from models.problems import PROBLEMS
+    from maxent_gan.inference.app.names import PROPOSALS, TRAJECTORY_PROPOSALS
+    from maxent_gan.models.problems import PROBLEMS
 
     parser = _Parser(prog="maxent-gan", description="GANs, IRL and EBMs as one estimator of log Z (Finn et al. 2016).")
     commands = parser.add_subparsers(dest="command")
 
     ident = commands.add_parser("identities", help="check the paper's three identities; write a report")
-    ident.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}; or your tabular problem as a .npz file (models.files)")
+    ident.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}; or your tabular problem as a .npz file (maxent_gan.models.files)")
     ident.add_argument("--dim", type=_positive_int, default=5, help=f"the Gaussian's dimension (at most {MAX_DIM})")
     ident.add_argument("--samples", type=_positive_int, default=4000, help="data points and proposal draws")
     ident.add_argument("--seed", type=_seed, default=0)
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     ident.add_argument("--json", action="store_true", help="print the summary as JSON instead of the report")
 
     logz = commands.add_parser("logz", help="estimate log Z of a problem with a proposal")
-    logz.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}; or your tabular problem as a .npz file (models.files)")
+    logz.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}; or your tabular problem as a .npz file (maxent_gan.models.files)")
     logz.add_argument("--dim", type=_positive_int, default=2, help=f"the Gaussian's dimension (at most {MAX_DIM})")
     logz.add_argument("--proposal", default=None,
                       help=f"points: one of {', '.join(PROPOSALS)} (default gaussian); trajectories: one of "
@@ -88,17 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     logz.add_argument("--samples", type=_positive_int, default=10_000, help="proposal draws (annealed: particles)")
     logz.add_argument("--estimator", choices=("importance", "annealed"), default="importance",
                       help="importance: weights of the proposal's draws; annealed: tempered SMC from the proposal "
-                           "to the target (points only; inference.annealed)")
+                           "to the target (points only; maxent_gan.inference.annealed)")
     logz.add_argument("--seed", type=_seed, default=0)
     logz.add_argument("--scale", type=float, default=2.0, help="standard deviation of the broad Gaussian")
     logz.add_argument("--fit-steps", type=_positive_int, default=None,
                       help="fit steps of learned proposals (default: 1000 Gaussian, 4000 flow, 100 epochs flow-data)")
     logz.add_argument("--json", action="store_true", help="print one JSON object")
 
-    from inference.training import METHODS
+    from maxent_gan.inference.training import METHODS
 
     train = commands.add_parser("train", help="train an energy on a problem's data: exact, gcl or gan")
-    train.add_argument("--problem", default="rings", help=f"one of: {', '.join(PROBLEMS)}; or your tabular problem as a .npz file (models.files)")
+    train.add_argument("--problem", default="rings", help=f"one of: {', '.join(PROBLEMS)}; or your tabular problem as a .npz file (maxent_gan.models.files)")
     train.add_argument("--method", default="gcl", help=f"one of: {', '.join(METHODS)}")
     train.add_argument("--steps", type=_positive_int, default=None,
                        help="default: 6000 for energy networks, 3000 for IRL cost weights")
@@ -119,12 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=_positive_int, default=500)
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    from inference.app.compare import COMPARE_PROBLEMS, CompareSettings
+    from maxent_gan.inference.app.compare import COMPARE_PROBLEMS, CompareSettings
 
     defaults = CompareSettings()
     comp = commands.add_parser("compare", help="posterior cost estimates under several proposals vs the exact normalizer (the main job, default)")
     comp.add_argument("--problem", default="gridworld",
-                      help=f"one of: {', '.join(COMPARE_PROBLEMS)}; or your tabular problem as a .npz file (models.files)")
+                      help=f"one of: {', '.join(COMPARE_PROBLEMS)}; or your tabular problem as a .npz file (maxent_gan.models.files)")
     comp.add_argument("--proposals", default="exact,gcl,gan,gcl-follow,gan-follow",
                       help="comma-separated: exact, broad, gcl, gan, gcl-follow, gan-follow (θ-following: the "
                            "sampler refitted at anchors over its pilot posterior), cloned (IRL) (default: %(default)s)")
@@ -150,11 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_compare(args) -> dict:
-    """The settings from the flags (``--quick`` first, then explicit sizes), then :func:`inference.app.compare.compare`."""
+    """The settings from the flags (``--quick`` first, then explicit sizes), then :func:`maxent_gan.inference.app.compare.compare`."""
     from dataclasses import replace
 
-    from inference.app.compare import CompareSettings, compare
-    from models.problems import make_problem
+    from maxent_gan.inference.app.compare import CompareSettings, compare
+    from maxent_gan.models.problems import make_problem
 
     # the sizes the library would report under its own names (num_samples), or only after the work
     if args.demos is not None and args.demos > MAX_DEMOS:
@@ -178,11 +178,11 @@ def run_train(args) -> dict:
     """Train, then write checkpoints, figures and the summary into ``args.out``."""
     from pathlib import Path
 
-    from inference.app.train_outputs import write_training_outputs
-    from inference.driver import CHECKPOINT
-    from inference.ebm import check_method, train_ebm
-    from inference.io import find_staged, staged_out_dir
-    from models.problems import make_problem
+    from maxent_gan.inference.app.train_outputs import write_training_outputs
+    from maxent_gan.inference.driver import CHECKPOINT
+    from maxent_gan.inference.ebm import check_method, train_ebm
+    from maxent_gan.inference.io import find_staged, staged_out_dir
+    from maxent_gan.models.problems import make_problem
 
     problem = make_problem(args.problem)  # names and arguments are checked before any work
     check_method(args.method, problem)
@@ -219,10 +219,10 @@ def run_train(args) -> dict:
 
 def run_logz(args) -> tuple[dict, float]:
     """The estimate as a JSON-able dict (non-finite k-hat as null), and the raw k-hat."""
-    from inference.app.logz import estimate_log_z
-    from inference.io import finite_or_none
-    from models.problems import make_problem
-    from models.spaces import Points
+    from maxent_gan.inference.app.logz import estimate_log_z
+    from maxent_gan.inference.io import finite_or_none
+    from maxent_gan.models.problems import make_problem
+    from maxent_gan.models.spaces import Points
 
     _check_dim(args.dim)
     _check_finite_positive("scale", args.scale)
@@ -246,7 +246,7 @@ def run_logz(args) -> tuple[dict, float]:
 
 
 def _print_logz_table(result: dict, k_hat: float) -> None:
-    from inference.app.identities import verdict
+    from maxent_gan.inference.app.identities import verdict
 
     exact = result["log_z_exact"]
     rows = [
@@ -291,13 +291,63 @@ def _terminate(signum, frame):
     raise _Terminated
 
 
+def _redeliver(unraisable, previous_hook=sys.unraisablehook):
+    """An interrupt raised where Python can only print it and go on (a garbage-collection callback, a
+    finalizer: JAX registers some) is sent again, to land in the main flow, instead of being lost."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        terminated = isinstance(unraisable.exc_value, _Terminated)
+        if terminated:
+            signal.signal(signal.SIGTERM, _terminate)
+        # from another thread: raised here, inside the hook, it would be swallowed again
+        threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGTERM if terminated else signal.SIGINT)).start()
+        return
+    previous_hook(unraisable)
+
+
+_HELD: list[int] = []  # signals received while the libraries load
+
+
+def _hold(signum, frame):
+    _HELD.append(signum)
+
+
+def _act_on_signals() -> None:
+    """From here on an interrupt stops the run; one held during start-up does so now. An interrupt inside
+    the first import of NumPy or JAX leaves them half-loaded (a traceback from a later import, or an
+    abort in a C++ extension), so start-up holds it until the libraries are in."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+    if _HELD:
+        terminated = _HELD[0] == signal.SIGTERM
+        _HELD.clear()
+        raise _Terminated if terminated else KeyboardInterrupt
+
+
+def _load_libraries() -> None:
+    import jax  # noqa: F401
+
+    import maxent_gan.inference.app.compare  # noqa: F401
+    import maxent_gan.inference.app.identities  # noqa: F401
+    import maxent_gan.inference.app.logz  # noqa: F401
+    import maxent_gan.inference.app.train_outputs  # noqa: F401
+    import maxent_gan.inference.ebm  # noqa: F401
+
+
 def main(argv: list[str] | None = None) -> int:
     # Python acts on the signal between bytecodes, so inside one long compiled program it waits for it
     on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = (signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _terminate)) if on_main_thread else ()
+    previous = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) if on_main_thread else ()
+    if on_main_thread:
+        _HELD.clear()
+        signal.signal(signal.SIGINT, _hold)
+        signal.signal(signal.SIGTERM, _hold)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _redeliver
     try:
         return _main(argv)
     finally:
+        sys.unraisablehook = previous_hook
         # None: a handler installed outside Python; the default is the nearest
         for number, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=False):
             signal.signal(number, signal.SIG_DFL if handler is None else handler)
@@ -308,6 +358,10 @@ def _main(argv: list[str] | None) -> int:
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["compare", *argv]  # the main job is the default command
     try:
+        try:
+            _load_libraries()
+        finally:
+            _act_on_signals()
         args = build_parser().parse_args(argv)
         import jax
 
@@ -322,7 +376,7 @@ def _main(argv: list[str] | None) -> int:
             elif args.command == "compare":
                 result = run_compare(args)
             else:
-                from inference.app.identities import render_markdown, run_identities
+                from maxent_gan.inference.app.identities import render_markdown, run_identities
 
                 _check_dim(args.dim)
                 result = run_identities(problem=args.problem, dim=args.dim, samples=args.samples, seed=args.seed,
@@ -339,8 +393,8 @@ def _main(argv: list[str] | None) -> int:
         where = f"{error.filename}: " if error.filename else ""
         print(f"maxent-gan: error: {where}{error.strerror or error}", file=sys.stderr)
         return 1
-    from inference.diagnostics import UnreliableEstimateWarning
-    from inference.driver import TrainingDivergedWarning
+    from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
+    from maxent_gan.inference.driver import TrainingDivergedWarning
 
     for warning in caught:
         if issubclass(warning.category, UnreliableEstimateWarning | TrainingDivergedWarning):
@@ -354,8 +408,8 @@ def _main(argv: list[str] | None) -> int:
             print(f"\nWritten to {args.out}/ (summary.json, trace.json, figures/, checkpoints/)", file=sys.stderr)
         return 1 if result["stopped"] else 0
     if args.command == "compare":
-        from inference.app.compare import render_report
-        from inference.io import json_safe
+        from maxent_gan.inference.app.compare import render_report
+        from maxent_gan.inference.io import json_safe
 
         print(json.dumps(json_safe(result), allow_nan=False) if args.json else render_report(result), end="\n")
         print(f"\nWritten to {args.out}/ (report.md, summary.json, figures/, posterior_<proposal>.nc)", file=sys.stderr)

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from inference.diagnostics import (
+from maxent_gan.inference.diagnostics import (
     DRAW_SET_ERROR,
     K_HAT_FORWARD,
     K_HAT_UNRELIABLE,
@@ -29,14 +29,14 @@ from inference.diagnostics import (
     UnreliableEstimateWarning,
     posterior_reasons,
 )
-from inference.ebm import train_ebm
-from inference.io import finite_or_none, json_safe, save_figure, staged_out_dir, write_atomic, write_json
-from inference.posterior import sample_posterior, save_posterior
-from inference.proposals import AnchorMixture
-from inference.spaces import broad_proposal, follow_theta, sampler_rates, warm_start
-from models.problem import CostFamily
-from models.problems import Problem, make_problem
-from models.spaces import TabularTrajectories
+from maxent_gan.inference.ebm import train_ebm
+from maxent_gan.inference.io import finite_or_none, json_safe, save_figure, staged_out_dir, write_atomic, write_json
+from maxent_gan.inference.posterior import sample_posterior, save_posterior
+from maxent_gan.inference.proposals import AnchorMixture
+from maxent_gan.inference.spaces import broad_proposal, follow_theta, sampler_rates, warm_start
+from maxent_gan.models.problem import CostFamily
+from maxent_gan.models.problems import Problem, make_problem
+from maxent_gan.models.spaces import TabularTrajectories
 
 __all__ = ["COMPARE_PROBLEMS", "CompareSettings", "check_compare_args", "compare", "compare_proposal_names"]
 
@@ -71,7 +71,7 @@ def _problem(problem: str | Problem) -> Problem:
     if problem.family is None:
         raise ValueError(f"problem: {problem.name} has no cost family whose posterior compare could sample; "
                          f"valid built-in problems: {', '.join(COMPARE_PROBLEMS)}, or your own problem "
-                         "(models.builders, or a .npz file)")
+                         "(maxent_gan.models.builders, or a .npz file)")
     return problem
 
 
@@ -80,7 +80,7 @@ def compare_proposal_names(problem: str | Problem) -> tuple[str, ...]:
     the data: behaviour cloning, or a flow by maximum likelihood), ``gcl`` and ``gan`` (the samplers the two
     training methods learn, fixed at θ̂), ``gcl-follow`` and ``gan-follow`` (proposals that follow θ, built
     from the fixed sampler's pilot posterior: the sampler refitted at anchors on trajectories, a
-    θ-conditional flow on points; :func:`inference.spaces.follow_theta`)."""
+    θ-conditional flow on points; :func:`maxent_gan.inference.spaces.follow_theta`)."""
     problem = _problem(problem)
     exact = ("exact",) if problem.family.log_partition_fn is not None else ()
     return (*exact, "broad", "gcl", "gan", "gcl-follow", "gan-follow", "cloned")
@@ -109,7 +109,7 @@ def check_compare_args(problem: str | Problem, proposals: tuple[str, ...], setti
 
 def _train(problem: Problem, method: str, key: jax.Array, data, test, steps: int) -> tuple[Any, Any]:
     """θ̂ and the sampler of one training run of the cost family (the one training assembly,
-    ``inference.ebm``; tabular samplers with transition tilts, the family that contains p_θ)."""
+    ``maxent_gan.inference.ebm``; tabular samplers with transition tilts, the family that contains p_θ)."""
     with warnings.catch_warnings():  # its log Z evaluations at θ̂ are not the product here
         warnings.simplefilter("ignore", UnreliableEstimateWarning)
         run = train_ebm(problem, method, steps=steps, seed=int(jax.random.randint(key, (), 0, 2**31 - 1)),
@@ -233,7 +233,7 @@ def compare(
 
 def _follow_theta(problem: Problem, proposal, pilot: az.InferenceData, steps: int, key: jax.Array):
     """The θ-following sampler built from the pilot posterior's draws, by the space's recipe
-    (:func:`inference.spaces.follow_theta`: anchors and a mixture on trajectories, a conditional
+    (:func:`maxent_gan.inference.spaces.follow_theta`: anchors and a mixture on trajectories, a conditional
     flow on points)."""
     family = problem.family
     draws = family.flatten(pilot.posterior)
@@ -268,7 +268,7 @@ def _posterior_row(family: CostFamily, idata: az.InferenceData, seconds: float, 
         "k_hat_max": _finite_stat(np.nanmax, k_hat),
         "forward_k_hat_median": _finite_stat(np.nanmedian, stats["log_z_forward_k_hat"].values),
         "forward_ess_median": _finite_stat(np.nanmedian, stats["log_z_forward_ess"].values),
-        # the share of draws whose log Ẑ(θ) breaks the rule of inference.diagnostics (None: exact, no draws)
+        # the share of draws whose log Ẑ(θ) breaks the rule of maxent_gan.inference.diagnostics (None: exact, no draws)
         "unreliable_fraction": idata.posterior.attrs.get("unreliable_fraction"),
         # how far its set of proposal draws alone moves the posterior, in sd (None: exact)
         "draw_set_error": finite_or_none(idata.posterior.attrs.get("draw_set_error")),
@@ -322,7 +322,7 @@ def _grade(shift: float) -> str:
 
 
 def _flag(row: dict) -> tuple[bool, str]:
-    """Whether the rule of inference.diagnostics flags this posterior, and how to say so."""
+    """Whether the rule of maxent_gan.inference.diagnostics flags this posterior, and how to say so."""
     fraction = row.get("unreliable_fraction")
     if fraction is None:  # no per-draw rule (older summaries): the median k-hat alone
         k_hat = row.get("k_hat_median")
@@ -429,7 +429,7 @@ def render_report(summary: dict) -> str:
         "same log-ratio over the demonstrations themselves: it sees trajectories the proposal never draws.",
         "- **draws unreliable**: the share of posterior draws whose log Ẑ(θ) breaks the library's one rule "
         f"(k-hat > {K_HAT_UNRELIABLE}, ESS < min(100, n/10), or the forward check: ESS < min(100, m/10) or k-hat "
-        f"> {K_HAT_FORWARD:.2f}; `inference.diagnostics`). Above {100 * UNRELIABLE_FRACTION:.0f}% the posterior is flagged.",
+        f"> {K_HAT_FORWARD:.2f}; `maxent_gan.inference.diagnostics`). Above {100 * UNRELIABLE_FRACTION:.0f}% the posterior is flagged.",
         "- **draw-set error**: the posterior's draws reweighted to 3 other, independent sets of as many proposal "
         "draws (the log joint under each minus the one sampled); twice the spread of a posterior mean over the "
         f"sets, in posterior sd, at the worst weight. Above {DRAW_SET_ERROR:g} sd, or a reweighting ESS below "

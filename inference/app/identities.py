@@ -12,14 +12,14 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from inference.app.names import make_proposal
-from inference.app.plots import new_figure, plot_discriminator_loss, plot_gradients
-from inference.diagnostics import UnreliableEstimateWarning
-from inference.estimators import BoundEstimate, elbo, iwae, log_z_importance, log_z_mixture
-from inference.identities import check_identities, diagonal_quadratic_cost
-from inference.io import finite_or_none, save_figure, staged_out_dir, write_atomic, write_json
-from models.problems import make_problem
-from models.spaces import Points
+from maxent_gan.inference.app.names import make_proposal
+from maxent_gan.inference.app.plots import new_figure, plot_discriminator_loss, plot_gradients
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
+from maxent_gan.inference.estimators import BoundEstimate, elbo, iwae, log_z_importance, log_z_mixture
+from maxent_gan.inference.identities import check_identities, diagonal_quadratic_cost
+from maxent_gan.inference.io import finite_or_none, save_figure, staged_out_dir, write_atomic, write_json
+from maxent_gan.models.problems import make_problem
+from maxent_gan.models.spaces import Points
 
 __all__ = ["run_identities", "verdict"]
 

@@ -9,10 +9,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from inference.annealed import log_z_annealed
-from inference.app.names import make_proposal, proposal_names
-from inference.estimators import log_z_importance
-from models.problems import Problem
+from maxent_gan.inference.annealed import log_z_annealed
+from maxent_gan.inference.app.names import make_proposal, proposal_names
+from maxent_gan.inference.estimators import log_z_importance
+from maxent_gan.models.problems import Problem
 
 __all__ = ["compare_proposals", "estimate_log_z"]
 
@@ -29,7 +29,7 @@ def estimate_log_z(
     progress: bool = False,
 ) -> dict[str, Any]:
     """log Z of ``problem.target`` with the named proposal: importance sampling, or (``estimator=
-    "annealed"``, points only) adaptive tempered SMC started at it (:mod:`inference.annealed`;
+    "annealed"``, points only) adaptive tempered SMC started at it (:mod:`maxent_gan.inference.annealed`;
     ``samples`` particles, ``ess``/``k_hat`` are the start's, plus ``num_temperatures`` and the
     bridge's lowest mean HMC ``acceptance``; ``unreliable_reasons`` is the bridge's rule).
 
@@ -38,7 +38,7 @@ def estimate_log_z(
     into null), the forward check (``forward_source``: ``"exact draws"`` of the target, the
     problem's ``"data"``, or ``None`` when neither exists and only q's own draws could be checked;
     ``forward_k_hat``, ``forward_ess``, ``forward_points``, ``log_z_upper``), ``reliable``,
-    ``unreliable_reasons`` (the rule of :mod:`inference.diagnostics`), ``checks_run`` (which checks
+    ``unreliable_reasons`` (the rule of :mod:`maxent_gan.inference.diagnostics`), ``checks_run`` (which checks
     that rule could run: without data or exact draws only the reverse one, or the bridge's own)
     and ``seconds`` (fit + draws + checks). Names are checked before any work.
     """

@@ -1,6 +1,6 @@
 """The one registry of proposal names, for the CLI, ``logz`` and the identities job: one line per proposal.
 
-Which names a problem takes is decided by its sample space (``inference.spaces``), never by its name."""
+Which names a problem takes is decided by its sample space (``maxent_gan.inference.spaces``), never by its name."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from collections.abc import Callable
 
 import jax
 
-from inference.proposals.base import Proposal
-from inference.proposals.exact import ExactProposal
-from inference.proposals.flow import Flow, fit_flow_to_data
-from inference.proposals.gaussian import DiagonalGaussian, Gaussian
-from inference.proposals.mixture import DefensiveMixture
-from inference.sampler import fit_sampler, proposal_optimizer
-from inference.spaces import POINT_RATES, broad_proposal, has_soft_optimal, sampler_rates, soft_optimal
-from models.spaces import Points
-from models.unnormalized import Unnormalized
+from maxent_gan.inference.proposals.base import Proposal
+from maxent_gan.inference.proposals.exact import ExactProposal
+from maxent_gan.inference.proposals.flow import Flow, fit_flow_to_data
+from maxent_gan.inference.proposals.gaussian import DiagonalGaussian, Gaussian
+from maxent_gan.inference.proposals.mixture import DefensiveMixture
+from maxent_gan.inference.sampler import fit_sampler, proposal_optimizer
+from maxent_gan.inference.spaces import POINT_RATES, broad_proposal, has_soft_optimal, sampler_rates, soft_optimal
+from maxent_gan.models.spaces import Points
+from maxent_gan.models.unnormalized import Unnormalized
 
 __all__ = ["PROPOSALS", "TRAJECTORY_PROPOSALS", "make_proposal", "proposal_names"]
 
@@ -106,7 +106,7 @@ TRAJECTORY_PROPOSALS: dict[str, Callable[..., Proposal]] = {
 """Trajectory problems: ``exact``: the oracle; ``broad``: the broad policy (every action equally
 likely on a grid; N(0, I) forces on a linear system); ``soft-optimal``: the exact action
 conditional of the target's costs (exact for deterministic dynamics; the transitions stay
-untilted otherwise: ``inference.spaces.soft_optimal(..., tilted=True)`` is the exact model itself); ``policy``: the broad policy fitted by reverse KL (score-function gradient
+untilted otherwise: ``maxent_gan.inference.spaces.soft_optimal(..., tilted=True)`` is the exact model itself); ``policy``: the broad policy fitted by reverse KL (score-function gradient
 on a grid, pathwise through the dynamics on a linear system)."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from inference.objectives import discriminator_loss
+from maxent_gan.inference.objectives import discriminator_loss
 
 __all__ = ["new_figure", "plot_discriminator_loss", "plot_gradients", "plot_generator_and_sampler"]
 
@@ -77,7 +77,7 @@ def plot_points(ax, x, bounds, *, title="", bins=120):
 
 def plot_log_z_trace(ax, trace, *, label=""):
     """The method's log Z (learned scalar, mixture estimate, or exact) against quadrature."""
-    from inference.driver import trace_column
+    from maxent_gan.inference.driver import trace_column
 
     steps, log_z = trace_column(trace, "log_z")
     ax.plot(steps, log_z, label=f"{label} log Z used in training".strip())
@@ -92,8 +92,8 @@ def plot_log_z_trace(ax, trace, *, label=""):
 
 def plot_proposal_quality(ax, trace, *, label=""):
     """The proposal's Pareto k-hat against the current energy over training (ESS on a twin axis)."""
-    from inference.diagnostics import K_HAT_UNRELIABLE
-    from inference.driver import trace_column
+    from maxent_gan.inference.diagnostics import K_HAT_UNRELIABLE
+    from maxent_gan.inference.driver import trace_column
 
     steps, k_hat = trace_column(trace, "k_hat")
     ax.plot(steps, k_hat, label=f"{label} k-hat".strip())

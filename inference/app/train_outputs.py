@@ -9,12 +9,12 @@ from typing import Any
 import equinox as eqx
 import matplotlib.pyplot as plt
 
-from inference.app.plots import plot_density, plot_grid_costs, plot_log_z_trace, plot_points, plot_proposal_quality
-from inference.ebm import EBMRun, ebm_summary
-from inference.io import save_figure, write_json
-from models.energy import energy_cost
-from models.quadrature import grid_log_density
-from models.spaces import Points, SimulatorTrajectories, TabularTrajectories
+from maxent_gan.inference.app.plots import plot_density, plot_grid_costs, plot_log_z_trace, plot_points, plot_proposal_quality
+from maxent_gan.inference.ebm import EBMRun, ebm_summary
+from maxent_gan.inference.io import save_figure, write_json
+from maxent_gan.models.energy import energy_cost
+from maxent_gan.models.quadrature import grid_log_density
+from maxent_gan.models.spaces import Points, SimulatorTrajectories, TabularTrajectories
 
 __all__ = ["cost_figure", "density_figure", "paths_figure", "training_figure", "write_training_outputs"]
 

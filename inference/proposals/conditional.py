@@ -8,7 +8,7 @@ the array an IRL family uses, as long as training and use see the same structure
 Reparameterized in x *and* in θ: :math:`x = T_\\phi(\\varepsilon; \\theta)`, so with the base draws
 ε held fixed (common random numbers) every draw and its density are smooth functions of θ, and
 so is the handler's :math:`\\log\\hat Z(\\theta)`: NUTS can run on it
-(:class:`inference.handler.normalized`). :meth:`ConditionalFlow.at` gives :math:`q(\\cdot\\mid\\theta)`
+(:class:`maxent_gan.inference.handler.normalized`). :meth:`ConditionalFlow.at` gives :math:`q(\\cdot\\mid\\theta)`
 as an ordinary proposal for everything else in the library.
 """
 
@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import paramax
 from jax.flatten_util import ravel_pytree
 
-from inference.proposals.base import Proposal, check_count, check_points
-from inference.proposals.flow import spline_coupling_flow
+from maxent_gan.inference.proposals.base import Proposal, check_count, check_points
+from maxent_gan.inference.proposals.flow import spline_coupling_flow
 
 DEFENSIVE_WEIGHT = 0.1  # the broad component's usual share (Hesterberg 1995)
 
@@ -80,7 +80,7 @@ class ConditionalFlow(_ConditionalProposal):
         """A conditional spline coupling flow on R^dim over N(0, base_scale² I), θ of ``cond_dim`` numbers.
 
         Draws (and their θ-gradients inside NUTS) go through the spline's forward map, as in
-        :meth:`Flow.coupling` (``invert=False``; the docstring of ``inference.proposals.flow`` says why)."""
+        :meth:`Flow.coupling` (``invert=False``; the docstring of ``maxent_gan.inference.proposals.flow`` says why)."""
         if not isinstance(dim, int) or dim < 2:
             raise ValueError(f"dim: a coupling flow needs an integer dimension >= 2, got {dim!r}")
         if not isinstance(cond_dim, int) or cond_dim < 1:

@@ -7,8 +7,8 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 
-from inference.proposals.base import check_count
-from models.unnormalized import Unnormalized
+from maxent_gan.inference.proposals.base import check_count
+from maxent_gan.models.unnormalized import Unnormalized
 
 __all__ = ["ExactProposal"]
 

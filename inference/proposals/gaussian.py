@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.typing import ArrayLike
 
-from inference._validation import require
-from inference.proposals.base import check_count, check_points
+from maxent_gan.inference._validation import require
+from maxent_gan.inference.proposals.base import check_count, check_points
 
 __all__ = ["DiagonalGaussian", "Gaussian"]
 

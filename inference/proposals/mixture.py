@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.typing import ArrayLike
 
-from inference._validation import require
-from inference.proposals.base import Proposal, check_count, check_points
+from maxent_gan.inference._validation import require
+from maxent_gan.inference.proposals.base import Proposal, check_count, check_points
 
 __all__ = ["AnchorMixture", "DefensiveMixture", "GaussianMixture"]
 
@@ -169,7 +169,7 @@ class AnchorMixture(eqx.Module):
 
     def component_log_probs(self, x: jax.Array) -> jax.Array:
         """:math:`\\log q_k(x_j)` of every component, ``(K, n)`` (the control variates of the
-        ``"mis-cv"`` estimator, :func:`inference.estimators.mixture_controls`)."""
+        ``"mis-cv"`` estimator, :func:`maxent_gan.inference.estimators.mixture_controls`)."""
         return eqx.filter_vmap(lambda q: q.log_prob(x))(self.components)
 
     def log_prob(self, x: jax.Array) -> jax.Array:

@@ -2,7 +2,7 @@
 
 A policy's density relative to the dynamics base measure ν is
 :math:`\\log q(\\tau) = \\sum_t \\log \\pi(a_t | s_t)`. Draws are packed rows
-(:class:`models.trajectory.TrajectoryLayout`); tabular draws are discrete, so tabular
+(:class:`maxent_gan.models.trajectory.TrajectoryLayout`); tabular draws are discrete, so tabular
 policies train by the score-function gradient (``reparameterized = False``).
 """
 
@@ -15,10 +15,10 @@ import jax
 import jax.numpy as jnp
 import paramax
 
-from inference._validation import require
-from inference.proposals.base import check_count
-from models.lqr import _tilt, backward_riccati
-from models.tabular import (
+from maxent_gan.inference._validation import require
+from maxent_gan.inference.proposals.base import check_count
+from maxent_gan.models.lqr import _tilt, backward_riccati
+from maxent_gan.models.tabular import (
     Transitions,
     log_partition,
     sample_trajectories,
@@ -26,7 +26,7 @@ from models.tabular import (
     soft_action_logits,
     trajectory_cost,
 )
-from models.trajectory import TrajectoryLayout
+from maxent_gan.models.trajectory import TrajectoryLayout
 
 __all__ = ["LinearGaussianPolicy", "MLPGaussianPolicy", "TabularExact", "TabularPolicy"]
 
@@ -196,7 +196,7 @@ class LinearGaussianPolicy(eqx.Module):
     Relative to the dynamics base measure, :math:`\\log q(\\tau) = \\log q_0(x_0) - \\log p_0(x_0)
     + \\sum_t \\log \\pi_t(u_t|x_t)` (+ :math:`\\sum_t \\log q_t(x_{t+1}|\\mu_t) - \\log N(x_{t+1}; \\mu_t, W)`
     when tilted): the exact model tilts the start by :math:`\\beta_0` and every transition by
-    :math:`\\beta_{t+1}` (:func:`models.lqr.sample_trajectories`), and a proposal that could not
+    :math:`\\beta_{t+1}` (:func:`maxent_gan.models.lqr.sample_trajectories`), and a proposal that could not
     follow would pay for it in every weight. An untilted policy reaches :math:`p_\\theta` only when
     W = 0; a tilted one contains it (``soft_optimal(..., tilted=True)`` is :math:`p_\\theta`, its log
     weights are log Z at every draw). Needs :math:`S_0` (and, tilted, W) positive definite.
@@ -272,7 +272,7 @@ class LinearGaussianPolicy(eqx.Module):
     def soft_optimal(cls, system, Q: jax.Array, R: jax.Array, horizon: int, *, tilted: bool = False
                      ) -> LinearGaussianPolicy:
         """The exact action conditional of the LQR MaxEnt model, :math:`u_t \\sim N(-H_t^{-1}G_t x_t, H_t^{-1})`
-        (models.lqr). Untilted, the transitions stay the dynamics', so unless W = 0 the weights still
+        (maxent_gan.models.lqr). Untilted, the transitions stay the dynamics', so unless W = 0 the weights still
         matter; ``tilted``: with the exact tilted transitions
         :math:`N((I + WP_{t+1})^{-1}\\mu_t,\\ W - WP_{t+1}(I+WP_{t+1})^{-1}W)` too, i.e. :math:`p_\\theta` itself."""
         A, B, W, m0, S0 = system
@@ -375,7 +375,7 @@ class MLPGaussianPolicy(eqx.Module):
     mlp: eqx.nn.MLP
     initial_mean: jax.Array
     initial_tril: jax.Array
-    task: object = eqx.field(static=True)  # a hashable simulator (models.pointmass.PointMass)
+    task: object = eqx.field(static=True)  # a hashable simulator (maxent_gan.models.pointmass.PointMass)
     reparameterized: ClassVar[bool] = True
 
     def __init__(self, key: jax.Array, task, *, width: int = 64, depth: int = 2):
