@@ -34,14 +34,13 @@ import optax
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from numpyro.infer import Predictive  # noqa: E402
-
 from maxent_gan.inference.io import write_atomic, write_json  # noqa: E402
 from maxent_gan.inference.posterior import sample_posterior  # noqa: E402
 from maxent_gan.inference.proposals.conditional import ConditionalFlow  # noqa: E402
 from maxent_gan.inference.sampler import fit_conditional  # noqa: E402
 from maxent_gan.inference.spaces import follow_theta  # noqa: E402
 from maxent_gan.models.problems import make_problem  # noqa: E402
+from numpyro.infer import Predictive  # noqa: E402
 
 DRAWS = 4000
 FOLLOW_STEPS = 500  # compare's anchor_steps

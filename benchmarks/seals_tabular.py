@@ -27,7 +27,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from maxent_gan.inference.ebm import train_ebm
 from maxent_gan.inference.io import write_atomic
 from maxent_gan.inference.posterior import sample_posterior

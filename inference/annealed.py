@@ -27,7 +27,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from blackjax.smc import extend_params, resampling
-
 from maxent_gan.inference.diagnostics import (
     ForwardCheck,
     UnreliableEstimateWarning,

@@ -38,7 +38,6 @@ import jax
 import numpy as np
 import xarray as xr
 from jax.experimental import multihost_utils
-
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
 from maxent_gan.inference.posterior import judge_posterior, sample_posterior, save_posterior
 

@@ -23,12 +23,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
-
 from maxent_gan.inference.diagnostics import effective_sample_size, pareto_k_hat
 from maxent_gan.inference.io import finite_or_none, write_atomic, write_json
 from maxent_gan.inference.loop import cached_step, fit_in_chunks
 from maxent_gan.inference.training import TrainingAlgorithm, TrainState
+from tqdm.auto import tqdm
 
 __all__ = ["TrainingDivergedWarning", "TrainResult", "check_checkpoint", "check_data", "load_checkpoint", "run_training",
            "trace_column"]

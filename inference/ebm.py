@@ -14,7 +14,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-
 from maxent_gan.inference.driver import TrainResult, check_checkpoint, check_data, run_training
 from maxent_gan.inference.estimators import log_mean_exp, log_z_importance
 from maxent_gan.inference.io import finite_or_none

@@ -17,7 +17,6 @@ import jax.numpy as jnp
 from jax.nn import log_sigmoid
 from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
-
 from maxent_gan.inference._validation import check_same_length, check_vector
 from maxent_gan.inference.diagnostics import (
     ForwardCheck,

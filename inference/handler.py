@@ -40,11 +40,10 @@ import warnings
 import jax
 import numpy as np
 import numpyro.distributions as dist
-from numpyro.primitives import Messenger
-
 from maxent_gan.inference.estimators import log_mean_controlled, log_mean_exp, log_z_mixture, mixture_controls
 from maxent_gan.inference.proposals.conditional import is_conditional
 from maxent_gan.models.unnormalized import Unnormalized
+from numpyro.primitives import Messenger
 
 __all__ = ["ESTIMATORS", "NormalizedSite", "normalized", "shard_rows"]
 

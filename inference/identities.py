@@ -13,7 +13,6 @@ from typing import NamedTuple
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
-
 from maxent_gan.inference.estimators import log_z_mixture
 from maxent_gan.inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
 from maxent_gan.inference.proposals.base import Proposal

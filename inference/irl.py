@@ -9,7 +9,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-
 from maxent_gan.inference.loop import FIT_DTYPE, cached_step, fit_in_chunks
 from maxent_gan.inference.proposals.policy import LinearGaussianPolicy, TabularPolicy, _raw_tril
 from maxent_gan.inference.training import apply_update, trainable

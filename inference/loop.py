@@ -31,9 +31,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
-
 from maxent_gan.inference.training import all_finite
+from tqdm.auto import tqdm
 
 __all__ = ["FIT_DTYPE", "cached_step", "fit_in_chunks", "in_precision"]
 

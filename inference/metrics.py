@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-
 from maxent_gan.models.tabular import Transitions, as_transitions
 
 __all__ = ["cost_correlation", "epic_distance", "expected_value_difference", "log_z_error", "optimal_policy"]

@@ -21,7 +21,6 @@ import jax
 import jax.numpy as jnp
 from jax.nn import log_sigmoid
 from jax.typing import ArrayLike
-
 from maxent_gan.inference._validation import check_same_length, check_vector
 from maxent_gan.inference.estimators import log_mean_exp, mixture_log_weights
 

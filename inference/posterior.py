@@ -34,10 +34,6 @@ import arviz as az
 import jax
 import numpy as np
 import numpyro.distributions as dist
-from numpyro import handlers
-from numpyro.infer import MCMC, NUTS
-from numpyro.infer.util import log_density
-
 from maxent_gan.inference.diagnostics import (
     DRAW_SETS,
     ForwardCheck,
@@ -52,6 +48,9 @@ from maxent_gan.inference.diagnostics import (
 from maxent_gan.inference.estimators import log_mean_controlled
 from maxent_gan.inference.handler import NormalizedSite, normalized
 from maxent_gan.inference.io import atomic_path
+from numpyro import handlers
+from numpyro.infer import MCMC, NUTS
+from numpyro.infer.util import log_density
 
 __all__ = ["CHAIN_METHODS", "judge_posterior", "load_posterior", "normalizer_stats", "sample_posterior",
            "save_posterior"]

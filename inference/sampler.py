@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.typing import ArrayLike
-
 from maxent_gan.inference.loop import FIT_DTYPE, cached_step, fit_in_chunks
 from maxent_gan.inference.objectives import sampler_loss
 from maxent_gan.inference.proposals.base import Proposal

@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-
 from maxent_gan.inference.irl import behaviour_cloning, fit_policy_to_demos, linear_gaussian_cloning
 from maxent_gan.inference.metrics import cost_correlation, epic_distance, expected_value_difference
 from maxent_gan.inference.proposals.base import Proposal

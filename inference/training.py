@@ -27,7 +27,6 @@ import jax
 import jax.numpy as jnp
 import optax
 import paramax
-
 from maxent_gan.inference.estimators import log_z_mixture
 from maxent_gan.inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
 from maxent_gan.inference.proposals.base import is_reparameterized

@@ -18,7 +18,6 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-
 from maxent_gan.models.gridworld import MDP
 from maxent_gan.models.irl_problems import PRIOR_SCALE, tabular_family
 from maxent_gan.models.problem import CostFamily, Problem, draws_data

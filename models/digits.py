@@ -13,7 +13,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from maxent_gan.models.problem import Problem
 from maxent_gan.models.spaces import Points
 

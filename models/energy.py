@@ -14,9 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
-from numpyro.contrib.module import random_eqx_module
-
 from maxent_gan.models.unnormalized import Unnormalized
+from numpyro.contrib.module import random_eqx_module
 
 __all__ = ["MLPEnergy", "ebm_model", "energy_cost", "energy_distribution"]
 

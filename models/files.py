@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from maxent_gan.models.builders import tabular_problem
 from maxent_gan.models.problem import Problem
 from maxent_gan.models.tabular import Transitions

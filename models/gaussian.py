@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
-
 from maxent_gan.models.problem import CostFamily, Problem, draws_data
 from maxent_gan.models.spaces import Points
 from maxent_gan.models.unnormalized import Unnormalized

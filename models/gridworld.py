@@ -11,7 +11,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from maxent_gan.models.tabular import Transitions, as_transitions
 
 __all__ = ["ACTIONS", "MDP", "gridworld", "linear_costs", "random_mdp"]

@@ -15,13 +15,18 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-
 from maxent_gan.models import lqr
 from maxent_gan.models.gridworld import MDP, gridworld
 from maxent_gan.models.pointmass import POINTMASS_THETA, PointMass, pointmass_cost, pointmass_demonstrations
 from maxent_gan.models.problem import CostFamily, Problem, draws_data
 from maxent_gan.models.spaces import LinearGaussianTrajectories, SimulatorTrajectories, TabularTrajectories
-from maxent_gan.models.tabular import as_transitions, check_positive_int, log_partition, sample_trajectories, trajectory_cost
+from maxent_gan.models.tabular import (
+    as_transitions,
+    check_positive_int,
+    log_partition,
+    sample_trajectories,
+    trajectory_cost,
+)
 
 __all__ = ["GRIDWORLD_THETA", "LQR_THETA", "check_mdp", "gridworld_problem", "irl_model", "lqr_family",
            "lqr_problem", "pointmass_problem", "tabular_family"]

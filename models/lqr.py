@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
-
 from maxent_gan.models.tabular import check_positive_int
 
 __all__ = ["LQR", "backward_riccati", "log_partition", "lqr_cost", "sample_trajectories"]

@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
-
 from maxent_gan.models.unnormalized import Unnormalized
 
 __all__ = ["mixture_cost", "mixture_energy", "mixture_log_partition", "mixture_params", "mixture_sample"]

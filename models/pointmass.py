@@ -25,9 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
-from numpyro.infer import MCMC, NUTS
-
 from maxent_gan.models.trajectory import TrajectoryLayout
+from numpyro.infer import MCMC, NUTS
 
 __all__ = ["POINTMASS_THETA", "PointMass", "pointmass_cost", "pointmass_demonstrations", "rollout"]
 

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
-from numpyro.distributions import constraints
-
 from maxent_gan.models.gridworld import MDP, linear_costs
 from maxent_gan.models.lqr import LQR
 from maxent_gan.models.pointmass import PointMass
 from maxent_gan.models.trajectory import TrajectoryLayout
+from numpyro.distributions import constraints
 
 __all__ = ["LinearGaussianTrajectories", "Points", "SampleSpace", "SimulatorTrajectories", "TabularTrajectories",
            "Trajectories"]

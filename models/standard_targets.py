@@ -23,7 +23,6 @@ from functools import lru_cache, partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from maxent_gan.models.mixture import mixture_energy, mixture_params
 from maxent_gan.models.problem import Problem, draws_data
 from maxent_gan.models.spaces import Points

@@ -16,7 +16,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from maxent_gan.models.mixture import mixture_energy, mixture_params, mixture_sample
 from maxent_gan.models.problem import CostFamily, Problem, draws_data
 from maxent_gan.models.spaces import Points
@@ -139,7 +138,6 @@ def toy_family_model(data: jax.Array | None = None, *, base: dict, num_data: int
     """NumPyro: log spread, log scale ~ N(0, 0.5²); points observed through ``Unnormalized`` (exact log Z)."""
     import numpyro
     import numpyro.distributions as dist
-
     from maxent_gan.models.unnormalized import Unnormalized
 
     theta = {name: numpyro.sample(name, dist.Normal(0.0, 0.5)) for name in ("log_spread", "log_scale")}

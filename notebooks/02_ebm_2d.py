@@ -34,7 +34,6 @@
 import os
 
 import matplotlib.pyplot as plt
-
 from maxent_gan.inference.app.train_outputs import density_figure, training_figure
 from maxent_gan.inference.ebm import ebm_summary, train_ebm
 from maxent_gan.inference.training import METHODS

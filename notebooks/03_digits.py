@@ -29,7 +29,6 @@ import os
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
-
 from maxent_gan.inference.driver import trace_column
 from maxent_gan.inference.ebm import ebm_summary, train_ebm
 from maxent_gan.models.digits import load_digits_data, to_pixels

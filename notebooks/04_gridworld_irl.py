@@ -32,7 +32,6 @@ import os
 
 import matplotlib.pyplot as plt
 import numpy as np
-
 from maxent_gan.inference.app.logz import compare_proposals
 from maxent_gan.inference.app.train_outputs import cost_figure, training_figure
 from maxent_gan.inference.ebm import ebm_summary, train_ebm

@@ -30,7 +30,6 @@ import os
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
-
 from maxent_gan.inference.app.logz import compare_proposals
 from maxent_gan.inference.app.train_outputs import paths_figure, training_figure
 from maxent_gan.inference.ebm import ebm_summary, train_ebm

@@ -36,8 +36,6 @@ import arviz as az
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
-from numpyro.infer import MCMC, NUTS
-
 from maxent_gan.inference.app.plots import plot_grid_costs
 from maxent_gan.inference.ebm import train_ebm
 from maxent_gan.inference.posterior import load_posterior, sample_posterior, save_posterior
@@ -45,6 +43,7 @@ from maxent_gan.models.gridworld import gridworld
 from maxent_gan.models.irl_problems import tabular_family
 from maxent_gan.models.problems import make_problem
 from maxent_gan.models.unnormalized import MissingNormalizerWarning
+from numpyro.infer import MCMC, NUTS
 
 jax.config.update("jax_enable_x64", True)
 QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"

@@ -38,7 +38,6 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
-
 from maxent_gan.inference.app.compare import CompareSettings, compare, render_report
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
 from maxent_gan.inference.ebm import train_ebm

@@ -7,7 +7,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-
 from maxent_gan.inference.proposals import Gaussian
 from maxent_gan.models import quadratic_energy
 

@@ -8,12 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from scipy import stats
-
 from maxent_gan.inference.estimators import log_z_importance
 from maxent_gan.inference.proposals import AnchorMixture, DiagonalGaussian, Gaussian, TabularPolicy
 from maxent_gan.inference.sampler import box_anchors, fit_at_anchors, sigma_anchors
 from maxent_gan.models.gridworld import gridworld
+from scipy import stats
 
 
 def _gaussians():
@@ -136,9 +135,9 @@ def test_box_anchors_are_the_mean_and_the_corners_of_the_principal_box():
 def test_posterior_under_the_anchor_mixture_is_the_conjugate_posterior():
     """NUTS on the normalized model with an anchor mixture as the proposal: each component refitted at
     one anchor precision, the draws fixed, log Ẑ(θ) smooth in θ. The conjugate posterior is exact."""
+    from maxent_gan.inference.handler import normalized
     from numpyro.infer import MCMC, NUTS
 
-    from maxent_gan.inference.handler import normalized
     from tests.test_handler import DIM, conjugate, model
 
     data = jax.random.normal(jax.random.key(0), (200, DIM)) / jnp.sqrt(3.0)
@@ -175,6 +174,7 @@ def _check_expected_loss_by_enumeration(q, costs, transitions, initial, horizon)
     enumerated trajectory (those the dynamics make impossible left out), to 1e-12."""
     from maxent_gan.models.tabular import trajectory_cost, trajectory_log_base
     from maxent_gan.models.trajectory import TrajectoryLayout
+
     from tests.test_tabular import enumerate_trajectories
 
     states, actions = enumerate_trajectories(transitions.num_states, transitions.num_actions, horizon)
@@ -315,6 +315,7 @@ def test_mis_with_control_variates_is_consistent_and_cuts_the_variance_between_t
 def test_mis_cv_estimator_is_refused_without_an_anchor_mixture_and_checks_its_shapes():
     from maxent_gan.inference.estimators import log_z_mis_cv
     from maxent_gan.inference.handler import normalized
+
     from tests.test_handler import model
 
     with pytest.raises(ValueError, match="'mis-cv' needs a mixture of fixed components"):
@@ -344,6 +345,7 @@ def test_posterior_under_mis_cv_is_the_conjugate_posterior_with_the_controlled_d
     """NUTS with the ``"mis-cv"`` estimator on the anchor mixture of the conjugate test: the posterior is the
     conjugate one, and the per-draw ESS is that of the controlled weights (at least the raw weights')."""
     from maxent_gan.inference.posterior import sample_posterior
+
     from tests.test_handler import DIM, conjugate, model
 
     data = jax.random.normal(jax.random.key(0), (200, DIM)) / jnp.sqrt(3.0)

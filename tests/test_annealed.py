@@ -3,7 +3,6 @@
 import jax
 import numpy as np
 import pytest
-
 from maxent_gan.inference.annealed import STEP_JITTER, log_z_annealed
 from maxent_gan.inference.proposals import ExactProposal, Gaussian
 from maxent_gan.models.problems import make_problem

@@ -3,7 +3,6 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from maxent_gan.inference.app.names import make_proposal
 from maxent_gan.inference.estimators import elbo, iwae, log_z_importance, log_z_mixture
 from maxent_gan.inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss

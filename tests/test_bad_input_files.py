@@ -11,20 +11,20 @@ from pathlib import Path
 
 import arviz as az
 import jax
-import numpy as np
-import pytest
-
 import maxent_gan.inference.app.compare
 import maxent_gan.inference.app.identities
 import maxent_gan.inference.app.logz
 import maxent_gan.inference.driver
 import maxent_gan.inference.ebm
+import numpy as np
+import pytest
 from maxent_gan.inference.app.cli import main
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning, warn_if_unreliable
 from maxent_gan.inference.driver import CHECKPOINT, load_checkpoint
 from maxent_gan.inference.io import write_atomic
 from maxent_gan.inference.posterior import load_posterior, sample_posterior, save_posterior
 from maxent_gan.inference.proposals import Gaussian
+
 from tests.test_handler import DIM, model
 
 

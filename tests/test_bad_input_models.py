@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from maxent_gan.models import lqr, tabular
 from maxent_gan.models.irl_problems import lqr_family
 from maxent_gan.models.unnormalized import Unnormalized
@@ -184,7 +183,6 @@ def test_unnormalized_right_shapes_still_pass():
 
 def test_a_user_mdp_horizon_accepts_numpy_integers_and_refuses_bools():
     import numpy as np
-
     from maxent_gan.models.gridworld import gridworld
     from maxent_gan.models.irl_problems import tabular_family
 

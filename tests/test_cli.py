@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from maxent_gan.inference.app.cli import main
+
 from tests.helpers import run_cli as run
 
 

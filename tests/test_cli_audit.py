@@ -14,7 +14,6 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-
 from maxent_gan.inference.app.cli import main
 from maxent_gan.inference.estimators import log_z_importance
 from maxent_gan.models.files import MAX_ARRAY_BYTES_ENV, from_imitation_trajectories, load_problem_file

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
-
 from maxent_gan.inference.app.compare import CompareSettings, compare, render_report
 from maxent_gan.inference.posterior import load_posterior
+
 from tests.helpers import run_cli as run
 
 TINY = ["--demos", "40", "--samples", "60", "--chains", "2", "--draws", "1000", "--train-steps", "20"]
@@ -97,7 +97,6 @@ def test_existing_output_is_not_overwritten_without_force(tmp_path):
 def test_toy_family_is_the_toy_at_zero_and_keeps_an_exact_log_z():
     import jax
     import jax.numpy as jnp
-
     from maxent_gan.models.mixture import mixture_cost, mixture_log_partition
     from maxent_gan.models.toys import toy_family_cost, toy_family_log_partition, toy_params
 

@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
 from maxent_gan.inference.estimators import log_z_importance
 from maxent_gan.inference.handler import normalized
 from maxent_gan.inference.posterior import sample_posterior

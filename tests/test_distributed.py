@@ -11,7 +11,6 @@ import arviz as az
 import jax
 import numpy as np
 import pytest
-
 from maxent_gan.inference.diagnostics import draw_set_error, posterior_reasons
 from maxent_gan.inference.distributed import sample_posterior_across_processes
 

@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import pytest
-
 from maxent_gan.models.digits import load_digits_data, to_pixels
 from maxent_gan.models.energy import MLPEnergy, ebm_model, energy_cost
 from maxent_gan.models.gaussian import quadratic_cost, quadratic_log_partition

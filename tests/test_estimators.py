@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from maxent_gan.inference.estimators import elbo, iwae, log_z_importance, log_z_mixture
 from maxent_gan.inference.proposals import ExactProposal, Gaussian
 from maxent_gan.models import gaussian_target_params, quadratic_energy
+
 from tests.helpers import log_z_stderr
 
 

@@ -6,12 +6,11 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pytest
-from numpyro.infer import MCMC, NUTS
-from numpyro.infer.util import log_density, log_likelihood
-
 from maxent_gan.inference.handler import normalized
 from maxent_gan.inference.proposals import Gaussian
 from maxent_gan.models.unnormalized import MissingNormalizerWarning, Unnormalized
+from numpyro.infer import MCMC, NUTS
+from numpyro.infer.util import log_density, log_likelihood
 
 DIM = 2
 

@@ -4,10 +4,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import pytest
-
 from maxent_gan.inference.estimators import log_mean_exp, log_z_mixture, mixture_log_weights
 from maxent_gan.inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
 from maxent_gan.inference.proposals import Gaussian
+
 from tests.helpers import gaussian_setup, tilted_cost, tilted_theta
 
 SIZES = [(400, 700), (1000, 50), (37, 37)]

@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
 from maxent_gan.inference.ebm import ebm_summary, train_ebm
 from maxent_gan.inference.metrics import cost_correlation, epic_distance, expected_value_difference, optimal_policy
 from maxent_gan.inference.objectives import sampler_loss
@@ -16,6 +15,7 @@ from maxent_gan.models.gridworld import gridworld, linear_costs, random_mdp
 from maxent_gan.models.problems import make_problem
 from maxent_gan.models.tabular import log_partition, trajectory_cost, trajectory_log_base
 from maxent_gan.models.trajectory import TrajectoryLayout
+
 from tests.test_tabular import enumerate_trajectories
 
 

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from maxent_gan.inference.loop import fit_in_chunks
 from maxent_gan.inference.sampler import _beta, annealing_schedule
 

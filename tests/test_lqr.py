@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from maxent_gan.models.lqr import log_partition, lqr_cost, sample_trajectories
 
 

@@ -7,11 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import pytest
-from numpyro.infer import MCMC, NUTS
-from scipy import integrate
-
 from maxent_gan.models import Unnormalized, gaussian_model, gaussian_target_params, quadratic_cost, quadratic_energy
 from maxent_gan.models.unnormalized import MissingNormalizerWarning
+from numpyro.infer import MCMC, NUTS
+from scipy import integrate
 
 
 def test_log_partition_matches_quadrature_in_1d_and_2d():

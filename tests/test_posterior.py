@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from maxent_gan.inference.estimators import log_mean_exp
 from maxent_gan.inference.posterior import load_posterior, sample_posterior, save_posterior
 from maxent_gan.inference.proposals import Gaussian
+
 from tests.test_handler import DIM, conjugate, model
 
 N = 60

@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from maxent_gan.inference.spaces import broad_proposal, has_soft_optimal, soft_optimal, warm_start
 from maxent_gan.models.builders import energy_problem, tabular_problem
 from maxent_gan.models.files import from_imitation_trajectories, from_seals_env, load_problem_file

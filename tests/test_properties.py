@@ -8,7 +8,6 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
 from maxent_gan.inference.estimators import elbo, iwae, log_z_importance, log_z_mixture
 from maxent_gan.inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss

@@ -7,8 +7,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import integrate, stats
-
 from maxent_gan.inference.app.names import PROPOSALS, make_proposal
 from maxent_gan.inference.proposals import (
     DefensiveMixture,
@@ -19,6 +17,8 @@ from maxent_gan.inference.proposals import (
     Proposal,
 )
 from maxent_gan.models import gaussian_target_params, quadratic_energy
+from scipy import integrate, stats
+
 from tests.helpers import log_z_stderr
 
 

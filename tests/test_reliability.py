@@ -9,13 +9,13 @@ import numpyro
 import numpyro.distributions as dist
 import optax
 import pytest
-
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning, forward_check, min_ess, unreliable_reasons
 from maxent_gan.inference.estimators import log_z_importance
 from maxent_gan.inference.handler import normalized
 from maxent_gan.inference.posterior import sample_posterior
 from maxent_gan.inference.proposals import Gaussian
 from maxent_gan.models.unnormalized import Unnormalized
+
 from tests.test_handler import DIM, conjugate, model
 
 

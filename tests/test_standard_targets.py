@@ -7,11 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import integrate, stats
-
 from maxent_gan.models.problems import make_problem
 from maxent_gan.models.quadrature import log_partition_grid
 from maxent_gan.models.standard_targets import funnel_energy, gmm40_energy, manywell_energy, manywell_log_z_1d
+from scipy import integrate, stats
 
 
 def test_gmm40_is_normalized_and_spread_over_the_box():

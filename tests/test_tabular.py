@@ -4,10 +4,9 @@ import itertools
 
 import jax
 import jax.numpy as jnp
+import maxent_gan.models.tabular as tabular
 import numpy as np
 import pytest
-
-import maxent_gan.models.tabular as tabular
 from maxent_gan.models.gridworld import gridworld, linear_costs, random_mdp
 from maxent_gan.models.tabular import (
     Transitions,

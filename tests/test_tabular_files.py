@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from maxent_gan.inference.ebm import train_ebm
 from maxent_gan.inference.proposals.policy import TabularPolicy
 from maxent_gan.models.files import load_problem_file

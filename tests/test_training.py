@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
 from maxent_gan.inference.driver import TrainingDivergedWarning, check_data, load_checkpoint, run_training, trace_column
 from maxent_gan.inference.proposals import DiagonalGaussian
 from maxent_gan.inference.training import exact_maxent, gan_form, guided_cost_learning

@@ -327,7 +327,6 @@ def _act_on_signals() -> None:
 
 def _load_libraries() -> None:
     import jax  # noqa: F401
-
     import maxent_gan.inference.app.compare  # noqa: F401
     import maxent_gan.inference.app.identities  # noqa: F401
     import maxent_gan.inference.app.logz  # noqa: F401

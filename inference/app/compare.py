@@ -19,8 +19,6 @@ import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
-
 from maxent_gan.inference.diagnostics import (
     DRAW_SET_ERROR,
     K_HAT_FORWARD,
@@ -37,6 +35,7 @@ from maxent_gan.inference.spaces import broad_proposal, follow_theta, sampler_ra
 from maxent_gan.models.problem import CostFamily
 from maxent_gan.models.problems import Problem, make_problem
 from maxent_gan.models.spaces import TabularTrajectories
+from tqdm.auto import tqdm
 
 __all__ = ["COMPARE_PROBLEMS", "CompareSettings", "check_compare_args", "compare", "compare_proposal_names"]
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-
 from maxent_gan.inference.app.names import make_proposal
 from maxent_gan.inference.app.plots import new_figure, plot_discriminator_loss, plot_gradients
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning

@@ -8,7 +8,6 @@ from typing import Any
 
 import jax
 import numpy as np
-
 from maxent_gan.inference.annealed import log_z_annealed
 from maxent_gan.inference.app.names import make_proposal, proposal_names
 from maxent_gan.inference.estimators import log_z_importance

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
-
 from maxent_gan.inference.proposals.base import Proposal
 from maxent_gan.inference.proposals.exact import ExactProposal
 from maxent_gan.inference.proposals.flow import Flow, fit_flow_to_data

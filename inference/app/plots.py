@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-
 from maxent_gan.inference.objectives import discriminator_loss
 
 __all__ = ["new_figure", "plot_discriminator_loss", "plot_gradients", "plot_generator_and_sampler"]

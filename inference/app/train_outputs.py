@@ -8,8 +8,13 @@ from typing import Any
 
 import equinox as eqx
 import matplotlib.pyplot as plt
-
-from maxent_gan.inference.app.plots import plot_density, plot_grid_costs, plot_log_z_trace, plot_points, plot_proposal_quality
+from maxent_gan.inference.app.plots import (
+    plot_density,
+    plot_grid_costs,
+    plot_log_z_trace,
+    plot_points,
+    plot_proposal_quality,
+)
 from maxent_gan.inference.ebm import EBMRun, ebm_summary
 from maxent_gan.inference.io import save_figure, write_json
 from maxent_gan.models.energy import energy_cost

@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import paramax
 from jax.flatten_util import ravel_pytree
-
 from maxent_gan.inference.proposals.base import Proposal, check_count, check_points
 from maxent_gan.inference.proposals.flow import spline_coupling_flow
 

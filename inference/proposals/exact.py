@@ -6,7 +6,6 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax
-
 from maxent_gan.inference.proposals.base import check_count
 from maxent_gan.models.unnormalized import Unnormalized
 

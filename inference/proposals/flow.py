@@ -29,7 +29,6 @@ from flowjax.bijections import RationalQuadraticSpline
 from flowjax.distributions import Normal
 from flowjax.flows import coupling_flow
 from flowjax.train import fit_to_data
-
 from maxent_gan.inference.proposals.base import check_count, check_points
 
 __all__ = ["Flow", "fit_flow_to_data", "spline_coupling_flow"]

@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.typing import ArrayLike
-
 from maxent_gan.inference._validation import require
 from maxent_gan.inference.proposals.base import Proposal, check_count, check_points
 

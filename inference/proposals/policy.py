@@ -14,7 +14,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import paramax
-
 from maxent_gan.inference._validation import require
 from maxent_gan.inference.proposals.base import check_count
 from maxent_gan.models.lqr import _tilt, backward_riccati
