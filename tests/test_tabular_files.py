@@ -153,3 +153,19 @@ def test_seals_environments_and_imitation_trajectories_through_the_real_packages
         visited = np.unique(states)
         learned = -np.asarray(run.result.state.energy)
         assert np.corrcoef(learned[visited], reward[visited])[0, 1] > 0.8
+
+
+def test_a_sparse_file_resumes_from_its_checkpoint(dense_file, tmp_path):
+    """The sparse form (successors and successor_probs, as a user saves them: int64 and float64) resumes: its
+    arrays are the library's own types, so the checkpoint's leaves match the rebuilt model's."""
+    with np.load(dense_file) as arrays:
+        pieces = dict(arrays)
+    transitions = as_transitions(pieces.pop("transitions"))
+    path = tmp_path / "sparse.npz"
+    np.savez(path, successors=np.asarray(transitions.successors, np.int64),
+             successor_probs=np.exp(np.asarray(transitions.log_probs, np.float64)), **pieces)
+    options = {"steps": 6, "progress": False, "evaluate": False, "checkpoint_dir": tmp_path / "run",
+               "checkpoint_every": 3}
+    first = train_ebm(load_problem_file(path), "gcl", **options)
+    again = train_ebm(load_problem_file(path), "gcl", resume=True, **options)
+    np.testing.assert_array_equal(np.asarray(again.result.state.energy), np.asarray(first.result.state.energy))
