@@ -1,8 +1,6 @@
 """Problems: energies and costs, NumPyro models, and their exact references."""
 
-# Names are imported on first use (PEP 562): `import maxent_gan.inference.app.cli` starts the command line
-# without loading JAX, so an interrupt at start-up is handled like any other.
-import importlib
+from maxent_gan import _lazy_exports
 
 _SOURCES = {
     "CostFamily": "maxent_gan.models.problems",
@@ -22,13 +20,4 @@ _SOURCES = {
 __all__ = sorted(_SOURCES)
 
 
-def __getattr__(name: str):
-    if name in _SOURCES:
-        value = getattr(importlib.import_module(_SOURCES[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_exports(globals(), _SOURCES)

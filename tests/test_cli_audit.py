@@ -14,11 +14,12 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from maxent_gan.inference.app.cli import main
 from maxent_gan.inference.estimators import log_z_importance
 from maxent_gan.models.files import MAX_ARRAY_BYTES_ENV, from_imitation_trajectories, load_problem_file
 from maxent_gan.models.gridworld import gridworld
 from maxent_gan.models.tabular import sample_trajectories
+
+from tests.test_bad_input_files import run_cli as cli
 
 HORIZON = 5
 
@@ -44,14 +45,6 @@ def arrays(**changes) -> dict:
 def write(path: Path, **changes) -> Path:
     np.savez(path, **arrays(**changes))
     return path
-
-
-def cli(capsys, *args) -> tuple[int, str]:
-    try:
-        code = main(list(args))
-    except KeyboardInterrupt:
-        pytest.fail("KeyboardInterrupt escaped main")
-    return code, capsys.readouterr().err
 
 
 def one_line(code: int, err: str, *, expected_code: int = 2) -> str:
