@@ -136,7 +136,9 @@ def test_draw_set_error_of_known_moves():
     tilted = draw_set_error({"t": theta}, np.repeat(0.2 * theta[:, :1], 3, 1))
     assert abs(tilted.error - np.sqrt(2) * 0.2) < 0.03 and tilted.site == "t[0]"
     assert posterior_reasons(0.0, tilted)[0].startswith("its set of proposal draws alone moves t[0] by up to")
-    assert DRAW_SET_ERROR == 0.1
+    # the rule's threshold is where a reason appears: just under it none, just over it one
+    assert posterior_reasons(0.0, tilted._replace(error=0.99 * DRAW_SET_ERROR)) == []
+    assert posterior_reasons(0.0, tilted._replace(error=1.01 * DRAW_SET_ERROR))
     bad = draw_set_error({"t": theta}, np.full((4000, 3), np.nan))
     assert bad.error == np.inf and posterior_reasons(None, bad)
 
