@@ -1,4 +1,4 @@
-"""One Python driver for every training algorithm (STYLE.md §4).
+"""One Python driver for every training algorithm.
 
 ``run_training`` runs a jitted ``step`` through the one fit loop (``maxent_gan.inference.loop.fit_in_chunks``:
 every stretch of steps between two logged steps is one compiled ``lax.scan``, minibatches drawn

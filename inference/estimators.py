@@ -1,4 +1,4 @@
-"""Estimators of log Z from costs and proposal densities, in log space (DESIGN.md §1).
+"""Estimators of log Z from costs and proposal densities, in log space.
 
 All take *costs* :math:`c(x)` (not negative energies) and proposal log densities
 :math:`\\log q(x)` relative to the problem's base measure; all return NamedTuples that
@@ -334,7 +334,7 @@ def log_z_mixture(
     """Guided-cost-learning estimate: the fixed point :math:`Z = E_\\mu[e^{-c}/\\tilde\\mu]`.
 
     :math:`\\mu = \\tfrac12 p + \\tfrac12 q` (data and proposal draws, each half averaged over
-    its own count) and :math:`\\tilde\\mu = \\tfrac12 e^{-c}/Z + \\tfrac12 q` (DESIGN.md §1).
+    its own count) and :math:`\\tilde\\mu = \\tfrac12 e^{-c}/Z + \\tfrac12 q`.
     The fixed point is the log Z that minimizes ``discriminator_loss`` (claim 1), found as
     the unique root of a monotone function, to machine precision; differentiable by the
     implicit function theorem. It is consistent for log Z when the data come from the

@@ -1,6 +1,6 @@
 """The paper's three claims evaluated on a problem: the main job's report and notebook 01.
 
-Each claim is computed two independent ways and the gap reported (DESIGN.md §1):
+Each claim is computed two independent ways and the gap reported:
 claim 1 compares the root of the balance equation (``log_z_mixture``) with a Newton
 minimization of ``discriminator_loss`` on autodiff; claim 2 compares two autodiff
 gradients; claim 3 compares the GAN-form generator loss with the sampler loss.

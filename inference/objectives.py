@@ -1,4 +1,4 @@
-"""The losses of the paper, as pure functions of cost arrays (DESIGN.md §1).
+"""The losses of the paper, as pure functions of cost arrays.
 
 Gradients in θ flow through the costs the caller computed, and gradients in q through
 ``log_q`` (and reparameterized draws). With the discriminator

@@ -1,4 +1,4 @@
-"""Training an energy three ways, as ``init`` / ``step`` pairs (DESIGN.md §1, §4).
+"""Training an energy three ways, as ``init`` / ``step`` pairs.
 
 Each method is a :class:`TrainingAlgorithm` ``(init, step)``: ``state = init(energy,
 proposal)`` and ``state, info = step(key, state, batch)``. Generic over problems: the

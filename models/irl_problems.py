@@ -1,5 +1,5 @@
 """MaxEnt IRL problems as NumPyro models: a prior on θ, demonstrations observed through
-:class:`Unnormalized` with the dynamics as base measure (DESIGN.md §1, §2).
+:class:`Unnormalized` with the dynamics as base measure.
 
 Demonstrations are exact draws from :math:`p_{\\theta^*}(\\tau) \\propto \\nu(\\tau)e^{-c_{\\theta^*}(\\tau)}`.
 The gridworld, the LQR and the point mass are built here; a user's own tabular MDP goes through

@@ -1,4 +1,4 @@
-"""Gaussian-mixture energies with an analytic log Z (DESIGN.md §2).
+"""Gaussian-mixture energies with an analytic log Z.
 
 The cost leaves out each component's normalizing constant, so log Z is not trivially 0:
 

@@ -1,4 +1,4 @@
-"""log Z of any 2D energy by quadrature on a grid: the exact reference in 2D (DESIGN.md §2).
+"""log Z of any 2D energy by quadrature on a grid: the exact reference in 2D.
 
 The midpoint rule on a smooth, fast-decaying integrand is spectrally accurate once the cell
 is a fraction of the energy's length scale; the box must hold the mass (the toys' boxes

@@ -7,7 +7,7 @@
 - :class:`SimulatorTrajectories`: trajectories of a differentiable simulator (the point mass).
 
 Trajectories are packed rows (``maxent_gan.models.trajectory``); the base measure of a trajectory space is
-its dynamics (DESIGN.md §1), that of :class:`Points` is Lebesgue.
+its dynamics, that of :class:`Points` is Lebesgue.
 """
 
 from __future__ import annotations

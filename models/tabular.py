@@ -1,4 +1,4 @@
-"""Tabular trajectory MaxEnt (DESIGN.md §2): exact log Z and exact samples, in log space.
+"""Tabular trajectory MaxEnt: exact log Z and exact samples, in log space.
 
 A trajectory is :math:`\\tau = (s_0, a_0, s_1, \\dots, a_{T-1}, s_T)`, its cost
 :math:`c(\\tau) = \\sum_{t<T} c(s_t, a_t)`, and the base measure the dynamics,

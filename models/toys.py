@@ -1,4 +1,4 @@
-"""The 2D toy data sets as Gaussian mixtures that trace the classic shapes (DESIGN.md §2).
+"""The 2D toy data sets as Gaussian mixtures that trace the classic shapes.
 
 Each toy is a mixture whose components lie along the shape (rings, arcs, squares, spiral
 arms), so its data density, its log Z and exact draws are all known: the true NLL of

@@ -1,4 +1,4 @@
-"""A NumPyro distribution known only up to its normalizer (DESIGN.md §1).
+"""A NumPyro distribution known only up to its normalizer.
 
 .. math:: p_\\theta(x) = \\exp(-c_\\theta(x)) / Z(\\theta), \\quad
           Z(\\theta) = \\int \\exp(-c_\\theta(x))\\, d\\nu(x)
@@ -115,7 +115,7 @@ class Unnormalized(Distribution):
         """The NumPyro density: :meth:`unnormalized_log_prob`, with a warning (once per call site).
 
         NumPyro calls this for an observed site; if it is reached, no normalizing handler replaced
-        the site, and a posterior built on it ignores :math:`-N\\log Z(\\theta)` (DESIGN.md §1).
+        the site, and a posterior built on it ignores :math:`-N\\log Z(\\theta)`.
         Library code calls :meth:`unnormalized_log_prob`, which never warns.
         """
         warnings.warn(

@@ -1,4 +1,4 @@
-"""Swappable importance proposals behind one protocol (DESIGN.md §3)."""
+"""Swappable importance proposals behind one protocol."""
 
 from maxent_gan.inference.proposals.base import Proposal
 from maxent_gan.inference.proposals.conditional import ConditionalFlow, DefensiveConditional

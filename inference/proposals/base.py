@@ -1,4 +1,4 @@
-"""The proposal protocol (DESIGN.md §3): what every importance proposal provides."""
+"""The proposal protocol: what every importance proposal provides."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Policy proposals over trajectories (DESIGN.md §1, §3): the dynamics cancel from every weight.
+"""Policy proposals over trajectories: the dynamics cancel from every weight.
 
 A policy's density relative to the dynamics base measure ν is
 :math:`\\log q(\\tau) = \\sum_t \\log \\pi(a_t | s_t)`. Draws are packed rows
