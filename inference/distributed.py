@@ -1,4 +1,4 @@
-"""Posteriors whose chains span the processes of a ``jax.distributed`` job (issue 13, item 6).
+"""Posteriors whose chains span the processes of a ``jax.distributed`` job.
 
 Every process of the job calls :func:`sample_posterior_across_processes` with the same arguments.
 Each runs ``num_chains`` NUTS chains of its own (their key: NUTS's key folded with the process

@@ -1,4 +1,4 @@
-"""The normalizing handler (DESIGN.md §1, Bayesian IRL / EBM; NOTES.md, the handler's traps).
+"""The normalizing handler (Bayesian IRL and EBMs).
 
 ``normalized(model, proposal, num_draws, key)`` finds every observed site whose distribution is
 :class:`~maxent_gan.models.unnormalized.Unnormalized` and replaces it by the same density minus
@@ -171,7 +171,7 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
         if msg["type"] != "sample" or not msg["is_observed"]:
             return
         fn = msg["fn"]
-        # plates inside the model act first, so the site may arrive expanded (NOTES.md, trap 3)
+        # plates inside the model act first, so the site may arrive expanded (an isinstance test on it alone would silently do nothing)
         base = fn.base_dist if isinstance(fn, dist.ExpandedDistribution) else fn
         if not isinstance(base, Unnormalized):
             return

@@ -1,7 +1,7 @@
 """How close is a learned cost to the true one (tabular problems)?
 
 * :func:`cost_correlation`: Pearson correlation of :math:`c_\\theta(s,a)` and :math:`c^*(s,a)` over
-  all pairs (centering removes the additive gauge, DESIGN.md §1).
+  all pairs (centering removes the additive gauge).
 * :func:`epic_distance`: EPIC (Gleave et al. 2021), the Pearson distance
   :math:`\\sqrt{(1-\\rho)/2}` of canonicalized costs, invariant to shaping and positive scale.
 * :func:`expected_value_difference`: EVD (Levine et al. 2011), the true expected cost of the

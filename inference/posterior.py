@@ -1,5 +1,5 @@
 """Posteriors over costs: NUTS on the normalized model, returned as ArviZ ``InferenceData``
-(DESIGN.md §1, Bayesian IRL / EBM).
+(Bayesian IRL and EBMs).
 
 ``sample_posterior(model, *args, key=..., proposal=...)`` wraps ``model`` in
 :class:`~maxent_gan.inference.handler.normalized` (one fixed set of proposal draws), runs NUTS with several

@@ -217,7 +217,7 @@ def _(space: SimulatorTrajectories, key, data, *, tilted=False, epochs=100, prog
 
 @singledispatch
 def soft_optimal(space, problem: Problem, theta, *, tilted: bool = False) -> Proposal:
-    """The exact action conditional of :math:`p_\\theta` as a policy (DESIGN.md §1: a proposal that moves
+    """The exact action conditional of :math:`p_\\theta` as a policy (a proposal that moves
     with θ); ``tilted`` (tabular or linear systems): with the transition tilts too, i.e. :math:`p_\\theta` itself."""
     raise ValueError(f"problem: {problem.name} has no soft-optimal policy (its sample space is "
                      f"{type(space).__name__})")

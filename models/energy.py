@@ -1,4 +1,4 @@
-"""A neural energy: an equinox MLP with no free additive bias (DESIGN.md §1, gauge).
+"""A neural energy: an equinox MLP with no free additive bias (the cost's gauge).
 
 .. math:: c_\\theta(x) = \\mathrm{MLP}_\\theta(x) + \\frac{\\|x\\|^2}{2 s^2}
 

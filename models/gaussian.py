@@ -4,7 +4,7 @@
           \\log Z(\\theta) = \\tfrac d2 \\log 2\\pi - \\tfrac12 \\log\\det P
 
 Parameters ``{"loc": m (d,), "precision": P (d, d)}``; no additive constant in the cost
-(DESIGN.md §1, gauge).
+(the cost's gauge).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def gaussian_model(data: jax.Array | None = None, *, dim: int | None = None) -> 
 
     Prior ``loc ~ N(0, 2^2)``, ``log_precision ~ N(0, 1)`` per coordinate. The observed
     site carries the exact log normalizer, so a normalizing handler can use it; on its
-    own the site's log density is *unnormalized* (DESIGN.md §1, Bayesian IRL / EBM).
+    own the site's log density is *unnormalized* (Bayesian IRL and EBMs).
     """
     if data is None and dim is None:
         raise ValueError("gaussian_model: pass data (N, d) or dim")

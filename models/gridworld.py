@@ -1,7 +1,7 @@
 """Gridworlds and random MDPs with linear costs :math:`c_\\theta(s,a) = \\theta \\cdot \\phi(s,a)`.
 
 No feature is constant over all ``(s, a)``, and no set of indicators partitions them: a
-constant would be an unidentified additive bias (DESIGN.md §1, gauge).
+constant would be an unidentified additive bias (the cost's gauge).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Trajectory :math:`\\tau = (x_0, u_0, x_1, \\dots, u_{T-1}, x_T)`, cost
 :math:`c(\\tau) = \\sum_{t<T} \\tfrac12 (x_t^\\top Q x_t + u_t^\\top R u_t)`, base measure
-:math:`\\nu = N(x_0; m_0, S_0) \\prod_t N(x_{t+1}; A x_t + B u_t, W)` times Lebesgue on the actions
-(DESIGN.md §1). With :math:`\\beta_t(x) = e^{-\\frac12 x^\\top P_t x - k_t}`, :math:`P_T = 0`:
+:math:`\\nu = N(x_0; m_0, S_0) \\prod_t N(x_{t+1}; A x_t + B u_t, W)` times Lebesgue on the actions.
+With :math:`\\beta_t(x) = e^{-\\frac12 x^\\top P_t x - k_t}`, :math:`P_T = 0`:
 
 .. math::
 

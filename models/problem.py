@@ -1,4 +1,4 @@
-"""The Problem protocol: what is true about a problem, in one place (issue 11).
+"""The Problem protocol: what is true about a problem, in one place.
 
 A :class:`Problem` holds its sample space (``maxent_gan.models.spaces``: what inference dispatches on), its
 data, the data density as an :class:`Unnormalized` energy where one is known, and its parametric

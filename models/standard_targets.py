@@ -1,4 +1,4 @@
-"""The field's standard sampler targets, with exact log Z (issue 13): ``gmm40``, ``funnel10``, ``manywell32``.
+"""The field's standard sampler targets, with exact log Z: ``gmm40``, ``funnel10``, ``manywell32``.
 
 - ``gmm40``: 40 unit-variance Gaussians in 2-D, equal weights, means uniform in [−40, 40]²
   (the layout of FAB, Midgley et al. 2023, and iDEM; drawn here from ``jax.random.key(0)``).

@@ -42,7 +42,7 @@ __all__ = ["COMPARE_PROBLEMS", "CompareSettings", "check_compare_args", "compare
 # the built-in problems whose family has an exact normalizer (the gold standard row); any problem with a
 # cost family is accepted (pointmass, a user's own), these are listed in help and errors
 COMPARE_PROBLEMS = ("gridworld", "lqr", "gaussian", "rings", "8gaussians", "moons", "checkerboard", "pinwheel")
-SHIFT_OK = 0.2  # |posterior mean - exact posterior mean| in exact-posterior sd: the target of issue 6
+SHIFT_OK = 0.2  # |posterior mean - exact posterior mean| in exact-posterior sd: 'agrees' up to this
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """θ-conditional proposals :math:`q_\\phi(x \\mid \\theta)` on points: a proposal that follows the cost's
-parameters (issue 12), built on flowjax's conditional spline coupling flows.
+parameters, built on flowjax's conditional spline coupling flows.
 
 The condition is θ raveled to one vector (``jax.flatten_util.ravel_pytree``: a dict of sites in
 sorted key order, or one array), so the same proposal takes θ as the model's site dict or as
@@ -152,7 +152,7 @@ class DefensiveConditional(_ConditionalProposal):
 
     A flow fitted over a pool of θ extrapolates outside it, and where it misses mass of
     :math:`p_\\theta` its :math:`\\hat Z(\\theta)` is too small, so :math:`-n\\log\\hat Z(\\theta)` pulls a
-    posterior there (a chain stuck far out, issue 12). The broad part bounds every weight,
+    posterior there (a chain stuck far out). The broad part bounds every weight,
     :math:`w \\le \\tilde p_\\theta / (\\alpha\\, q_{broad})`, at every θ.
 
     The draws are stratified, not picked at random: of n base draws the last
