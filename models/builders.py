@@ -83,7 +83,7 @@ def tabular_problem(
     _check_cost_range(features, horizon, prior_scale)
     if states is not None and actions is not None:  # their shapes, before anything is built for this horizon
         try:
-            check_trajectories(states, actions, features.shape[0], features.shape[1], horizon)
+            states, actions = check_trajectories(states, actions, features.shape[0], features.shape[1], horizon)
         except ValueError as error:  # name the arguments (the .npz keys) the demonstrations came in
             raise ValueError(f"states, actions: {error}") from None
         if np.shape(states)[0] < MIN_DEMONSTRATIONS:
@@ -114,10 +114,6 @@ def tabular_problem(
     if states is None:
         return Problem(name, space, target, family.theta_true, draws_data(target), family)
     mdp = space.mdp
-    try:
-        states, actions = check_trajectories(states, actions, mdp.num_states, mdp.num_actions, mdp.horizon)
-    except ValueError as error:  # name the arguments (the .npz keys) the demonstrations came in
-        raise ValueError(f"states, actions: {error}") from None
     _check_feasible(np.asarray(states), np.asarray(actions), mdp)
     demos = space.layout.pack(jnp.asarray(states), jnp.asarray(actions))
     return Problem(name, space, target, family.theta_true, fixed_data(demos, test_fraction=test_fraction), family,
@@ -131,9 +127,7 @@ COST_LIMIT = 1e30  # float32 (training's precision) overflows at 3.4e38
 def _check_cost_range(features: np.ndarray, horizon: int, prior_scale: float) -> None:
     """Features whose trajectory costs θ·Σ_t φ could overflow within the prior's reach (|θ_k| up to 10 prior
     sd) are refused now, naming them, rather than as a non-finite cost after the work."""
-    if not np.all(np.isfinite(features)):
-        raise ValueError("features: contains non-finite values")
-    largest = float(np.abs(features).max())
+    largest = float(np.abs(features[np.isfinite(features)]).max(initial=0.0))  # non-finite ones: check_mdp names them
     if horizon * features.shape[-1] * largest * 10 * prior_scale > COST_LIMIT:
         raise ValueError(f"features: values up to {largest:.3g} make the trajectory cost θ·Σφ overflow (horizon "
                          f"{horizon} x {features.shape[-1]} features x |θ| up to {10 * prior_scale:g}); rescale them")
