@@ -42,7 +42,10 @@ class EBMRun(NamedTuple):
 
 
 def parametric_default(problem: Problem) -> bool:
-    """Points train an MLP energy by default; trajectory spaces train their cost family (IRL weights)."""
+    """What the problem says it trains (a user's energy family: that family); otherwise points train an MLP
+    energy and trajectory spaces their cost family (IRL weights)."""
+    if problem.trains_family is not None:
+        return problem.trains_family
     return not isinstance(problem.space, Points)
 
 
@@ -214,8 +217,8 @@ def train_ebm(
     parametric: bool | None = None,
     evaluate: bool = True,
 ) -> EBMRun:
-    """Train an MLP energy or (``parametric``; the default on trajectory spaces) the problem's cost family
-    on its data by ``method`` (exact, gcl, gan). ``learning_rate=None`` picks :data:`NETWORK_RATE` for
+    """Train an MLP energy or (``parametric``; the default on trajectory spaces and for a user's
+    :func:`~maxent_gan.models.builders.energy_problem`) the problem's cost family on its data by ``method`` (exact, gcl, gan). ``learning_rate=None`` picks :data:`NETWORK_RATE` for
     networks on 2-D problems (:data:`NETWORK_RATE_HIGH_DIM` above), the family's own rate (0.05 for IRL weights) otherwise; ``steps=None`` picks
     :data:`NETWORK_STEPS` for networks, :data:`FAMILY_STEPS` for cost families.
 

@@ -229,4 +229,5 @@ def energy_problem(
                         theta_true=theta_true, log_partition_fn=log_partition_fn, sampler=sampler,
                         learning_rate=learning_rate)
     target = None if theta_true is None else family.target(theta_true, space)
-    return Problem(name, space, target, theta_true, fixed_data(data, test_data), family, data_fixed=True)
+    return Problem(name, space, target, theta_true, fixed_data(data, test_data), family, data_fixed=True,
+                   trains_family=True)  # the user's family is the model to fit

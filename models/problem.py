@@ -122,6 +122,9 @@ class Problem(NamedTuple):
     data: DataFn | None = None
     family: CostFamily | None = None
     data_fixed: bool = False  # ``data`` is a fixed set split once (a user's): the counts are ignored
+    # what `train` fits by default: the cost family (True), an MLP energy (False); None: the family on
+    # trajectory spaces, an MLP on points (the built-in toys' families are references, not the model)
+    trains_family: bool | None = None
 
     @property
     def dim(self) -> int:

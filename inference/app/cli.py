@@ -125,9 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     comp = commands.add_parser("compare", help="posterior cost estimates under several proposals vs the exact normalizer (the main job, default)")
     comp.add_argument("--problem", default="gridworld",
                       help=f"one of: {', '.join(COMPARE_PROBLEMS)}; or your tabular problem as a .npz file (maxent_gan.models.files)")
-    comp.add_argument("--proposals", default="exact,gcl,gan,gcl-follow,gan-follow",
+    comp.add_argument("--proposals", default=None,
                       help="comma-separated: exact, broad, gcl, gan, gcl-follow, gan-follow (θ-following: the "
-                           "sampler refitted at anchors over its pilot posterior), cloned (IRL) (default: %(default)s)")
+                           "sampler refitted at anchors over its pilot posterior), cloned (IRL) (default: "
+                           "exact,gcl,gan,gcl-follow,gan-follow, less exact where the problem has no exact log Z)")
     comp.add_argument("--demos", type=_positive_int, default=None,
                       help=f"demonstrations (data points) drawn from θ* (default {defaults.demos}, at most {MAX_DEMOS})")
     comp.add_argument("--train-steps", type=_positive_int, default=None,
@@ -168,7 +169,8 @@ def run_compare(args) -> dict:
                "num_chains": args.chains, "num_samples": args.samples, "num_warmup": args.samples,
                "anchor_steps": args.anchor_steps}
     settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
-    proposals = tuple(name.strip() for name in args.proposals.split(",") if name.strip())
+    proposals = (None if args.proposals is None  # the default set the problem supports
+                 else tuple(name.strip() for name in args.proposals.split(",") if name.strip()))
     problem = make_problem(args.problem)  # a name, or a .npz file read and checked before any work
     return compare(problem, proposals, settings=settings, seed=args.seed, out=args.out, force=args.force,
                    progress=sys.stderr.isatty())

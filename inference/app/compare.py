@@ -13,7 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import arviz as az
 import jax
@@ -85,6 +85,15 @@ def compare_proposal_names(problem: str | Problem) -> tuple[str, ...]:
     return (*exact, "broad", "gcl", "gan", "gcl-follow", "gan-follow", "cloned")
 
 
+DEFAULT_PROPOSALS = ("exact", "gcl", "gan", "gcl-follow", "gan-follow")
+
+
+def default_proposals(problem: str | Problem) -> tuple[str, ...]:
+    """:data:`DEFAULT_PROPOSALS` less those the problem cannot have (``exact`` without an exact log Z(θ))."""
+    valid = compare_proposal_names(problem)
+    return tuple(name for name in DEFAULT_PROPOSALS if name in valid)
+
+
 def check_compare_args(problem: str | Problem, proposals: tuple[str, ...], settings: CompareSettings) -> Problem:
     """Names and sizes, checked before any work (the errors list the valid names); returns the problem."""
     problem = _problem(problem)
@@ -92,6 +101,9 @@ def check_compare_args(problem: str | Problem, proposals: tuple[str, ...], setti
     if not proposals:
         raise ValueError(f"proposals: empty; valid: {', '.join(valid)}")
     for name in proposals:
+        if name == "exact" and name not in valid:
+            raise ValueError(f"proposals: 'exact' needs the exact log Z(θ) of the family, which {problem.name} does "
+                             f"not have (no log_partition_fn); valid: {', '.join(valid)}")
         if name not in valid:
             raise ValueError(f"proposals: unknown name {name!r} for {problem.name}; valid: {', '.join(valid)}")
     if len(set(proposals)) != len(proposals):
@@ -106,14 +118,16 @@ def check_compare_args(problem: str | Problem, proposals: tuple[str, ...], setti
     return problem
 
 
-def _train(problem: Problem, method: str, key: jax.Array, data, test, steps: int) -> tuple[Any, Any]:
-    """θ̂ and the sampler of one training run of the cost family (the one training assembly,
+def _train(problem: Problem, method: str, key: jax.Array, data, test, steps: int) -> tuple[Any, Any, dict]:
+    """θ̂, the sampler and what happened (steps done, requested, why it stopped or ``None``) of one training
+    run of the cost family (the one training assembly,
     ``maxent_gan.inference.ebm``; tabular samplers with transition tilts, the family that contains p_θ)."""
     with warnings.catch_warnings():  # its log Z evaluations at θ̂ are not the product here
         warnings.simplefilter("ignore", UnreliableEstimateWarning)
         run = train_ebm(problem, method, steps=steps, seed=int(jax.random.randint(key, (), 0, 2**31 - 1)),
                         data=(data, test), tilted=True, parametric=True, flow_epochs=50, evaluate=False, progress=False)
-    return run.result.state.energy, run.result.state.proposal
+    training = {"steps": run.result.steps_done, "requested": steps, "stopped": run.result.stopped}
+    return run.result.state.energy, run.result.state.proposal, training
 
 
 def _chain_method(num_chains: int) -> str:
@@ -122,7 +136,7 @@ def _chain_method(num_chains: int) -> str:
 
 def compare(
     problem: str | Problem = "gridworld",
-    proposals: tuple[str, ...] = ("exact", "gcl", "gan", "gcl-follow", "gan-follow"),
+    proposals: tuple[str, ...] | None = None,
     *,
     settings: CompareSettings | None = None,
     seed: int = 0,
@@ -132,13 +146,16 @@ def compare(
 ) -> dict[str, Any]:
     """Posterior of θ under each proposal; returns the summary (and writes the outputs when ``out`` is given).
 
+    ``proposals=None``: :func:`default_proposals` (the default set the problem supports).
+
     Each proposal's posterior uses the normalizing handler with that proposal's fixed draws;
     ``exact`` uses the exact normalizer. The samplers ``gcl`` and ``gan`` are trained on the same
     demonstrations first (for tabular problems, samplers with transition tilts, the family that
     contains :math:`p_\\theta`).
     """
     settings = settings or CompareSettings()
-    proposals = tuple(proposals)
+    problem = _problem(problem)
+    proposals = default_proposals(problem) if proposals is None else tuple(proposals)
     problem = check_compare_args(problem, proposals, settings)
     family, space = problem.family, problem.space
     # a fresh folder beside --out, swapped in when complete: --out never mixes two runs' files, and an
@@ -153,6 +170,7 @@ def compare(
         learned: dict[str, np.ndarray] = {}
         bar = tqdm(proposals, desc=f"compare on {problem.name}", disable=not progress)
         trained: dict[str, tuple[dict, Any, float]] = {}  # method -> (θ̂, its sampler, training seconds)
+        training: dict[str, dict] = {}  # method -> steps done, requested, why it stopped (None: it did not)
 
         def run_nuts(proposal, estimator):
             return sample_posterior(
@@ -170,8 +188,9 @@ def compare(
                 bar.set_postfix_str(f"{name}: training its sampler")
                 if method not in trained:
                     begin = time.perf_counter()
-                    params, proposal = _train(problem, method, jax.random.fold_in(key_train, 2 + (method == "gan")),
-                                              data, test, settings.train_steps)
+                    params, proposal, training[method] = _train(
+                        problem, method, jax.random.fold_in(key_train, 2 + (method == "gan")), data, test,
+                        settings.train_steps)
                     trained[method] = (params, proposal, time.perf_counter() - begin)
                 params, proposal, train_seconds = trained[method]
                 learned[method] = family.flatten(family.to_sites(params))
@@ -210,6 +229,8 @@ def compare(
                 idata.posterior = idata.posterior.assign_coords({dim: list(family.theta_names)})  # forest plot labels
             idatas[name] = idata
             results[name] = _posterior_row(family, idata, time.perf_counter() - start, train_seconds)
+            if method in training and training[method]["stopped"] is not None:
+                results[name]["training_stopped"] = _stop_text(method, training[method])
             if out is not None:
                 save_posterior(idata, out / f"posterior_{name}.nc")
         summary = {
@@ -222,6 +243,7 @@ def compare(
             "theta_true": None if family.theta_true is None else family.flatten(family.to_sites(family.theta_true)).tolist(),
             "proposals": results,
             "learned_theta": {name: value.tolist() for name, value in learned.items()},
+            "training": training,
             "cost_maps": _grid_shape(problem) is not None and family.theta_true is not None,
         }
         _add_verdicts(summary)
@@ -338,10 +360,17 @@ def _flag(row: dict) -> tuple[bool, str]:
     return False, text
 
 
+def _stop_text(method: str, training: dict) -> str:
+    return (f"its {method} sampler's training stopped at step {training['steps']} of {training['requested']} "
+            f"({training['stopped'].removeprefix('training stopped: ')})")
+
+
 def _verdict(name: str, row: dict, *, have_exact: bool) -> str:
     if name == "exact":
         return "the gold standard: the exact log Z(θ) at every step"
     flagged, flag_text = _flag(row)
+    if row.get("training_stopped"):  # a sampler that was never trained as asked: its row is not a result
+        flagged, flag_text = True, row["training_stopped"] + (f"; {flag_text}" if flag_text else "")
     if not have_exact:
         return f"{flag_text}: " + ("flagged, do not trust this posterior" if flagged else
                                    "not flagged, as far as the diagnostics can see")
@@ -375,7 +404,9 @@ def render_report(summary: dict) -> str:
         "",
         "Proposals:",
         "",
-        *[f"- `{name}`: {PROPOSAL_DESCRIPTIONS.get(name, 'a user-given proposal')}" for name in rows],
+        *[f"- `{name}`: {PROPOSAL_DESCRIPTIONS.get(name, 'a user-given proposal')}"
+          + (f". **Not a trained result: {row['training_stopped']}.**" if row.get("training_stopped") else "")
+          for name, row in rows.items()],
         "",
         *(["Cost weights (θ):", "", *[f"- `{n}`: {d}" for n, d in zip(names, summary["theta_descriptions"],
                                                                        strict=True)], ""]
@@ -390,11 +421,21 @@ def render_report(summary: dict) -> str:
     for name, row in rows.items():
         cells = [f"{m:.3f} ± {sd:.3f}" for m, sd in zip(row["posterior_mean"], row["posterior_sd"], strict=True)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    training = summary.get("training", {})
     for name, theta in summary["learned_theta"].items():
-        lines.append(f"| {name}: point estimate | " + " | ".join(f"{v:.3f}" for v in theta) + " |")
+        run = training.get(name, {})
+        label = (f"{name}: where training STOPPED (step {run['steps']} of {run['requested']})" if run.get("stopped")
+                 else f"{name}: point estimate")
+        lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in theta) + " |")
     if summary["learned_theta"]:
         lines += ["", "The point-estimate rows are the θ each sampler's training run ended at (no posterior): "
                   "the sampler was trained there and then held fixed for the posterior."]
+        stopped = [name for name, run in training.items() if run.get("stopped")]
+        if stopped:
+            lines += ["", "**Training stopped early** for " + ", ".join(f"`{name}`" for name in stopped) + ": "
+                      + "; ".join(f"{name} at step {training[name]['steps']} of {training[name]['requested']} "
+                                  f"({training[name]['stopped']})" for name in stopped)
+                      + ". Those samplers were not trained as asked; the rows built on them are flagged."]
     lines += [
         "",
         "## Diagnostics",
@@ -451,18 +492,12 @@ def _fmt(value, spec: str = ".2f") -> str:
 
 
 def _write_outputs(out: Path, problem: Problem, summary: dict, idatas: dict, data) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    # figures are matplotlib Figure objects, not pyplot's: no backend is chosen or switched for the user
     figures = out / "figures"
-    for name, figure in (("forest", _forest_figure(problem.family, summary, idatas)), ("k_hat", _k_hat_figure(summary, idatas))):
-        save_figure(figure, figures / f"{name}.png")
-        plt.close(figure)
+    save_figure(_forest_figure(problem.family, summary, idatas), figures / "forest.png")
+    save_figure(_k_hat_figure(summary, idatas), figures / "k_hat.png")
     if summary["cost_maps"]:
         save_figure(_cost_maps(problem.space, summary), figures / "costs.png")
-        plt.close("all")
     write_atomic(out / "report.md", render_report(summary))
     write_json(out / "summary.json", json_safe(summary))  # undefined statistics (R-hat of one chain) as null
 
@@ -474,9 +509,9 @@ def _grid_shape(problem: Problem) -> tuple[int, int] | None:
 
 def _colors(names) -> dict[str, Any]:
     """One colour per proposal, the same in every figure (exact is black)."""
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
 
-    palette = plt.get_cmap("tab10").colors
+    palette = colormaps["tab10"].colors
     others = [n for n in PROPOSAL_DESCRIPTIONS if n != "exact"] + [n for n in names if n not in PROPOSAL_DESCRIPTIONS]
     return {name: "black" if name == "exact" else palette[others.index(name) % len(palette)] for name in names}
 
@@ -484,11 +519,12 @@ def _colors(names) -> dict[str, Any]:
 def _forest_figure(family: CostFamily, summary: dict, idatas: dict):
     """Per weight, each proposal's posterior mean and 94% interval; θ* a star on its own row; posteriors
     beyond the axis (set by the exact posterior) named in the figure instead of flattening the rest."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     names, weights = list(idatas), summary["theta_names"]
     colors = _colors(names)
-    figure, ax = plt.subplots(figsize=(7, 1.0 + 0.32 * len(weights) * (len(names) + 1)))
+    figure = Figure(figsize=(7, 1.0 + 0.32 * len(weights) * (len(names) + 1)))
+    ax = figure.subplots()
     reference = summary["proposals"].get("exact")
     limits = None
     if reference is not None:
@@ -496,16 +532,16 @@ def _forest_figure(family: CostFamily, summary: dict, idatas: dict):
         points = np.concatenate([mean - 8 * sd, mean + 8 * sd, summary["theta_true"] or []])
         limits = (points.min(), points.max())
     off_scale = []
-    step = 1.0 / (len(names) + 1)
+    rows = _forest_rows(len(names), truth=summary["theta_true"] is not None)
     for j, weight in enumerate(weights):
         base = len(weights) - 1 - j
         if summary["theta_true"] is not None:
-            ax.plot(summary["theta_true"][j], base + 0.5, marker="*", color="gold", markeredgecolor="k", ms=12,
-                    zorder=3, label="θ* (truth)" if j == 0 else None)
+            ax.plot(summary["theta_true"][j], base + rows.truth, marker="*", color="gold", markeredgecolor="k",
+                    ms=12, zorder=3, label="θ* (truth)" if j == 0 else None)
         for i, name in enumerate(names):
             draws = family.flatten(idatas[name].posterior)[..., j].ravel()
             low, high = np.quantile(draws, [0.03, 0.97])
-            y = base + 1 - (i + 1) * step
+            y = base + rows.proposals[i]
             if limits is not None and (draws.mean() < limits[0] or draws.mean() > limits[1]):
                 off_scale.append(f"{name} on {weight}: {draws.mean():.4g}")
                 continue
@@ -521,33 +557,84 @@ def _forest_figure(family: CostFamily, summary: dict, idatas: dict):
     return figure
 
 
+class _ForestRows(NamedTuple):
+    truth: float  # θ*'s offset within a weight's band of height 1
+    proposals: tuple[float, ...]  # each proposal's offset, in order
+
+
+def _forest_rows(num_proposals: int, *, truth: bool) -> _ForestRows:
+    """Offsets within a weight's band: θ* (when known) on the top row of its own, the proposals below it,
+    every row a distinct height (a proposal sharing θ*'s row would hide its marker under the star)."""
+    slots = num_proposals + (1 if truth else 0)
+    offsets = [1 - (k + 1) / (slots + 1) for k in range(slots)]
+    return _ForestRows(offsets[0] if truth else float("nan"), tuple(offsets[1:] if truth else offsets))
+
+
 def _k_hat_figure(summary: dict, idatas: dict):
-    """k-hat per posterior draw, per proposal, on a symmetric log axis; proposals without draws left out."""
-    import matplotlib.pyplot as plt
+    """What the per-draw rule reads, per posterior draw and proposal: the reverse k-hat of the proposal's
+    weights (left) and the forward k-hat over the data (right), each draw red where the rule calls its
+    log Ẑ(θ) unreliable (by either, or by an ESS); under each proposal the share of such draws and the
+    draw-set error, the posterior-level check. Axes cover every value; proposals without draws left out."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     names = [n for n in idatas if np.isfinite(idatas[n].sample_stats["log_z_k_hat"].values).any()]
-    colors = _colors(list(idatas))
-    figure, ax = plt.subplots(figsize=(6, 3.2))
+    figure = Figure(figsize=(max(6.0, 1.6 * len(names) + 3), 3.6))
+    axes = figure.subplots(1, 2, sharey=True)
     rng = np.random.default_rng(0)
+    labels = []
     for i, name in enumerate(names):
-        k_hat = idatas[name].sample_stats["log_z_k_hat"].values.ravel()
-        k_hat = k_hat[np.isfinite(k_hat)]
-        ax.scatter(i + 0.12 * rng.standard_normal(k_hat.size), k_hat, s=3, alpha=0.3, color=colors[name])
-    ax.axhline(K_HAT_UNRELIABLE, color="r", ls="--", lw=1, label=f"k-hat = {K_HAT_UNRELIABLE}: unreliable above")
-    ax.legend(loc="lower left", fontsize=8)
-    ax.set_yscale("symlog", linthresh=1.0)  # linear in [-1, 1] where the thresholds are, logarithmic beyond
-    ax.set_ylim(bottom=-0.5)
-    ax.set_xticks(range(len(names)), names)
-    ax.set_ylabel("Pareto k-hat per posterior draw")
-    ax.set_title(f"{summary['problem']}: how far to trust log Ẑ(θ) at each posterior draw")
+        stats = idatas[name].sample_stats
+        reliable = stats["log_z_reliable"].values.ravel() if "log_z_reliable" in stats else None
+        row = summary["proposals"].get(name, {})
+        label = name
+        if row.get("unreliable_fraction") is not None:
+            label += f"\n{100 * row['unreliable_fraction']:.0f}% unreliable"
+        if row.get("draw_set_error") is not None:
+            label += f"\ndraw-set {row['draw_set_error']:.2f} sd"
+        labels.append(label)
+        for ax, variable in zip(axes, ("log_z_k_hat", "log_z_forward_k_hat"), strict=True):
+            if variable not in stats:
+                continue
+            values = stats[variable].values.ravel()
+            keep = np.isfinite(values)
+            bad = np.zeros_like(keep) if reliable is None else ~reliable.astype(bool)
+            x = i + 0.12 * rng.standard_normal(values.size)
+            for mask, color in ((keep & ~bad, "tab:blue"), (keep & bad, "tab:red")):
+                ax.scatter(x[mask], values[mask], s=3, alpha=0.35, color=color)
+    values = np.concatenate([idatas[n].sample_stats[v].values.ravel() for n in names
+                             for v in ("log_z_k_hat", "log_z_forward_k_hat") if v in idatas[n].sample_stats]
+                            or [np.zeros(1)])
+    values = values[np.isfinite(values)]
+    low, high = _k_hat_limits(values)
+    for ax, title in zip(axes, ("reverse k-hat (the proposal's weights)", "forward k-hat (over the data)"),
+                         strict=True):
+        ax.axhline(K_HAT_UNRELIABLE, color="r", ls="--", lw=1)
+        ax.set_yscale("symlog", linthresh=1.0)  # linear in [-1, 1] where the thresholds are, logarithmic beyond
+        ax.set_ylim(low, high)
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(range(len(names)), labels, fontsize=7)
+        ax.set_title(title, fontsize=9)
+    axes[0].set_ylabel(f"per posterior draw (dashed: {K_HAT_UNRELIABLE})")
+    figure.suptitle(f"{summary['problem']}: how far to trust log Ẑ(θ) at each posterior draw "
+                    "(red: the rule calls that draw unreliable)", fontsize=9)
     figure.tight_layout()
     return figure
+
+
+def _k_hat_limits(values: np.ndarray) -> tuple[float, float]:
+    """y-limits holding every value and the 0.7 threshold, with a margin (symlog: linear within ±1)."""
+    low = min(float(values.min(initial=0.0)), 0.0)
+    high = max(float(values.max(initial=0.0)), K_HAT_UNRELIABLE)
+    margin = 0.1 * (high - low) if high <= 1.0 else 0.0
+    return low - 0.1 - margin if low < 0 else -0.1, high * 1.3 if high > 1.0 else high + 0.1 + margin
 
 
 def _cost_maps(space: TabularTrajectories, summary: dict):
     """Posterior-mean cost minus the true cost per state (gauge removed), one shared diverging scale;
     sparse binary state features (goal, walls) marked by their initials."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     shape = space.grid_shape
     rows = {name: row for name, row in summary["proposals"].items()}
@@ -562,7 +649,8 @@ def _cost_maps(space: TabularTrajectories, summary: dict):
     scale = max(float(np.abs(np.concatenate(near)).max()), 1e-12)
     marks = _feature_marks(space)
     panels = 1 + len(diffs)
-    figure, axes = plt.subplots(1, panels, figsize=(2.7 * panels, 3.0), squeeze=False)
+    figure = Figure(figsize=(2.7 * panels, 3.0))
+    axes = figure.subplots(1, panels, squeeze=False)
     axes = list(axes[0])
     image = axes[0].imshow(true.reshape(shape), cmap="magma_r")
     figure.colorbar(image, ax=axes[0], fraction=0.046, pad=0.04)

@@ -1,0 +1,117 @@
+"""What a newcomer meets first: a user's energy family is trained as written, the default proposals are
+the ones the problem supports, and a sampler whose training stopped is reported as such."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import maxent_gan.inference.app.compare as compare_module
+from maxent_gan.inference.app.compare import CompareSettings, compare, default_proposals, render_report
+from maxent_gan.inference.ebm import train_ebm
+from maxent_gan.models.builders import energy_problem
+
+
+def location_family(**options):
+    """c_b(x) = ½|x - b|² on R², data from N((0.5, -0.3), I): the maximum-likelihood b is the data mean."""
+    data = jnp.array([0.5, -0.3]) + jax.random.normal(jax.random.key(0), (400, 2))
+
+    def cost_fn(theta, x):
+        return 0.5 * jnp.sum((x - theta["b"]) ** 2, -1)
+
+    problem = energy_problem(cost_fn, {"b": jnp.zeros(2)}, data, test_data=data[:50], **options)
+    return problem, data
+
+
+def test_a_users_energy_family_is_trained_as_written():
+    problem, data = location_family(log_partition_fn=lambda theta: jnp.log(2 * math.pi))
+    run = train_ebm(problem, "exact", steps=600, progress=False, evaluate=False, checkpoint_every=10**6)
+    assert run.parametric  # not an MLP in its place
+    np.testing.assert_allclose(run.result.state.energy["b"], data.mean(0), atol=5e-3)
+    gcl = train_ebm(problem, "gcl", steps=20, progress=False, evaluate=False, checkpoint_every=10**6)
+    assert gcl.parametric and set(gcl.result.state.energy) == {"b"}
+
+
+def test_the_default_proposals_are_the_ones_the_problem_supports():
+    without, _ = location_family()  # no exact log Z(θ): no exact row
+    assert default_proposals(without) == ("gcl", "gan", "gcl-follow", "gan-follow")
+    with pytest.raises(ValueError, match="^proposals: 'exact' needs the exact log Z\\(θ\\) of the family, which "
+                                         "energy does not have"):
+        compare(without, ("exact", "gcl"))
+    with_exact, _ = location_family(log_partition_fn=lambda theta: jnp.log(2 * math.pi))
+    assert default_proposals(with_exact) == ("exact", "gcl", "gan", "gcl-follow", "gan-follow")
+
+
+def test_a_sampler_whose_training_stopped_is_reported_and_flagged(monkeypatch):
+    real = compare_module.train_ebm
+
+    def stops_at_step_zero(*args, **kwargs):  # as a run whose first update was non-finite
+        run = real(*args, **{**kwargs, "steps": 1})
+        result = run.result._replace(steps_done=0, stopped="training stopped: the loss became [nan] at step 0")
+        return run._replace(result=result)
+
+    monkeypatch.setattr(compare_module, "train_ebm", stops_at_step_zero)
+    settings = CompareSettings(demos=50, train_steps=30, num_draws=500, num_warmup=30, num_samples=30, num_chains=1)
+    summary = compare("gaussian", ("exact", "gcl"), settings=settings)
+    assert summary["training"]["gcl"] == {"steps": 0, "requested": 30,
+                                          "stopped": "training stopped: the loss became [nan] at step 0"}
+    row = summary["proposals"]["gcl"]
+    assert row["training_stopped"].startswith("its gcl sampler's training stopped at step 0 of 30")
+    assert "training stopped at step 0 of 30" in row["verdict"]  # whichever grade, the verdict says so
+    report = render_report(summary)
+    assert "gcl: where training STOPPED (step 0 of 30)" in report and "**Training stopped early** for `gcl`" in report
+    assert "trained by guided cost learning" in report and "**Not a trained result:" in report
+
+
+def _idata(rng, *, theta_mean, k_hat, forward_k_hat):
+    import arviz as az
+
+    draws = (2, 50)
+    return az.from_dict(
+        posterior={"theta": theta_mean + 0.1 * rng.standard_normal((*draws, 2))},
+        sample_stats={"log_z_k_hat": k_hat + rng.standard_normal(draws), "log_z_forward_k_hat": forward_k_hat
+                      + rng.standard_normal(draws), "log_z_reliable": rng.random(draws) > 0.3})
+
+
+class _Flat:
+    @staticmethod
+    def flatten(posterior):
+        return posterior["theta"].values
+
+
+@pytest.mark.parametrize("num_proposals", [1, 2, 3, 4, 5])
+def test_the_truth_has_a_forest_row_of_its_own(num_proposals):
+    rng = np.random.default_rng(0)
+    names = ["broad", "gcl", "gan", "cloned", "gcl-follow"][:num_proposals]
+    idatas = {name: _idata(rng, theta_mean=i, k_hat=0.2, forward_k_hat=0.1) for i, name in enumerate(names)}
+    summary = {"problem": "toy", "theta_names": ["a", "b"], "theta_true": [0.5, -0.5],
+               "proposals": {name: {} for name in names}}
+    figure = compare_module._forest_figure(_Flat, summary, idatas)
+    ax = figure.axes[0]
+    star_heights = {float(line.get_ydata()[0]) for line in ax.lines if line.get_marker() == "*"}
+    proposal_heights = {float(line.get_ydata()[0]) for line in ax.lines if line.get_marker() == "o"}
+    assert len(star_heights) == 2 and len(proposal_heights) == 2 * num_proposals  # every row its own height
+    assert not star_heights & proposal_heights
+
+
+def test_the_k_hat_figure_shows_every_draw_and_both_directions_with_plain_ticks():
+    rng = np.random.default_rng(1)
+    idatas = {"gcl": _idata(rng, theta_mean=0.0, k_hat=-2.0, forward_k_hat=3.0),
+              "broad": _idata(rng, theta_mean=0.0, k_hat=40.0, forward_k_hat=0.2)}
+    summary = {"problem": "toy", "proposals": {"gcl": {"unreliable_fraction": 0.3, "draw_set_error": 0.02},
+                                               "broad": {"unreliable_fraction": 1.0}}}
+    figure = compare_module._k_hat_figure(summary, idatas)
+    reverse, forward = figure.axes
+    values = np.concatenate([idata.sample_stats[v].values.ravel() for idata in idatas.values()
+                             for v in ("log_z_k_hat", "log_z_forward_k_hat")])
+    low, high = reverse.get_ylim()
+    assert low <= values.min() and high >= values.max()  # nothing cut off (the old axis stopped at -0.5)
+    plotted = np.concatenate([c.get_offsets()[:, 1] for ax in (reverse, forward) for c in ax.collections])
+    assert plotted.size == values.size  # every draw of both directions is drawn
+    figure.canvas.draw()
+    ticks = [t.get_text() for t in reverse.get_yticklabels() if t.get_text()]
+    assert ticks and not any("times" in t or "×" in t or "10^" in t for t in ticks), ticks
+    assert [t.get_text() for t in reverse.get_xticklabels()] == ["gcl\n30% unreliable\ndraw-set 0.02 sd",
+                                                                  "broad\n100% unreliable"]
