@@ -5,10 +5,9 @@ import math
 
 import jax
 import jax.numpy as jnp
+import maxent_gan.inference.app.compare as compare_module
 import numpy as np
 import pytest
-
-import maxent_gan.inference.app.compare as compare_module
 from maxent_gan.inference.app.compare import CompareSettings, compare, default_proposals, render_report
 from maxent_gan.inference.ebm import train_ebm
 from maxent_gan.models.builders import energy_problem
