@@ -1,4 +1,4 @@
-"""A θ-conditional flow inside the posterior (issue 12, items 1-2), with no exact quantity used to build it.
+"""A θ-conditional flow inside the posterior, with no exact quantity used to build it.
 
 Per problem and seed, the workflow a user without Z(θ) would run:
 

@@ -1,4 +1,4 @@
-"""Steps per second of a sampler fit in float64 against ``dtype="float32"`` (issue 13, item 2): a
+"""Steps per second of a sampler fit in float64 against ``dtype="float32"``: a
 spline coupling flow on Neal's funnel (10-D), 512 draws per step, reverse KL with annealing, the
 default optimizer, 50 steps per host round-trip; and the final loss of each (the same seed).
 Compile time excluded (one warm-up fit of the same settings first).

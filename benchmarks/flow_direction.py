@@ -1,4 +1,4 @@
-"""Which way the coupling flow's splines run when it draws (issue 12, item 4): flowjax's default
+"""Which way the coupling flow's splines run when it draws: flowjax's default
 (``invert=True``: draws through the spline's inverse, a square root) against this library's
 (``invert=False``: draws through the forward map, a ratio of quadratics).
 

@@ -1,4 +1,4 @@
-"""Fixed against θ-following samplers inside the posterior (issue 12): the main job's defaults.
+"""Fixed against θ-following samplers inside the posterior: the main job's defaults.
 
 For each problem and seed: ``compare`` with the exact normalizer, the gcl and gan samplers fixed
 at θ̂, and their θ-following versions (refitted at anchors over the fixed sampler's posterior,
@@ -57,7 +57,7 @@ def main() -> None:
             print(f"{problem} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
     out = Path(__file__).parent / "results"
     write_atomic(out / "follow.json", json.dumps(rows, indent=1))
-    lines = ["# Fixed and θ-following samplers inside the posterior (issue 12)", "", args.note, "",
+    lines = ["# Fixed and θ-following samplers inside the posterior", "", args.note, "",
              "| problem | seed | proposal | shift (sd) | k-hat median | k-hat p95 | unreliable | draw-set error (sd) "
              "| seconds (training) |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -1,4 +1,4 @@
-"""IRL benchmark (issue 5, item 10): exact log Z + gradient time against grid size, side by side
+"""IRL benchmark: exact log Z + gradient time against grid size, side by side
 with the ``imitation`` package's MCE IRL partition; recovery against the number of demonstrations.
 
 Run: ``python benchmarks/irl.py [--quick]`` (writes benchmarks/results/irl.{md,json,png}).

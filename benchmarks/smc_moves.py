@@ -1,5 +1,5 @@
 """The annealed estimator's moves on the standard targets: per-particle step jitter, and more
-temperatures and moves, over many seeds (issue 13, item 3; the evidence behind ``step_jitter``).
+temperatures and moves, over many seeds (the evidence behind ``step_jitter``).
 
 Per target, ``maxent_gan.inference.annealed.log_z_annealed`` from the broad Gaussian of
 ``benchmarks/standard_targets.py`` with 4096 particles, in four settings: the default bridge

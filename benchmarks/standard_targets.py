@@ -1,4 +1,4 @@
-"""log Z error against wall-clock on the standard sampler targets, fit included (issue 13, item 4).
+"""log Z error against wall-clock on the standard sampler targets, fit included.
 
 Rows, per target and seed:
 

@@ -1,4 +1,4 @@
-"""Exact tabular log Z + gradient at scale (issue 13, item 5): a 1000 x 1000 gridworld (10^6
+"""Exact tabular log Z + gradient at scale: a 1000 x 1000 gridworld (10^6
 states, 5 actions, T = 100), as (state, action, step)/s against this machine's memory-bandwidth
 ceiling, in float64 and float32, deterministic moves by default (``--slips 0.1`` for slippery ones,
 at smaller sizes); the forward pass (log Z alone) beside log Z + gradient.

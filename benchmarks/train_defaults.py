@@ -1,4 +1,4 @@
-"""Defaults that work (issue 12's target): ``maxent-gan train --problem P --method gan`` at its default
+"""Defaults that work (the target): ``maxent-gan train --problem P --method gan`` at its default
 settings on every 2D toy for seeds 0-4, held-out NLL (quadrature) within 0.15 nats of the true NLL.
 
     python benchmarks/train_defaults.py [--method gan] [--seeds 0 1 2 3 4] [--toys rings,...]

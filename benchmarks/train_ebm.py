@@ -1,4 +1,4 @@
-"""Training targets (issue 4, item 7): the three methods on every 2D toy.
+"""Training targets: the three methods on every 2D toy.
 
 Run: ``python benchmarks/train_ebm.py [--steps N]`` (writes benchmarks/results/train_ebm.{md,json,png}).
 Targets: GCL and the GAN form end within 0.05 nats of the exact method's held-out NLL, and the
