@@ -45,3 +45,10 @@ def test_numbers_quoted_beside_a_results_file_are_in_it(page):
         found = set(NUMBER.findall(text))
         missing = [n for n in NUMBER.findall(block) if not quoted_in(n, found)]
         assert not missing, f"{page.name}: {missing} quoted beside {sources} but not in them:\n{block[:300]}"
+
+
+def test_the_command_line_page_names_every_problem():
+    from maxent_gan.models.problems import PROBLEMS
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    assert [name for name in PROBLEMS if f"`{name}`" not in text] == []
