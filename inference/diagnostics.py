@@ -90,8 +90,9 @@ class UnreliableEstimateWarning(UserWarning):
 
 
 def effective_sample_size(log_weights: jax.Array) -> jax.Array:
-    """Kish's ESS, :math:`(\\sum w)^2 / \\sum w^2`, computed in log space; in [1, n]."""
-    return jnp.exp(2.0 * logsumexp(log_weights) - logsumexp(2.0 * log_weights))
+    """Kish's ESS, :math:`(\\sum w)^2 / \\sum w^2`, computed in log space over the last axis (one ESS
+    per row of a batch, e.g. per posterior draw); in [1, n]."""
+    return jnp.exp(2.0 * logsumexp(log_weights, axis=-1) - logsumexp(2.0 * log_weights, axis=-1))
 
 
 def _k_hat_numpy(log_weights: np.ndarray) -> np.ndarray:
@@ -207,14 +208,6 @@ def summand_ess_numpy(summands: np.ndarray) -> np.ndarray:
     summands = np.asarray(summands, np.float64)
     total = np.sum(summands, -1)
     return np.where(total > 0, total**2 / np.sum(summands**2, -1), 0.0)
-
-
-def ess_numpy(log_weights: np.ndarray) -> np.ndarray:
-    """Kish's ESS of each row of host-side log weights (NumPy twin of :func:`effective_sample_size`)."""
-    from scipy.special import logsumexp as np_logsumexp
-
-    log_weights = np.asarray(log_weights, np.float64)
-    return np.exp(2 * np_logsumexp(log_weights, axis=-1) - np_logsumexp(2 * log_weights, axis=-1))
 
 
 def min_ess(num: int) -> float:

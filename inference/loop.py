@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from maxent_gan.inference.training import all_finite
+from maxent_gan.models._validation import check_positive_int
 from tqdm.auto import tqdm
 
 __all__ = ["FIT_DTYPE", "cached_step", "fit_in_chunks", "in_precision"]
@@ -153,10 +154,8 @@ def fit_in_chunks(
     under ``jax.enable_x64(False)``) and returns the carry in the dtypes it came in; ``None`` runs
     in the inputs' own precision.
     """
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
-    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
-        raise ValueError(f"chunk: expected a positive integer, got {chunk!r}")
+    check_positive_int("steps", steps, minimum=0)
+    check_positive_int("chunk", chunk)
 
     def failure(losses, new) -> str | None:
         finite = np.isfinite(losses.reshape(losses.shape[0], -1)).all(axis=1)

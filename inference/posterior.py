@@ -40,7 +40,7 @@ from maxent_gan.inference.diagnostics import (
     UnreliableEstimateWarning,
     _k_hat_numpy,
     draw_set_error,
-    ess_numpy,
+    effective_sample_size,
     posterior_reasons,
     summand_ess_numpy,
     unreliable_reasons,
@@ -48,6 +48,7 @@ from maxent_gan.inference.diagnostics import (
 from maxent_gan.inference.estimators import log_mean_controlled
 from maxent_gan.inference.handler import NormalizedSite, normalized
 from maxent_gan.inference.io import atomic_path
+from maxent_gan.models._validation import check_positive_int
 from numpyro import handlers
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.util import log_density
@@ -56,11 +57,6 @@ __all__ = ["CHAIN_METHODS", "judge_posterior", "load_posterior", "normalizer_sta
            "save_posterior"]
 
 CHAIN_METHODS = ("vectorized", "parallel", "sequential")
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
 
 
 def sample_posterior(
@@ -117,7 +113,7 @@ def sample_posterior(
                          "so the likelihood grows as the costs separate data from draws); use 'importance' with a "
                          "proposal close to p_θ, or 'exact'")
     for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
-        _check_positive_int(name, value)
+        check_positive_int(name, value)
     num_warmup, num_samples, num_chains = int(num_warmup), int(num_samples), int(num_chains)  # NumPyro wants int
     if chain_method == "parallel" and num_chains > jax.local_device_count():
         raise ValueError(f"chain_method: 'parallel' runs one chain per device, and {num_chains} chains need "
@@ -282,9 +278,9 @@ def _draw_stats(row: dict) -> dict[str, np.ndarray]:
         if "summands" in row:  # a floored estimate (CV_FLOOR) has ESS 0: the rule flags it
             stats["log_z_ess"] = np.where(row["floored"], 0.0, summand_ess_numpy(row["summands"]))
         else:
-            stats["log_z_ess"] = ess_numpy(log_w)
+            stats["log_z_ess"] = np.asarray(effective_sample_size(log_w))
         stats["log_z_k_hat"] = np.array([_k_hat_numpy(w) for w in log_w])
-        stats["log_z_forward_ess"] = ess_numpy(forward)
+        stats["log_z_forward_ess"] = np.asarray(effective_sample_size(forward))
         stats["log_z_forward_k_hat"] = np.array([_k_hat_numpy(w) for w in forward])
         stats["log_z_reliable"] = np.array([
             not unreliable_reasons(k, e, log_w.shape[1], forward=ForwardCheck(np.nan, fe, fk, forward[i]))

@@ -25,6 +25,7 @@ from maxent_gan.inference.objectives import sampler_loss
 from maxent_gan.inference.proposals.base import Proposal
 from maxent_gan.inference.proposals.mixture import AnchorMixture
 from maxent_gan.inference.training import apply_update, proposal_update, trainable
+from maxent_gan.models._validation import check_positive_int
 from maxent_gan.models.unnormalized import Unnormalized
 
 __all__ = [
@@ -197,10 +198,8 @@ def fit_at_anchors(
     exact gradient and ``num_draws`` is unused: a score-function estimate from draws learns only the
     states the draws visit, and the states it leaves untrained are where the weights' tails come from.
     """
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
-    if not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk: expected a positive integer, got {chunk!r}")
+    check_positive_int("steps", steps, minimum=0)
+    check_positive_int("chunk", chunk)
     sizes = {leaf.shape[0] if jnp.ndim(leaf) else None for leaf in jax.tree.leaves(anchors)}
     if len(sizes) != 1 or None in sizes:
         raise ValueError("anchors: expected θ's stacked along one leading axis (the same length in every leaf)")
@@ -283,8 +282,7 @@ def fit_conditional(
     if len(sizes) != 1 or None in sizes:
         raise ValueError("thetas: expected θ's stacked along one leading axis (the same length in every leaf)")
     for name, value in (("num_draws", num_draws), ("thetas_per_step", thetas_per_step)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        check_positive_int(name, value)
     optimizer = proposal_optimizer(1e-2, steps) if optimizer is None else optimizer
     step = cached_step(_conditional_step, cost_fn, optimizer, num_draws, thetas_per_step)
     state = sampler_init(proposal, optimizer)

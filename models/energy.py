@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
+from maxent_gan.models._validation import check_positive_int
 from maxent_gan.models.unnormalized import Unnormalized
 from numpyro.contrib.module import random_eqx_module
 
@@ -28,8 +29,7 @@ class MLPEnergy(eqx.Module):
     confinement: float = eqx.field(static=True)
 
     def __init__(self, key: jax.Array, dim: int, *, width: int = 64, depth: int = 2, confinement: float = 3.0):
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim: expected a positive integer, got {dim!r}")
+        check_positive_int("dim", dim)
         if not confinement > 0:
             raise ValueError(f"confinement: expected a positive scale, got {confinement!r}")
         self.mlp = eqx.nn.MLP(dim, "scalar", width, depth, activation=jax.nn.silu, use_final_bias=False, key=key)

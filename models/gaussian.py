@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
+from maxent_gan.models._validation import check_positive_int
 from maxent_gan.models.problem import CostFamily, Problem, draws_data
 from maxent_gan.models.spaces import Points
 from maxent_gan.models.unnormalized import Unnormalized
@@ -73,8 +74,7 @@ def gaussian_target_params(dim: int, *, key: jax.Array | None = None) -> dict:
     Covariance eigenvalues log-spaced in [0.5, 2] under a random rotation drawn from
     ``key`` (default ``key(0)``); mean ``linspace(-1, 1, dim)``.
     """
-    if not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim: expected a positive integer, got {dim!r}")
+    check_positive_int("dim", dim)
     key = jax.random.key(0) if key is None else key
     dtype = jnp.zeros(()).dtype  # float64 when x64 is on
     rotation, _ = jnp.linalg.qr(jax.random.normal(key, (dim, dim), dtype=dtype))

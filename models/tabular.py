@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+from maxent_gan.models._validation import check_positive_int
 
 __all__ = [
     "Transitions",
@@ -137,13 +138,6 @@ def _fill_empty_slots(successors: np.ndarray, log_probs: np.ndarray) -> tuple[np
 
 def _concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
-
-
-def check_positive_int(name: str, value) -> int:
-    """``value`` as an ``int``, or a ``ValueError`` naming ``name`` (bools and floats are refused)."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
 
 
 def _check_not_empty(shape: tuple[int, ...]) -> None:

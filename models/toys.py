@@ -16,6 +16,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from maxent_gan.models._validation import check_positive_int
 from maxent_gan.models.mixture import mixture_energy, mixture_params, mixture_sample
 from maxent_gan.models.problem import CostFamily, Problem, draws_data
 from maxent_gan.models.spaces import Points
@@ -96,8 +97,7 @@ def toy_bounds(name: str) -> tuple[tuple[float, float], tuple[float, float]]:
 
 def sample_toy(key: jax.Array, name: str, n: int) -> jax.Array:
     """``n`` exact draws from the toy, shape ``(n, 2)``."""
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: expected a positive integer, got {n!r}")
+    check_positive_int("n", n)
     return mixture_sample(key, toy_params(name), (n,))
 
 

@@ -32,6 +32,7 @@ from maxent_gan.inference.io import finite_or_none, json_safe, save_figure, stag
 from maxent_gan.inference.posterior import sample_posterior, save_posterior
 from maxent_gan.inference.proposals import AnchorMixture
 from maxent_gan.inference.spaces import broad_proposal, follow_theta, sampler_rates, warm_start
+from maxent_gan.models._validation import check_positive_int
 from maxent_gan.models.problem import CostFamily
 from maxent_gan.models.problems import Problem, make_problem
 from maxent_gan.models.spaces import TabularTrajectories
@@ -110,9 +111,7 @@ def check_compare_args(problem: str | Problem, proposals: tuple[str, ...], setti
         raise ValueError(f"proposals: a name is repeated in {','.join(proposals)}")
     for field in ("demos", "train_steps", "num_draws", "num_warmup", "num_samples", "num_chains",
                   "anchor_steps"):
-        value = getattr(settings, field)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{field.replace('_', '-')}: expected a positive integer, got {value!r}")
+        check_positive_int(field.replace("_", "-"), getattr(settings, field))
     if settings.demos < 2:
         raise ValueError(f"demos: expected at least 2, got {settings.demos}")
     return problem

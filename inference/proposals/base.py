@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import jax
+from maxent_gan.models._validation import check_positive_int
 
 __all__ = ["Proposal", "check_points", "is_reparameterized"]
 
@@ -50,5 +51,4 @@ def check_points(name: str, x: jax.Array, dim: int) -> None:
 
 def check_count(n: int) -> None:
     """``n`` must be a positive Python int (it is a static shape)."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n: expected a positive integer number of draws, got {n!r}")
+    check_positive_int("n", n, what="a positive integer number of draws")
