@@ -6,6 +6,7 @@ import math
 import jax
 import jax.numpy as jnp
 import maxent_gan.inference.app.compare as compare_module
+import maxent_gan.inference.app.plots as plots
 import numpy as np
 import pytest
 from maxent_gan.inference.app.compare import CompareSettings, compare, default_proposals, render_report
@@ -87,7 +88,7 @@ def test_the_truth_has_a_forest_row_of_its_own(num_proposals):
     idatas = {name: _idata(rng, theta_mean=i, k_hat=0.2, forward_k_hat=0.1) for i, name in enumerate(names)}
     summary = {"problem": "toy", "theta_names": ["a", "b"], "theta_true": [0.5, -0.5],
                "proposals": {name: {} for name in names}}
-    figure = compare_module._forest_figure(_Flat, summary, idatas)
+    figure = plots.forest_figure(_Flat, summary, idatas)
     ax = figure.axes[0]
     star_heights = {float(line.get_ydata()[0]) for line in ax.lines if line.get_marker() == "*"}
     proposal_heights = {float(line.get_ydata()[0]) for line in ax.lines if line.get_marker() == "o"}
@@ -101,7 +102,7 @@ def test_the_k_hat_figure_shows_every_draw_and_both_directions_with_plain_ticks(
               "broad": _idata(rng, theta_mean=0.0, k_hat=40.0, forward_k_hat=0.2)}
     summary = {"problem": "toy", "proposals": {"gcl": {"unreliable_fraction": 0.3, "draw_set_error": 0.02},
                                                "broad": {"unreliable_fraction": 1.0}}}
-    figure = compare_module._k_hat_figure(summary, idatas)
+    figure = plots.k_hat_figure(summary, idatas)
     reverse, forward = figure.axes
     values = np.concatenate([idata.sample_stats[v].values.ravel() for idata in idatas.values()
                              for v in ("log_z_k_hat", "log_z_forward_k_hat")])

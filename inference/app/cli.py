@@ -409,7 +409,7 @@ def _main(argv: list[str] | None) -> int:
             print(f"\nWritten to {args.out}/ (summary.json, trace.json, figures/, checkpoints/)", file=sys.stderr)
         return 1 if result["stopped"] else 0
     if args.command == "compare":
-        from maxent_gan.inference.app.compare import render_report
+        from maxent_gan.inference.app.report import render_report
         from maxent_gan.inference.io import json_safe
 
         print(json.dumps(json_safe(result), allow_nan=False) if args.json else render_report(result), end="\n")

@@ -1,0 +1,75 @@
+"""The verdict of ``compare``: each posterior's shift from the exact-normalizer posterior, graded, and
+whether the library's rule flags it (or its sampler was never trained as asked), said in words."""
+
+from __future__ import annotations
+
+import numpy as np
+from maxent_gan.inference.diagnostics import K_HAT_UNRELIABLE, posterior_reasons
+
+__all__ = ["SHIFT_OK", "add_verdicts", "stop_text"]
+
+
+SHIFT_OK = 0.2  # |posterior mean - exact posterior mean| in exact-posterior sd: 'agrees' up to this
+
+
+def add_verdicts(summary: dict) -> None:
+    """Shift of each posterior mean from the exact-normalizer posterior (in its sd), and a verdict in words."""
+    rows = summary["proposals"]
+    exact = rows.get("exact")
+    for name, row in rows.items():
+        if exact is not None:
+            shift = np.abs(np.subtract(row["posterior_mean"], exact["posterior_mean"])) / np.asarray(exact["posterior_sd"])
+            row["shift_max_sd"] = float(shift.max())
+        row["verdict"] = _verdict(name, row, have_exact=exact is not None)
+
+
+def _grade(shift: float) -> str:
+    if shift <= SHIFT_OK:
+        return "agrees"
+    if shift <= 1.0:
+        return "slightly off"
+    if shift <= 5.0:
+        return "off"
+    return "far off"
+
+
+def _flag(row: dict) -> tuple[bool, str]:
+    """Whether the rule of maxent_gan.inference.diagnostics flags this posterior, and how to say so."""
+    fraction = row.get("unreliable_fraction")
+    if fraction is None:  # no per-draw rule (older summaries): the median k-hat alone
+        k_hat = row.get("k_hat_median")
+        flagged = k_hat is None or k_hat > K_HAT_UNRELIABLE
+        return flagged, "k-hat could not be estimated" if k_hat is None else f"median k-hat {k_hat:.2f}"
+    reasons = row.get("unreliable_reasons")
+    if reasons is None:  # summaries written before the rule for a posterior: point 4 alone
+        reasons = "; ".join(posterior_reasons(fraction, None))
+    if reasons:
+        return True, reasons
+    text = f"log Ẑ(θ) unreliable at {100 * fraction:.0f}% of the draws"
+    if row.get("draw_set_error") is not None:
+        text += f", its set of draws moves it up to {row['draw_set_error']:.2f} sd"
+    return False, text
+
+
+def stop_text(method: str, training: dict) -> str:
+    return (f"its {method} sampler's training stopped at step {training['steps']} of {training['requested']} "
+            f"({training['stopped'].removeprefix('training stopped: ')})")
+
+
+def _verdict(name: str, row: dict, *, have_exact: bool) -> str:
+    if name == "exact":
+        return "the gold standard: the exact log Z(θ) at every step"
+    flagged, flag_text = _flag(row)
+    if row.get("training_stopped"):  # a sampler that was never trained as asked: its row is not a result
+        flagged, flag_text = True, row["training_stopped"] + (f"; {flag_text}" if flag_text else "")
+    if not have_exact:
+        return f"{flag_text}: " + ("flagged, do not trust this posterior" if flagged else
+                                   "not flagged, as far as the diagnostics can see")
+    shift = row["shift_max_sd"]
+    grade = f"{_grade(shift)} ({shift:.2f} sd)"
+    if shift <= SHIFT_OK:
+        return f"{grade}; {flag_text}" + (": it agrees by luck, not by guarantee" if flagged else "")
+    if flagged:
+        return f"{grade}, and flagged: {flag_text}"
+    return (f"{grade}, NOT flagged ({flag_text}): an error every set of draws shares, which neither the "
+            "per-draw checks nor a second set of draws can see")
