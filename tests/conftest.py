@@ -31,6 +31,9 @@ if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):  # xdis
 
 jax.config.update("jax_enable_x64", True)
 os.environ.setdefault("MAXENT_GAN_QUICK", "1")
+# the CLI's persistent compilation cache stays off in the suite (workers writing one cache at once once
+# crashed in JAX's executable serialisation); tests/test_cli_audit.py turns it on in a folder of its own
+os.environ.setdefault("MAXENT_GAN_COMPILATION_CACHE", "0")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -219,3 +219,20 @@ def test_sigint_during_compare_is_one_line_and_no_crash(tmp_path, attempt):
         process.kill()
     assert process.returncode == 130 and err.strip().splitlines()[-1] == "maxent-gan: interrupted", err
     assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+
+
+def test_a_second_run_loads_its_programs_from_the_compilation_cache(tmp_path):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "MAXENT_GAN_COMPILATION_CACHE": str(cache)}
+    command = [sys.executable, "-m", "maxent_gan.inference.app.cli", "logz", "--problem", "gaussian", "--samples",
+               "500", "--json"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    stored = sorted(p.name for p in cache.rglob("*") if p.is_file())
+    assert stored  # the compiled programs were written
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    import json
+
+    numbers = [{k: v for k, v in json.loads(run.stdout).items() if k != "seconds"} for run in (first, second)]
+    assert second.returncode == 0 and numbers[0] == numbers[1]  # the same numbers from loaded programs
+    assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == stored  # nothing compiled anew
