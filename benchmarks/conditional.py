@@ -35,6 +35,7 @@ jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from maxent_gan.inference.io import write_atomic, write_json  # noqa: E402
+from maxent_gan.inference.normalizers import Exact  # noqa: E402
 from maxent_gan.inference.posterior import sample_posterior  # noqa: E402
 from maxent_gan.inference.proposals.conditional import ConditionalFlow  # noqa: E402
 from maxent_gan.inference.sampler import fit_conditional  # noqa: E402
@@ -84,7 +85,7 @@ def run(name: str, seed: int, draws: int) -> dict:
                           unflatten=family.unflatten, steps=FOLLOW_STEPS, rate=None)
     build_seconds = time.perf_counter() - start
     settings = dict(key=jax.random.fold_in(key, 6), **NUTS)
-    exact = sample_posterior(family.model, data, estimator="exact", **settings)
+    exact = sample_posterior(family.model, data, estimator=Exact(), **settings)
     exact_flat = _flat(family, exact)
     theta_hat = family.unflatten(pilot_flat.mean(0))
     row = {"problem": name, "seed": seed, "draws": draws, "build_seconds": build_seconds}

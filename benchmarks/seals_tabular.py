@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from maxent_gan.inference.ebm import train_ebm
 from maxent_gan.inference.io import write_atomic
+from maxent_gan.inference.normalizers import Exact
 from maxent_gan.inference.posterior import sample_posterior
 from maxent_gan.models.builders import tabular_problem
 from maxent_gan.models.files import from_imitation_trajectories, from_seals_env
@@ -84,7 +85,7 @@ def ours(env, trajectories, seed: int) -> dict:
     jax.config.update("jax_enable_x64", True)
     problem = tabular_problem(**from_seals_env(env), states=states, actions=actions, name="seals")
     start = time.perf_counter()
-    idata = sample_posterior(problem.family.model, _all_demos(problem), key=jax.random.key(seed), estimator="exact",
+    idata = sample_posterior(problem.family.model, _all_demos(problem), key=jax.random.key(seed), estimator=Exact(),
                              num_warmup=300, num_samples=300, num_chains=2)
     posterior_seconds = time.perf_counter() - start
     mean = idata.posterior["theta"].mean(("chain", "draw")).values

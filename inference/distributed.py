@@ -74,7 +74,7 @@ def sample_posterior_across_processes(model, *model_args, key: jax.Array, out: s
     samples = {name: idata.posterior[name].values for name in idata.posterior.data_vars}
     attrs = {name: value for name, value in local.posterior.attrs.items()
              if name in ("estimator", "num_draws", "chain_method", "sampling_seconds")}
-    judge_posterior(idata, samples, stats, estimator=attrs["estimator"], caller="sample_posterior_across_processes",
+    judge_posterior(idata, samples, stats, has_draws=attrs["num_draws"] > 0, caller="sample_posterior_across_processes",
                     attrs=dict(attrs, processes=processes, chains_per_process=local.posterior.sizes["chain"]))
     if out is not None:
         try:

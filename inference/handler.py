@@ -40,14 +40,12 @@ import warnings
 import jax
 import numpy as np
 import numpyro.distributions as dist
-from maxent_gan.inference.estimators import log_mean_controlled, log_mean_exp, log_z_mixture, mixture_controls
+from maxent_gan.inference.normalizers import Estimator, Importance, as_estimator
 from maxent_gan.inference.proposals.conditional import is_conditional
 from maxent_gan.models.unnormalized import Unnormalized
 from numpyro.primitives import Messenger
 
-__all__ = ["ESTIMATORS", "NormalizedSite", "normalized", "shard_rows"]
-
-ESTIMATORS = ("importance", "mis-cv", "mixture", "exact")
+__all__ = ["NormalizedSite", "normalized", "shard_rows"]
 
 
 def shard_rows(tree, devices=None):
@@ -84,24 +82,24 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
     Args:
         model: a NumPyro model function.
         proposal: any proposal (``sample_and_log_prob``, ``log_prob``), relative to the site's
-            base measure; unused (may be ``None``) with ``estimator="exact"``.
+            base measure; unused (may be ``None``) with ``estimator=Exact()``.
         num_draws: proposal draws, taken once (the name every API uses for proposal draws; NUTS
             draws are ``num_samples`` in ``sample_posterior``, as in NumPyro).
         key: the key of those draws.
-        estimator: ``"importance"``, ``"mis-cv"`` (an anchor mixture's proposal only), ``"mixture"`` or
-            ``"exact"``.
+        estimator: how :math:`\\log\\hat Z(\\theta)` is estimated, an
+            :class:`~maxent_gan.inference.normalizers.Estimator` (default ``Importance()``; ``MISControlVariates()``
+            for an anchor mixture, ``Mixture()``, ``Exact()``).
         shard: spread the draws over all of ``jax.devices()`` along their first axis
             (``jax.sharding``): every cost evaluation then runs on all devices at once.
             ``num_draws`` must be a multiple of the device count.
     """
 
     def __init__(self, fn=None, proposal=None, num_draws: int = 4000, key: jax.Array | None = None, *,
-                 estimator: str = "importance", shard: bool = False):
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"estimator: unknown name {estimator!r}; valid: {', '.join(ESTIMATORS)}")
-        if estimator != "exact":
-            if proposal is None:
-                raise ValueError(f"proposal: the {estimator!r} estimator needs a proposal")
+                 estimator: Estimator | None = None, shard: bool = False):
+        estimator = Importance() if estimator is None else as_estimator(estimator)
+        estimator.check(proposal, shard=shard)
+        self.prepared = None
+        if estimator.uses_draws:
             if key is None:
                 raise ValueError("key: the proposal draws need a key (they are drawn once, here)")
             if not isinstance(num_draws, int | np.integer) or (num_draws := int(num_draws)) < 2:  # a static shape
@@ -110,11 +108,6 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
             if shard and num_draws % len(devices):
                 raise ValueError(f"num_draws: {num_draws} draws cannot be sharded evenly over "
                                  f"{len(devices)} devices; use a multiple of {len(devices)}")
-            if estimator == "mis-cv" and (is_conditional(proposal) or not hasattr(proposal, "component_log_probs")):
-                raise ValueError(f"estimator: 'mis-cv' needs a mixture of fixed components (an AnchorMixture), "
-                                 f"got a {type(proposal).__name__}; use 'importance'")
-            if estimator == "mis-cv" and shard:
-                raise ValueError("shard: the 'mis-cv' estimator does not shard its controls yet; use shard=False")
             if is_conditional(proposal):
                 # a θ-conditional proposal: fix the base draws ε, move x_j(θ) = T(ε_j; θ) with θ
                 self.eps, self.draws, self.log_q = proposal.base_draws(key, num_draws), None, None
@@ -122,8 +115,7 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
                     self.eps = shard_rows(self.eps, devices)
             else:
                 self.draws, self.log_q = proposal.sample_and_log_prob(key, num_draws)
-                if estimator == "mis-cv":
-                    self.controls = mixture_controls(self.log_q, proposal.component_log_probs(self.draws))
+                self.prepared = estimator.prepare(proposal, self.draws, self.log_q)
                 if shard:
                     self.draws, self.log_q = shard_rows((self.draws, self.log_q), devices)
         self.proposal, self.estimator = proposal, estimator
@@ -143,19 +135,10 @@ class normalized(Messenger):  # noqa: N801 (a NumPyro handler: lower case, like 
         return self.proposal.log_prob(points)
 
     def log_normalizer(self, site: Unnormalized, data: jax.Array) -> jax.Array:
-        """:math:`\\log\\hat Z(\\theta)` of one site at its current parameters."""
-        if self.estimator == "exact":
-            if site.log_normalizer is None:
-                raise ValueError("estimator: 'exact' needs an exact log_normalizer, and this site has none")
-            return site.log_normalizer
-        draws, log_q = self.draws_at(site)
-        cost_samples = site.cost(draws)
-        if self.estimator == "importance":
-            return log_mean_exp(-cost_samples - log_q)
-        if self.estimator == "mis-cv":
-            return log_mean_controlled(-cost_samples - log_q, self.controls)[0]  # floored: see CV_FLOOR
-        points = data.reshape((-1,) + site.event_shape)
-        return log_z_mixture(site.cost(points), cost_samples, self.log_q_at(site, points), log_q).log_z
+        """:math:`\\log \\hat Z(\\theta)` of one site at its current parameters, by the estimator."""
+        draws, log_q = self.draws_at(site) if self.estimator.uses_draws else (None, None)
+        return self.estimator.log_normalizer(site, draws, log_q, self.prepared, data,
+                                             lambda points: self.log_q_at(site, points))
 
     def __enter__(self):
         self._replaced = 0

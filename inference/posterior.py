@@ -45,9 +45,9 @@ from maxent_gan.inference.diagnostics import (
     summand_ess_numpy,
     unreliable_reasons,
 )
-from maxent_gan.inference.estimators import log_mean_controlled
 from maxent_gan.inference.handler import NormalizedSite, normalized
 from maxent_gan.inference.io import atomic_path
+from maxent_gan.inference.normalizers import Estimator, Importance, as_estimator
 from maxent_gan.models._validation import check_positive_int
 from numpyro import handlers
 from numpyro.infer import MCMC, NUTS
@@ -64,7 +64,7 @@ def sample_posterior(
     *model_args,
     key: jax.Array,
     proposal=None,
-    estimator: str = "importance",
+    estimator: Estimator | None = None,
     num_draws: int = 4000,
     num_warmup: int = 500,
     num_samples: int = 500,
@@ -89,12 +89,13 @@ def sample_posterior(
         model: a NumPyro model with observed :class:`~maxent_gan.models.unnormalized.Unnormalized` sites.
         model_args, model_kwargs: passed to the model.
         key: one key for everything (proposal draws, then NUTS).
-        proposal: the importance proposal (unused with ``estimator="exact"``).
-        estimator: ``"importance"``, ``"mis-cv"`` (an anchor mixture with its components as control
-            variates; the per-draw ESS is then that of the controlled weights, the summands of that
-            estimate, and k-hat still the raw weights') or ``"exact"``. ``"mixture"`` is refused here: inside a
-            posterior the data enter their own normalizer, and NUTS follows the bias (7 sd on a
-            quartic energy at 4000 or 64 000 draws; see :class:`~maxent_gan.inference.handler.normalized`).
+        proposal: the importance proposal (unused with ``estimator=Exact()``).
+        estimator: an :class:`~maxent_gan.inference.normalizers.Estimator`: ``Importance()`` (the default),
+            ``MISControlVariates()`` (an anchor mixture with its components as control variates; the per-draw
+            ESS is then that of the controlled weights, the summands of that estimate, and k-hat still the
+            raw weights') or ``Exact()``. ``Mixture()`` is refused here: inside a posterior the data enter
+            their own normalizer, and NUTS follows the bias (7 sd on a quartic energy at 4000 or 64 000
+            draws).
         num_draws: proposal draws, taken once (common random numbers); 3 more sets of as many, from
             independent keys, only judge the result (3 more passes over the posterior draws).
         num_warmup, num_samples, num_chains: NUTS settings, per chain.
@@ -108,10 +109,11 @@ def sample_posterior(
     """
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method: unknown name {chain_method!r}; valid: {', '.join(CHAIN_METHODS)}")
-    if estimator == "mixture":
-        raise ValueError("estimator: 'mixture' is biased inside a posterior (the data enter their own normalizer, "
-                         "so the likelihood grows as the costs separate data from draws); use 'importance' with a "
-                         "proposal close to p_θ, or 'exact'")
+    estimator = Importance() if estimator is None else as_estimator(estimator)
+    if not estimator.in_posterior:
+        raise ValueError(f"estimator: {estimator!r} is biased inside a posterior (the data enter their own normalizer, "
+                         "so the likelihood grows as the costs separate data from draws); use Importance() with a "
+                         "proposal close to p_θ, or Exact()")
     for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
         check_positive_int(name, value)
     num_warmup, num_samples, num_chains = int(num_warmup), int(num_samples), int(num_chains)  # NumPyro wants int
@@ -121,7 +123,7 @@ def sample_posterior(
     key_draws, key_nuts = jax.random.split(key)
     key_nuts = key_nuts if nuts_key is None else nuts_key
     handled = normalized(model, proposal, num_draws, key_draws, estimator=estimator, shard=shard)
-    replicas = [] if estimator == "exact" else [  # point 5 of the rule: other, independent draw sets
+    replicas = [] if not estimator.uses_draws else [  # point 5 of the rule: other, independent draw sets
         normalized(model, proposal, num_draws, jax.random.fold_in(key_draws, r + 1), estimator=estimator, shard=shard)
         for r in range(DRAW_SETS)]
     _check_model(handled, key_nuts, model_args, model_kwargs)
@@ -136,19 +138,19 @@ def sample_posterior(
     stats = normalizer_stats(handled, samples, *model_args, replicas=replicas, **model_kwargs)
     for name, values in stats.items():
         idata.sample_stats[name] = (("chain", "draw", "draw_set")[:values.ndim], values)
-    attrs = dict(estimator=estimator, num_draws=0 if estimator == "exact" else num_draws,
+    attrs = dict(estimator=estimator.name, num_draws=num_draws if estimator.uses_draws else 0,
                  chain_method=chain_method, sampling_seconds=seconds)
-    judge_posterior(idata, samples, stats, estimator=estimator, attrs=attrs, caller="sample_posterior")
+    judge_posterior(idata, samples, stats, has_draws=estimator.uses_draws, attrs=attrs, caller="sample_posterior")
     return idata
 
 
-def judge_posterior(idata: az.InferenceData, samples: dict, stats: dict, *, estimator: str, attrs: dict,
+def judge_posterior(idata: az.InferenceData, samples: dict, stats: dict, *, has_draws: bool, attrs: dict,
                     caller: str) -> list[str]:
     """The rule for a posterior (:func:`maxent_gan.inference.diagnostics.posterior_reasons`) over its draws and
     per-draw statistics: sets ``idata.posterior.attrs`` (``attrs`` plus ``unreliable_fraction``, the
     draw-set error, ``reliable``, ``unreliable_reasons``), warns when it fails, returns the reasons."""
     unreliable = {name: float(np.mean(values == 0)) for name, values in stats.items()
-                  if name.startswith("log_z_reliable") and estimator != "exact"}  # exact: no draws to judge
+                  if name.startswith("log_z_reliable") and has_draws}  # the exact normalizer: no draws to judge
     attrs = dict(attrs, **{f"unreliable_fraction{name[len('log_z_reliable'):]}": value
                            for name, value in unreliable.items()})
     reasons = [f"{reason} ({name})" if len(unreliable) > 1 else reason
@@ -219,7 +221,7 @@ def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size
     chains, draws = next(iter(samples.values())).shape[:2]
     total = chains * draws
     flat = jax.tree.map(lambda v: np.asarray(v).reshape((total,) + v.shape[2:]), samples)
-    has_draws = handled.estimator != "exact"
+    has_draws = handled.estimator.uses_draws
 
     def one(params):
         joint, trace = log_density(handled, model_args, model_kwargs, params)  # one trace for the joint and the sites
@@ -232,8 +234,9 @@ def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size
                 log_weights = site.base.unnormalized_log_prob(draws) - log_q
                 row.update(log_weights=log_weights,
                            forward=site.base.unnormalized_log_prob(points) - handled.log_q_at(site.base, points))
-                if handled.estimator == "mis-cv":  # the estimate's own summands carry its diagnostics
-                    _, row["floored"], row["summands"] = log_mean_controlled(log_weights, handled.controls)
+                summands = handled.estimator.summands(log_weights, handled.prepared)
+                if summands is not None:  # the estimate's own summands carry its diagnostics (mis-cv)
+                    row["floored"], row["summands"] = summands
             if site.base.log_normalizer is not None:
                 row["log_z_error"] = site.log_z - site.base.log_normalizer
             out[name] = row

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from maxent_gan.inference.app.plots import plot_grid_costs
 from maxent_gan.inference.ebm import train_ebm
+from maxent_gan.inference.normalizers import Exact
 from maxent_gan.inference.posterior import load_posterior, sample_posterior, save_posterior
 from maxent_gan.models.gridworld import gridworld
 from maxent_gan.models.irl_problems import tabular_family
@@ -57,12 +58,12 @@ print(f"θ* = {dict(zip(names, np.asarray(problem.true_params).round(2), strict=
 
 # %% [markdown]
 # ## 1. The gold standard: the exact normalizer
-# `estimator="exact"` makes the handler use the site's own $\log Z(\theta)$. The result is
+# `estimator=Exact()` makes the handler use the site's own $\log Z(\theta)$. The result is
 # ArviZ `InferenceData`: the posterior, NUTS's statistics, and one log-likelihood value per
 # demonstration.
 
 # %%
-exact = sample_posterior(problem.model, demos, key=jax.random.key(1), estimator="exact", **NUTS_SETTINGS)
+exact = sample_posterior(problem.model, demos, key=jax.random.key(1), estimator=Exact(), **NUTS_SETTINGS)
 exact.posterior = exact.posterior.assign_coords(theta_dim_0=names)
 print(az.summary(exact, var_names=["theta"], kind="stats").round(3))
 print("groups:", exact.groups())
@@ -173,7 +174,7 @@ mdp = gridworld(8, horizon=20, slip=0.1)
 keep = [0, 1, 3]  # goal, obstacle, move
 _, reduced = tabular_family(mdp._replace(features=mdp.features[..., keep],
                                         feature_names=tuple(mdp.feature_names[i] for i in keep)))
-no_distance = sample_posterior(reduced.model, demos, key=jax.random.key(1), estimator="exact", **NUTS_SETTINGS)
+no_distance = sample_posterior(reduced.model, demos, key=jax.random.key(1), estimator=Exact(), **NUTS_SETTINGS)
 comparison = az.compare({"all four features": exact, "without distance": no_distance})
 print(comparison[["rank", "elpd_loo", "p_loo", "elpd_diff", "dse"]].round(2))
 

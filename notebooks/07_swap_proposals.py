@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -41,6 +41,7 @@ import numpy as np
 from maxent_gan.inference.app.compare import CompareSettings, compare, render_report
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
 from maxent_gan.inference.ebm import train_ebm
+from maxent_gan.inference.normalizers import Exact, MISControlVariates
 from maxent_gan.inference.posterior import sample_posterior
 from maxent_gan.inference.spaces import broad_proposal, follow_theta, sampler_rates, soft_optimal, warm_start
 from maxent_gan.models.problems import make_problem
@@ -66,7 +67,7 @@ proposals = {
 # The exact posterior first, then the same call with `proposal=` swapped:
 
 # %%
-exact = sample_posterior(problem.model, demos, key=jax.random.key(1), estimator="exact", **NUTS_SETTINGS)
+exact = sample_posterior(problem.model, demos, key=jax.random.key(1), estimator=Exact(), **NUTS_SETTINGS)
 posteriors = {name: sample_posterior(problem.model, demos, key=jax.random.key(1), proposal=q, num_draws=DRAWS,
                                      **NUTS_SETTINGS)
               for name, q in proposals.items()}
@@ -82,7 +83,7 @@ proposals["gcl-follow"] = follow_theta(space, jax.random.key(3), gcl.result.stat
                                        unflatten=family.unflatten, steps=100 if QUICK else 500,
                                        rate=sampler_rates(space).refit,
                                        cost_table=lambda sites: space.cost_table(family.from_sites(sites)))
-posteriors["gcl-follow"] = sample_posterior(problem.model, demos, key=jax.random.key(1), estimator="mis-cv",
+posteriors["gcl-follow"] = sample_posterior(problem.model, demos, key=jax.random.key(1), estimator=MISControlVariates(),
                                             proposal=proposals["gcl-follow"], num_draws=DRAWS, **NUTS_SETTINGS)
 
 

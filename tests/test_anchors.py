@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 from maxent_gan.inference.estimators import log_z_importance
+from maxent_gan.inference.normalizers import Importance, MISControlVariates
 from maxent_gan.inference.proposals import AnchorMixture, DiagonalGaussian, Gaussian, TabularPolicy
 from maxent_gan.inference.sampler import box_anchors, fit_at_anchors, sigma_anchors
 from maxent_gan.models.gridworld import gridworld
@@ -318,8 +319,8 @@ def test_mis_cv_estimator_is_refused_without_an_anchor_mixture_and_checks_its_sh
 
     from tests.test_handler import model
 
-    with pytest.raises(ValueError, match="'mis-cv' needs a mixture of fixed components"):
-        normalized(model, Gaussian.isotropic(2, 1.0), 100, jax.random.key(0), estimator="mis-cv")
+    with pytest.raises(ValueError, match="MISControlVariates needs a mixture of fixed components"):
+        normalized(model, Gaussian.isotropic(2, 1.0), 100, jax.random.key(0), estimator=MISControlVariates())
     with pytest.raises(ValueError, match=r"log_q_components: expected shape \(K >= 2, 5\)"):
         log_z_mis_cv(jnp.zeros(5), jnp.zeros(5), jnp.zeros((2, 4)))
     # controlled weights whose mean is not positive are no estimate of Z: ESS 0, so the rule flags the draw
@@ -336,9 +337,9 @@ def test_mis_cv_estimator_is_refused_without_an_anchor_mixture_and_checks_its_sh
     log_z, floored, _ = log_mean_controlled(jnp.log(jnp.array([3.0, 0.0, 0.0])), controls)
     assert bool(floored)
     np.testing.assert_allclose(log_z, math.log(CV_FLOOR * 1.0), rtol=1e-12)
-    with pytest.raises(ValueError, match="shard: the 'mis-cv' estimator"):
+    with pytest.raises(ValueError, match="shard: MISControlVariates does not shard"):
         mix = AnchorMixture.stack(_gaussians()[0])
-        normalized(model, mix, 100, jax.random.key(0), estimator="mis-cv", shard=True)
+        normalized(model, mix, 100, jax.random.key(0), estimator=MISControlVariates(), shard=True)
 
 
 def test_posterior_under_mis_cv_is_the_conjugate_posterior_with_the_controlled_diagnostics():
@@ -358,8 +359,8 @@ def test_posterior_under_mis_cv_is_the_conjugate_posterior_with_the_controlled_d
     mix = fit_at_anchors(jax.random.key(1), Gaussian.isotropic(DIM, 0.8), cost_fn, jnp.asarray(anchors), steps=300,
                          optimizer=optax.adam(0.02), progress=False)
     settings = dict(key=jax.random.key(3), proposal=mix, num_draws=4000, num_warmup=300, num_samples=500, num_chains=1)
-    controlled = sample_posterior(model, data, estimator="mis-cv", **settings)
-    plain = sample_posterior(model, data, estimator="importance", **settings)
+    controlled = sample_posterior(model, data, estimator=MISControlVariates(), **settings)
+    plain = sample_posterior(model, data, estimator=Importance(), **settings)
     draws = controlled.posterior["precision"].values.ravel()
     assert abs(draws.mean() - mean) < 0.3 * sd and abs(draws.std() - sd) < 0.3 * sd
     assert controlled.posterior.attrs["estimator"] == "mis-cv"

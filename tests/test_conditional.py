@@ -7,6 +7,7 @@ import optax
 import pytest
 from maxent_gan.inference.estimators import log_z_importance
 from maxent_gan.inference.handler import normalized
+from maxent_gan.inference.normalizers import Exact
 from maxent_gan.inference.posterior import sample_posterior
 from maxent_gan.inference.proposals.conditional import ConditionalFlow, DefensiveConditional
 from maxent_gan.inference.proposals.gaussian import Gaussian
@@ -84,7 +85,7 @@ def test_posterior_with_a_theta_following_flow_is_close_to_the_exact_one_or_says
     family = problem.family
     data, _ = problem.data(jax.random.key(3), 100, 2)
     settings = dict(key=jax.random.key(4), num_warmup=100, num_samples=150, num_chains=2)
-    exact = sample_posterior(problem.model, data, estimator="exact", **settings)
+    exact = sample_posterior(problem.model, data, estimator=Exact(), **settings)
     following = sample_posterior(problem.model, data, proposal=proposal, num_draws=300, **settings)
 
     def flat(idata):

@@ -7,6 +7,7 @@ import numpyro
 import numpyro.distributions as dist
 import pytest
 from maxent_gan.inference.handler import normalized
+from maxent_gan.inference.normalizers import Exact, Importance, Mixture
 from maxent_gan.inference.proposals import Gaussian
 from maxent_gan.models.unnormalized import MissingNormalizerWarning, Unnormalized
 from numpyro.infer import MCMC, NUTS
@@ -38,7 +39,7 @@ def conjugate(data):
     return a / b, np.sqrt(a) / b
 
 
-@pytest.mark.parametrize("estimator", ["exact", "importance", "mixture"])
+@pytest.mark.parametrize("estimator", [Exact(), Importance(), Mixture()], ids=lambda e: e.name)
 def test_joint_has_minus_n_log_z_exactly_once(estimator, data):
     proposal = Gaussian.isotropic(DIM, 0.8)
     handled = normalized(model, proposal, 4000, jax.random.key(1), estimator=estimator)
@@ -47,9 +48,9 @@ def test_joint_has_minus_n_log_z_exactly_once(estimator, data):
     with pytest.warns(MissingNormalizerWarning):  # the plain model: the unhandled likelihood
         plain, _ = log_density(model, (data,), {}, {"precision": precision})
     site = isotropic_energy(precision)
-    if estimator == "exact":
+    if estimator == Exact():
         log_z = jnp.log(2 * jnp.pi) - jnp.log(precision)
-    elif estimator == "importance":  # recomputed from the handler's own fixed draws
+    elif estimator == Importance():  # recomputed from the handler's own fixed draws
         log_z = jax.nn.logsumexp(-site.cost(handled.draws) - handled.log_q) - jnp.log(4000.0)
     else:
         from maxent_gan.inference.estimators import log_z_mixture
@@ -65,7 +66,7 @@ def test_nuts_on_the_handled_model_matches_the_conjugate_posterior(data):
     mean, sd = conjugate(data)
     # IS with fixed draws shifts the posterior by about N·∂(log Ẑ error)/∂θ: 2·10⁴ draws keep that
     # well under the Monte Carlo error here (at 4000 it is about 0.3 sd)
-    for estimator in ("exact", "importance"):
+    for estimator in (Exact(), Importance()):
         handled = normalized(model, Gaussian.isotropic(DIM, 0.8), 20_000, jax.random.key(2), estimator=estimator)
         mcmc = MCMC(NUTS(handled), num_warmup=300, num_samples=1000, progress_bar=False)
         mcmc.run(jax.random.key(3), data)
@@ -94,7 +95,7 @@ def test_the_handled_model_does_not_warn(data):
 
 
 def test_pointwise_log_likelihood_has_one_value_per_observation(data):
-    handled = normalized(model, None, estimator="exact")
+    handled = normalized(model, None, estimator=Exact())
     values = log_likelihood(handled, {"precision": jnp.array([1.0, 3.0])}, data)["x"]
     assert values.shape == (2, data.shape[0])
     expected = -1.5 * jnp.sum(data**2, -1) - (jnp.log(2 * jnp.pi) - jnp.log(3.0))
@@ -102,8 +103,11 @@ def test_pointwise_log_likelihood_has_one_value_per_observation(data):
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match="estimator: unknown name 'nope'; valid: importance, mis-cv, mixture, exact"):
+    with pytest.raises(ValueError, match="estimator: expected an Estimator .*, got 'nope'; pass one of Importance\\(\\), "
+                                         "MISControlVariates\\(\\), Mixture\\(\\), Exact\\(\\)"):
         normalized(model, None, estimator="nope")
+    with pytest.raises(ValueError, match="got 'exact'; pass Exact\\(\\)"):  # names are the command line's
+        normalized(model, None, estimator="exact")
     with pytest.raises(ValueError, match="proposal: the 'importance' estimator needs a proposal"):
         normalized(model, None, 100, jax.random.key(0))
     with pytest.raises(ValueError, match="key: the proposal draws need a key"):

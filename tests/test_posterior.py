@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from maxent_gan.inference.estimators import log_mean_exp
+from maxent_gan.inference.normalizers import Exact, Importance
 from maxent_gan.inference.posterior import load_posterior, sample_posterior, save_posterior
 from maxent_gan.inference.proposals import Gaussian
 
@@ -27,7 +28,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def exact_idata(data):
-    return sample_posterior(model, data, key=jax.random.key(1), estimator="exact", num_warmup=200, num_samples=300,
+    return sample_posterior(model, data, key=jax.random.key(1), estimator=Exact(), num_warmup=200, num_samples=300,
                             num_chains=2)
 
 
@@ -93,14 +94,14 @@ def test_netcdf_round_trip_and_loo(tmp_path, importance_idata):
     ("options", "message"),
     [
         ({"chain_method": "nope"}, "chain_method: unknown name 'nope'; valid: vectorized, parallel, sequential"),
-        ({"estimator": "nope"}, "estimator: unknown name 'nope'; valid: importance, mis-cv, mixture, exact"),
+        ({"estimator": "nope"}, "estimator: expected an Estimator .*, got 'nope'"),
         ({"num_chains": 0}, "num_chains: expected a positive integer, got 0"),
         ({"chain_method": "parallel", "num_chains": 64}, "'parallel' runs one chain per device"),
-        ({"estimator": "importance"}, "proposal: the 'importance' estimator needs a proposal"),
+        ({"estimator": Importance()}, "proposal: the 'importance' estimator needs a proposal"),
     ],
 )
 def test_bad_options_fail_before_sampling(options, message, data):
-    options = {"estimator": "exact", **options}
+    options = {"estimator": Exact(), **options}
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         sample_posterior(model, data, key=jax.random.key(0), **options)
 

@@ -79,6 +79,19 @@ def _string_comparisons(path: pathlib.Path) -> list[str]:
     return found
 
 
+ESTIMATOR_NAMES = {"importance", "mis-cv", "mixture", "exact", "annealed"}
+
+
+def test_no_module_of_the_core_branches_on_an_estimators_name():
+    # the handler and the posterior ask an Estimator what it needs (uses_draws, in_posterior, ...), never its name
+    for path in CORE:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                constants = {c.value for c in [node.left, *node.comparators] if isinstance(c, ast.Constant)}
+                assert not (constants & ESTIMATOR_NAMES and "estimator" in ast.unparse(node)), \
+                    f"{path.name}:{node.lineno}: {ast.unparse(node)}"
+
+
 def test_no_module_of_inference_asks_which_problem_it_holds():
     found = [hit for path in sorted((ROOT / "inference").rglob("*.py")) for hit in _string_comparisons(path)]
     assert found == []

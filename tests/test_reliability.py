@@ -12,6 +12,7 @@ import pytest
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning, forward_check, min_ess, unreliable_reasons
 from maxent_gan.inference.estimators import log_z_importance
 from maxent_gan.inference.handler import normalized
+from maxent_gan.inference.normalizers import Mixture
 from maxent_gan.inference.posterior import sample_posterior
 from maxent_gan.inference.proposals import Gaussian
 from maxent_gan.models.unnormalized import Unnormalized
@@ -144,9 +145,9 @@ def test_draw_set_error_of_known_moves():
 
 
 def test_the_mixture_estimator_is_refused_for_posteriors(data):
-    with pytest.raises(ValueError, match="estimator: 'mixture' is biased inside a posterior"):
+    with pytest.raises(ValueError, match="estimator: Mixture\(\) is biased inside a posterior"):
         sample_posterior(model, data, key=jax.random.key(0), proposal=Gaussian.isotropic(DIM, 0.8),
-                         estimator="mixture")
+                         estimator=Mixture())
 
 
 def plain_model(x):

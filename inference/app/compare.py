@@ -26,6 +26,7 @@ from maxent_gan.inference.diagnostics import (
 )
 from maxent_gan.inference.ebm import train_ebm
 from maxent_gan.inference.io import finite_or_none, staged_out_dir
+from maxent_gan.inference.normalizers import Exact, Importance, MISControlVariates
 from maxent_gan.inference.posterior import sample_posterior, save_posterior
 from maxent_gan.inference.proposals import AnchorMixture
 from maxent_gan.inference.spaces import broad_proposal, follow_theta, sampler_rates, warm_start
@@ -192,14 +193,14 @@ def compare(
                 params, proposal, train_seconds = trained[method]
                 learned[method] = family.flatten(family.to_sites(params))
             if name == "exact":
-                proposal, estimator = None, "exact"
+                proposal, estimator = None, Exact()
             elif name == "broad":
-                proposal, estimator = broad_proposal(space, jax.random.fold_in(key_train, 0)), "importance"
+                proposal, estimator = broad_proposal(space, jax.random.fold_in(key_train, 0)), Importance()
             elif name == "cloned":
                 proposal = warm_start(space, jax.random.fold_in(key_train, 1), data, epochs=50)
-                estimator = "importance"
+                estimator = Importance()
             elif name in ("gcl", "gan"):
-                estimator = "importance"
+                estimator = Importance()
             else:  # θ-following: the sampler refitted at anchors spread over a pilot posterior
                 bar.set_postfix_str(f"{name}: pilot posterior and anchors")
                 begin = time.perf_counter()
@@ -207,11 +208,11 @@ def compare(
                 if pilot is None:
                     with warnings.catch_warnings():  # the pilot only places the anchors
                         warnings.simplefilter("ignore", UnreliableEstimateWarning)
-                        pilot = run_nuts(proposal, "importance")
+                        pilot = run_nuts(proposal, Importance())
                 proposal = _follow_theta(problem, proposal, pilot, settings.anchor_steps,
                                          jax.random.fold_in(key_train, 4 + (method == "gan")))
                 # an anchor mixture: its components are control variates of the estimate
-                estimator = "mis-cv" if isinstance(proposal, AnchorMixture) else "importance"
+                estimator = MISControlVariates() if isinstance(proposal, AnchorMixture) else Importance()
                 train_seconds += time.perf_counter() - begin
             bar.set_postfix_str(f"{name}: NUTS")
             with warnings.catch_warnings(record=True) as caught:
