@@ -167,7 +167,8 @@ def _evaluator(problem: Problem, test: jax.Array, key: jax.Array, num_draws: int
     def evaluate(state) -> dict[str, float]:
         costs, log_q = importance(state)
         estimate = log_z_importance(costs, log_q)
-        row = {"log_z_is": float(estimate.log_z), "k_hat_eval": float(estimate.k_hat)}
+        row = {"log_z_is": float(estimate.log_z), "k_hat_eval": float(estimate.k_hat),
+               "log_z_is_reliable": float(estimate.reliable)}  # 1.0 or 0.0: the trace holds numbers
         if parametric and family.theta_true is not None:
             error = family.flatten(family.to_sites(state.energy)) - family.flatten(family.to_sites(family.theta_true))
             row["theta_error"] = float(jnp.linalg.norm(error))
@@ -282,6 +283,7 @@ def ebm_summary(run: EBMRun) -> dict[str, Any]:
         "log_z_exact": last.get("log_z_exact"),
         "log_z_is": last.get("log_z_is"),
         "k_hat": last.get("k_hat_eval"),
+        "log_z_is_reliable": None if last.get("log_z_is_reliable") is None else bool(last["log_z_is_reliable"]),
         "seconds": run.seconds,
         "stopped": run.result.stopped,
     }

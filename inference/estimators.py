@@ -9,7 +9,6 @@ always; NaN/inf when the values are concrete), so they also run under ``jit``.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import NamedTuple
 
 import jax
@@ -20,12 +19,10 @@ from jax.typing import ArrayLike
 from maxent_gan.inference._validation import check_same_length, check_vector
 from maxent_gan.inference.diagnostics import (
     ForwardCheck,
-    UnreliableEstimateWarning,
     effective_sample_size,
     forward_check,
     pareto_k_hat,
     unreliable_reasons,
-    warn_if_unreliable,
 )
 
 __all__ = [
@@ -46,6 +43,9 @@ __all__ = [
 ]
 
 
+MIN_OVERLAP = 0.01  # below it the mixture estimate rests on the tails of data and draws
+
+
 class LogZEstimate(NamedTuple):
     """An estimate of log Z with its importance-weight diagnostics.
 
@@ -59,10 +59,17 @@ class LogZEstimate(NamedTuple):
     k_hat: jax.Array
     log_weights: jax.Array
     forward: ForwardCheck | None = None
+    overlap: jax.Array | None = None  # the mixture estimate's: 2(1 - mean discriminator on the data)
 
     def unreliable_reasons(self) -> list[str]:
-        """Why the estimate is unreliable under the library's rule (empty: reliable)."""
-        return unreliable_reasons(self.k_hat, self.ess, self.log_weights.shape[0], forward=self.forward)
+        """Why the estimate is unreliable under the library's rule (empty: reliable). The verdict travels
+        in the result: the estimators never warn (eager and jitted calls agree); the edges that a
+        person reads (``sample_posterior``, the command line) do."""
+        reasons = unreliable_reasons(self.k_hat, self.ess, self.log_weights.shape[0], forward=self.forward)
+        if self.overlap is not None and float(self.overlap) < MIN_OVERLAP:
+            reasons.append(f"data and proposal draws barely overlap (overlap {float(self.overlap):.1e} < "
+                           f"{MIN_OVERLAP}): the discriminator separates them, so log Z rests on the tails of both")
+        return reasons
 
     @property
     def reliable(self) -> bool:
@@ -125,7 +132,6 @@ def log_z_importance(costs: ArrayLike, log_q: ArrayLike, *, cost_data: ArrayLike
         log_weights=log_weights,
         forward=forward,
     )
-    warn_if_unreliable("log_z_importance", estimate.k_hat, estimate.ess, costs.shape[0], forward=forward)
     return estimate
 
 
@@ -226,7 +232,6 @@ def log_z_mis_cv(costs: ArrayLike, log_q: ArrayLike, log_q_components: ArrayLike
         log_weights=log_weights,
         forward=forward,
     )
-    warn_if_unreliable("log_z_mis_cv", estimate.k_hat, estimate.ess, costs.shape[0], forward=forward)
     return estimate
 
 
@@ -368,33 +373,9 @@ def log_z_mixture(
         ess=effective_sample_size(log_weights + design),
         k_hat=k_hat,
         log_weights=log_weights,
+        overlap=2.0 * jnp.exp(_log_mean_sigmoid(log_z - (-cost_data - log_q_data))),
     )
-    warn_if_unreliable("log_z_mixture", estimate.k_hat, estimate.ess, num_data + num_samples)
-    _warn_if_separated(log_z, -cost_data - log_q_data)
     return estimate
-
-
-MIN_OVERLAP = 0.01
-
-
-def _warn_if_separated(log_z: jax.Array, ratio_data: jax.Array) -> None:
-    """Warn when the discriminator at the fixed point tells data from draws almost surely.
-
-    The overlap :math:`2(1 - \\bar D_p)` is 1 when the data look like the proposal's draws and
-    tends to 0 as they separate; then the balance is flat (slope of the order of the overlap)
-    and log Z is set by a few points in the tails of the two sets, not by the bulk.
-    """
-    if isinstance(log_z, jax.core.Tracer):
-        return
-    overlap = 2.0 * float(jnp.exp(_log_mean_sigmoid(log_z - ratio_data)))
-    if overlap < MIN_OVERLAP:
-        warnings.warn(
-            f"log_z_mixture: data and proposal draws barely overlap (overlap {overlap:.1e} < {MIN_OVERLAP}): "
-            "the discriminator separates them, so log Z rests on the tails of both; use a proposal "
-            "closer to the data",
-            UnreliableEstimateWarning,
-            stacklevel=2,
-        )
 
 
 def _bound(log_weights: jax.Array, values: jax.Array) -> BoundEstimate:

@@ -31,7 +31,7 @@ def test_logz_table_and_unreliable_warning(capsys):
     assert "Pareto k-hat" in captured.out and "unreliable" in captured.out
     assert "forward check" in captured.out and "over 2000 exact draws" in captured.out
     assert "reliable                     NO: Pareto k-hat" in captured.out
-    assert captured.err.startswith("maxent-gan: warning: log_z_importance: the estimate is unreliable: Pareto k-hat")
+    assert captured.err.startswith("maxent-gan: warning: logz: the estimate is unreliable: Pareto k-hat")
 
 
 def test_logz_with_the_annealed_estimator_bridges_a_broad_start(capsys):

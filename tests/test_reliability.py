@@ -34,14 +34,11 @@ def test_forward_check_sees_the_mode_that_q_misses():
     x, log_q = q.sample_and_log_prob(key_q, 10_000)
     signs = jnp.where(jax.random.bernoulli(key_data, 0.5, (2000, 1)), 1.0, -1.0)
     data = 10 * signs + jax.random.normal(jax.random.fold_in(key_data, 1), (2000, 1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UnreliableEstimateWarning)  # the reverse check alone sees nothing
-        reverse = log_z_importance(target.cost(x), log_q)
+    reverse = log_z_importance(target.cost(x), log_q)  # the reverse check alone sees nothing
     assert abs(float(reverse.log_z - target.log_normalizer) + np.log(2)) < 0.02  # half the mass is missing
     assert reverse.k_hat == -np.inf and reverse.ess > 9999 and reverse.reliable
-    with pytest.warns(UnreliableEstimateWarning, match="forward check"):
-        both = log_z_importance(target.cost(x), log_q, cost_data=target.cost(data), log_q_data=q.log_prob(data))
-    assert not both.reliable
+    both = log_z_importance(target.cost(x), log_q, cost_data=target.cost(data), log_q_data=q.log_prob(data))
+    assert not both.reliable and any(reason.startswith("forward check") for reason in both.unreliable_reasons())
     assert both.forward.ess < 100
     assert float(both.log_z) == float(reverse.log_z)  # the check does not change the estimate
 

@@ -418,6 +418,9 @@ def _main(argv: list[str] | None) -> int:
         if issubclass(warning.category, UnreliableEstimateWarning | TrainingDivergedWarning):
             print(f"maxent-gan: warning: {warning.message}", file=sys.stderr)
     if args.command == "train":
+        if result.get("log_z_is_reliable") is False:  # the estimator reports; the command line says it
+            print(f"maxent-gan: warning: the final importance estimate of log Z ({result['log_z_is']:.4g}, k-hat "
+                  f"{result['k_hat']:.2f}) is unreliable under the library's rule", file=sys.stderr)
         if args.json:
             print(json.dumps(result, allow_nan=False))
         else:

@@ -4,12 +4,14 @@ notebooks and the benchmarks (fit the proposal, draw, weight, diagnose)."""
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import jax
 import numpy as np
 from maxent_gan.inference.annealed import log_z_annealed
 from maxent_gan.inference.app.names import make_proposal, proposal_names
+from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
 from maxent_gan.inference.estimators import log_z_importance
 from maxent_gan.models.problems import Problem
 
@@ -68,6 +70,9 @@ def estimate_log_z(
         estimate = log_z_importance(-target.unnormalized_log_prob(x), log_q, **forward)
         ess, k_hat, extra = float(estimate.ess), float(estimate.k_hat), {}
     seconds = time.perf_counter() - start
+    if estimate.unreliable_reasons():  # the edge a person reads: the estimator itself only reports
+        warnings.warn(f"logz: the estimate is unreliable: {'; '.join(estimate.unreliable_reasons())}; use a proposal "
+                      "closer to the target", UnreliableEstimateWarning, stacklevel=2)
     exact = None if target.log_normalizer is None else float(target.log_normalizer)
     check = estimate.forward
     return {
