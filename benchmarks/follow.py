@@ -51,7 +51,7 @@ def main() -> None:
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the rule's verdicts are in the rows
-                summary = compare(problem, PROPOSALS, settings=CompareSettings(), seed=seed)
+                summary = compare(problem, PROPOSALS, settings=CompareSettings(), key=jax.random.key(seed))
             for name, row in summary["proposals"].items():
                 rows.append({"problem": problem, "seed": seed, "proposal": name, **{key: row.get(key) for key in keys}})
             print(f"{problem} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)

@@ -97,7 +97,7 @@ def recovery_rows(demos: tuple[int, ...], steps: int) -> list[dict]:
         for method in METHODS:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UnreliableEstimateWarning)
-                run = train_ebm(problem, method, steps=steps, seed=0, num_train=n, num_test=1000, batch_size=min(n, 256),
+                run = train_ebm(problem, method, steps=steps, key=jax.random.key(0), num_train=n, num_test=1000, batch_size=min(n, 256),
                                 eval_every=steps, progress=False)
             summary = ebm_summary(run)
             summary["demos"] = n

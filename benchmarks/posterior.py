@@ -53,7 +53,7 @@ def main():
     print(f"compare --quick: {quick_seconds:.1f} s", flush=True)
     runs = []
     for i, (problem, settings, proposals) in enumerate(RUNS):
-        summary = compare(problem, proposals, settings=settings, seed=0, out=OUT / f"posterior_{problem}_{i}",
+        summary = compare(problem, proposals, settings=settings, key=jax.random.key(0), out=OUT / f"posterior_{problem}_{i}",
                           force=True)
         runs.append(summary)
         for name, row in summary["proposals"].items():

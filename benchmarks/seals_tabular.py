@@ -79,7 +79,7 @@ def ours(env, trajectories, seed: int) -> dict:
     jax.config.update("jax_enable_x64", False)  # as `maxent-gan train` runs (the problem built in its precision)
     problem = tabular_problem(**from_seals_env(env), states=states, actions=actions, name="seals")
     start = time.perf_counter()
-    run = train_ebm(problem, "exact", seed=seed, progress=False, evaluate=False, checkpoint_every=10**6)
+    run = train_ebm(problem, "exact", key=jax.random.key(seed), progress=False, evaluate=False, checkpoint_every=10**6)
     theta = np.asarray(run.result.state.energy)
     fit_seconds = time.perf_counter() - start
     jax.config.update("jax_enable_x64", True)

@@ -11,6 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import jax
 import matplotlib.pyplot as plt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -69,7 +70,7 @@ def main():
         for method in METHODS:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UnreliableEstimateWarning)
-                run = train_ebm(toy, method, steps=args.steps, seed=0, learning_rate=args.learning_rate,
+                run = train_ebm(toy, method, steps=args.steps, key=jax.random.key(0), learning_rate=args.learning_rate,
                                 num_draws=args.samples, progress=False)
             runs.append(run)
             rows.append(ebm_summary(run))

@@ -166,7 +166,8 @@ def _check_same_run(meta_path: Path, recorded: Any, run: dict) -> None:
 
 # settings whose change on resume would not be obvious to a user
 _WHY_SAME = {"steps": " (the learning rate's schedule spans the run's total steps, so a resumed run with more "
-                      "steps would not give the numbers of an unbroken one)"}
+                      "steps would not give the numbers of an unbroken one)",
+             "key": " (the run's key, from --seed)"}
 
 
 def load_checkpoint(directory: str | Path, like: TrainState, *, run: dict | None = None,

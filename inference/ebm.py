@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from maxent_gan.inference.driver import TrainResult, check_checkpoint, check_data, run_training
 from maxent_gan.inference.estimators import log_mean_exp, log_z_importance
@@ -196,12 +197,17 @@ NETWORK_STEPS = 6000
 FAMILY_STEPS = 3000  # a cost family's few weights (IRL) learn at their own rate
 
 
+def _key_record(key: jax.Array) -> list[int]:
+    # what a checkpoint records of the run's key (JSON): its raw data
+    return np.asarray(jax.random.key_data(key)).ravel().tolist()
+
+
 def train_ebm(
     problem: str | Problem,
     method: str,
     *,
     steps: int | None = None,
-    seed: int = 0,
+    key: jax.Array | None = None,
     num_train: int = 5000,
     num_test: int = 5000,
     batch_size: int = 256,
@@ -240,7 +246,11 @@ def train_ebm(
         steps = FAMILY_STEPS if parametric else NETWORK_STEPS
     # what changes the numbers: a checkpoint of another run is refused (``steps`` too: the learning rate's
     # schedule spans them, so only the same total resumes into the numbers of an unbroken run)
-    run = {"problem": problem.name, "method": method, "steps": steps, "seed": seed, "num_train": num_train, "num_test": num_test,
+    key = jax.random.key(0) if key is None else key
+    if not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()):
+        raise ValueError(f"key: expected one typed key (jax.random.key(seed)), got {key!r}")
+    run = {"problem": problem.name, "method": method, "steps": steps, "key": _key_record(key), "num_train": num_train,
+           "num_test": num_test,
            "batch_size": batch_size, "num_draws": num_draws, "learning_rate": float(learning_rate),
            "flow_epochs": flow_epochs, "tilted": tilted, "parametric": parametric, "data": "problem" if data is None else "given",
            "float64": bool(jax.config.jax_enable_x64)}
@@ -248,7 +258,6 @@ def train_ebm(
         if checkpoint_dir is None:
             raise ValueError("resume: needs checkpoint_dir")
         check_checkpoint(checkpoint_dir, run=run, steps=steps)
-    key = jax.random.key(seed)
     key_data, key_build, key_train, key_eval = jax.random.split(key, 4)
     train, test = problem.data(key_data, num_train, num_test) if data is None else data
     train, test = check_data(train, problem.dim), check_data(test, problem.dim, "test data")

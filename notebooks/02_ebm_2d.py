@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -33,6 +33,7 @@
 # %%
 import os
 
+import jax
 import matplotlib.pyplot as plt
 from maxent_gan.inference.app.train_outputs import density_figure, training_figure
 from maxent_gan.inference.ebm import ebm_summary, train_ebm
@@ -42,7 +43,7 @@ from maxent_gan.models.problems import make_problem
 QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
 TOY = "8gaussians"
 STEPS = 60 if QUICK else 4000
-SETTINGS = dict(steps=STEPS, seed=0, num_train=1000 if QUICK else 5000, flow_epochs=2 if QUICK else 100,
+SETTINGS = dict(steps=STEPS, key=jax.random.key(0), num_train=1000 if QUICK else 5000, flow_epochs=2 if QUICK else 100,
                 eval_every=30 if QUICK else 250, progress=False)
 problem = make_problem(TOY)
 print(f"{TOY}: {problem.target.params['locs'].shape[0]} components, exact log Z = {float(problem.target.log_normalizer):.4f}")

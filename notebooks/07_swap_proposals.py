@@ -186,9 +186,9 @@ figure.tight_layout()
 # %%
 if QUICK:
     settings = CompareSettings.quick(num_draws=2000, num_warmup=100, num_samples=100)
-    summary = compare("lqr", ("cloned",), settings=settings, seed=0)  # no exact run: verdicts from k-hat
+    summary = compare("lqr", ("cloned",), settings=settings, key=jax.random.key(0))  # no exact run: verdicts from k-hat
 else:
-    summary = compare("lqr", ("exact", "broad", "cloned", "gcl", "gan"), settings=CompareSettings(), seed=0)
+    summary = compare("lqr", ("exact", "broad", "cloned", "gcl", "gan"), settings=CompareSettings(), key=jax.random.key(0))
 print(render_report(summary))
 
 # %% [markdown]

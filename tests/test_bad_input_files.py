@@ -134,7 +134,7 @@ def test_a_damaged_posterior_file_is_a_value_error_naming_the_path(tmp_path, dam
 # 2, 3: checkpoints --------------------------------------------------------------------------------------------------
 
 #: what ``maxent-gan train`` (defaults, rings, gcl) records as its run
-CLI_RUN = {"problem": "rings", "method": "gcl", "steps": 200, "seed": 0, "num_train": 5000, "num_test": 5000, "batch_size": 256,
+CLI_RUN = {"problem": "rings", "method": "gcl", "steps": 200, "key": [0, 0], "num_train": 5000, "num_test": 5000, "batch_size": 256,
            "num_draws": 256, "learning_rate": maxent_gan.inference.ebm.NETWORK_RATE, "flow_epochs": 100, "tilted": False, "parametric": False, "data": "problem",
            "float64": False}
 
@@ -170,7 +170,7 @@ DAMAGES = {
     "state-truncated": (lambda d: (d / "state-00000200.eqx").write_bytes(b"leaves" * 50), "truncated or damaged"),
     "state-altered": (lambda d: (d / "state-00000200.eqx").write_bytes(b"LEAVES" * 100), "does not match the SHA-256"),
     "step-edited": (lambda d: write_checkpoint(d, edits={"step": 100}), "does not match its own checksum"),
-    "run-edited": (lambda d: write_checkpoint(d, edits={"run": {**CLI_RUN, "seed": 5}}), "does not match its own checksum"),
+    "run-edited": (lambda d: write_checkpoint(d, edits={"run": {**CLI_RUN, "key": [0, 5]}}), "does not match its own checksum"),
     "no-checksum": (lambda d: write_checkpoint(d, edits={"checksum": ...}), "lacks the key\\(s\\) 'checksum'"),
     # a flipped bit in the state with the hash keys removed: the old checks passed it (another θ resumed)
     "hashes-removed": (lambda d: (write_checkpoint(d, edits={"state_sha256": ..., "state_bytes": ...}),
@@ -196,7 +196,7 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file_before_any_work(tmp_pat
     ("flags", "message"),
     [
         (["--method", "gan"], "method: the checkpoint .* was written with method='gcl', this run has method='gan'"),
-        (["--seed", "3"], "seed: the checkpoint .* was written with seed=0, this run has seed=3"),
+        (["--seed", "3"], "key: the checkpoint .* was written with key=\\[0, 0\\], this run has key=\\[0, 3\\] \\(the run's key, from --seed\\)"),
         (["--samples", "64"], "num_draws: .* num_draws=256, this run has num_draws=64"),
         (["--learning-rate", "0.01"], "learning_rate: .* learning_rate=0.003, this run has learning_rate=0.01"),
         (["--steps", "100"], "steps: 100 is fewer than the 200 steps already in the checkpoint"),

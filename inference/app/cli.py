@@ -154,6 +154,7 @@ def run_compare(args) -> dict:
     """The settings from the flags (``--quick`` first, then explicit sizes), then :func:`maxent_gan.inference.app.compare.compare`."""
     from dataclasses import replace
 
+    import jax
     from maxent_gan.inference.app.compare import CompareSettings, compare
     from maxent_gan.models.problems import make_problem
 
@@ -172,7 +173,7 @@ def run_compare(args) -> dict:
     proposals = (None if args.proposals is None  # the default set the problem supports
                  else tuple(name.strip() for name in args.proposals.split(",") if name.strip()))
     problem = make_problem(args.problem)  # a name, or a .npz file read and checked before any work
-    return compare(problem, proposals, settings=settings, seed=args.seed, out=args.out, force=args.force,
+    return compare(problem, proposals, settings=settings, key=jax.random.key(args.seed), out=args.out, force=args.force,
                    progress=sys.stderr.isatty())
 
 
@@ -180,6 +181,7 @@ def run_train(args) -> dict:
     """Train, then write checkpoints, figures and the summary into ``args.out``."""
     from pathlib import Path
 
+    import jax
     from maxent_gan.inference.app.train_outputs import write_training_outputs
     from maxent_gan.inference.driver import CHECKPOINT
     from maxent_gan.inference.ebm import check_method, train_ebm
@@ -194,7 +196,7 @@ def run_train(args) -> dict:
 
     def train(out: Path) -> dict:  # train_ebm checks a resumed checkpoint before any work
         run = train_ebm(
-            problem, args.method, steps=args.steps, seed=args.seed, num_train=args.train_size,
+            problem, args.method, steps=args.steps, key=jax.random.key(args.seed), num_train=args.train_size,
             num_test=args.test_size, batch_size=args.batch_size, num_draws=args.samples,
             learning_rate=args.learning_rate, flow_epochs=args.flow_epochs, eval_every=args.eval_every,
             checkpoint_dir=out / "checkpoints", checkpoint_every=args.checkpoint_every, resume=args.resume,

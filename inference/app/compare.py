@@ -122,10 +122,17 @@ def _train(problem: Problem, method: str, key: jax.Array, data, test, steps: int
     ``maxent_gan.inference.ebm``; tabular samplers with transition tilts, the family that contains p_θ)."""
     with warnings.catch_warnings():  # its log Z evaluations at θ̂ are not the product here
         warnings.simplefilter("ignore", UnreliableEstimateWarning)
-        run = train_ebm(problem, method, steps=steps, seed=int(jax.random.randint(key, (), 0, 2**31 - 1)),
-                        data=(data, test), tilted=True, parametric=True, flow_epochs=50, evaluate=False, progress=False)
+        run = train_ebm(problem, method, steps=steps, key=key, data=(data, test), tilted=True, parametric=True, flow_epochs=50, evaluate=False, progress=False)
     training = {"steps": run.result.steps_done, "requested": steps, "stopped": run.result.stopped}
     return run.result.state.energy, run.result.state.proposal, training
+
+
+# each proposal's own stream of the training key (the indices fixed, so that adding a row changes no other)
+_STREAMS = {"broad": 0, "cloned": 1, "gcl": 2, "gan": 3, "gcl-follow": 4, "gan-follow": 5}
+
+
+def _stream(key: jax.Array, name: str) -> jax.Array:
+    return jax.random.fold_in(key, _STREAMS[name])
 
 
 def _chain_method(num_chains: int) -> str:
@@ -137,7 +144,7 @@ def compare(
     proposals: tuple[str, ...] | None = None,
     *,
     settings: CompareSettings | None = None,
-    seed: int = 0,
+    key: jax.Array | None = None,
     out: str | Path | None = None,
     force: bool = False,
     progress: bool = False,
@@ -152,6 +159,9 @@ def compare(
     contains :math:`p_\\theta`).
     """
     settings = settings or CompareSettings()
+    key = jax.random.key(0) if key is None else key
+    if not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()):
+        raise ValueError(f"key: expected one typed key (jax.random.key(seed)), got {key!r}")
     problem = _problem(problem)
     proposals = default_proposals(problem) if proposals is None else tuple(proposals)
     problem = check_compare_args(problem, proposals, settings)
@@ -159,7 +169,7 @@ def compare(
     # a fresh folder beside --out, swapped in when complete: --out never mixes two runs' files, and an
     # error or interrupt leaves it as it was
     with staged_out_dir(out, force=force) as out:
-        key_data, key_train, key_post = jax.random.split(jax.random.key(seed), 3)
+        key_data, key_train, key_post = jax.random.split(key, 3)
         data, test = problem.data(key_data, settings.demos, 1000)
         if problem.data_fixed:  # a user's demonstrations: the posterior conditions on every one of them
             data = jnp.concatenate([data, test])
@@ -187,7 +197,7 @@ def compare(
                 if method not in trained:
                     begin = time.perf_counter()
                     params, proposal, training[method] = _train(
-                        problem, method, jax.random.fold_in(key_train, 2 + (method == "gan")), data, test,
+                        problem, method, _stream(key_train, method), data, test,
                         settings.train_steps)
                     trained[method] = (params, proposal, time.perf_counter() - begin)
                 params, proposal, train_seconds = trained[method]
@@ -195,9 +205,9 @@ def compare(
             if name == "exact":
                 proposal, estimator = None, Exact()
             elif name == "broad":
-                proposal, estimator = broad_proposal(space, jax.random.fold_in(key_train, 0)), Importance()
+                proposal, estimator = broad_proposal(space, _stream(key_train, "broad")), Importance()
             elif name == "cloned":
-                proposal = warm_start(space, jax.random.fold_in(key_train, 1), data, epochs=50)
+                proposal = warm_start(space, _stream(key_train, "cloned"), data, epochs=50)
                 estimator = Importance()
             elif name in ("gcl", "gan"):
                 estimator = Importance()
@@ -210,7 +220,7 @@ def compare(
                         warnings.simplefilter("ignore", UnreliableEstimateWarning)
                         pilot = run_nuts(proposal, Importance())
                 proposal = _follow_theta(problem, proposal, pilot, settings.anchor_steps,
-                                         jax.random.fold_in(key_train, 4 + (method == "gan")))
+                                         _stream(key_train, f"{method}-follow"))
                 # an anchor mixture: its components are control variates of the estimate
                 estimator = MISControlVariates() if isinstance(proposal, AnchorMixture) else Importance()
                 train_seconds += time.perf_counter() - begin
@@ -233,7 +243,7 @@ def compare(
                 save_posterior(idata, out / f"posterior_{name}.nc")
         summary = {
             "problem": problem.name,
-            "seed": seed,
+            "key": np.asarray(jax.random.key_data(key)).ravel().tolist(),
             "settings": settings.__dict__,
             "num_data": int(data.shape[0]),  # a fixed data set (a user's) ignores settings.demos
             "theta_names": list(family.theta_names),
