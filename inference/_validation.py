@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-__all__ = ["check_vector", "check_same_length", "is_concrete"]
+__all__ = ["check_key", "check_same_length", "check_vector", "is_concrete"]
 
 
 def is_concrete(x: ArrayLike) -> bool:
@@ -49,3 +49,12 @@ def require(condition: jax.Array, message: str) -> None:
     """Raise ``ValueError(message)`` when a concrete ``condition`` is false; skip if traced."""
     if is_concrete(condition) and not bool(np.all(np.asarray(condition))):
         raise ValueError(message)
+
+
+def check_key(key: jax.Array | None) -> jax.Array:
+    """One typed PRNG key (``jax.random.key(seed)``); ``None`` gives ``key(0)``. The library takes keys, never
+    seeds: only the command line turns ``--seed`` into one."""
+    key = jax.random.key(0) if key is None else key
+    if not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()):
+        raise ValueError(f"key: expected one typed key (jax.random.key(seed)), got {key!r}")
+    return key

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from maxent_gan.inference._validation import check_key
 from maxent_gan.inference.driver import TrainResult, check_checkpoint, check_data, run_training
 from maxent_gan.inference.estimators import log_mean_exp, log_z_importance
 from maxent_gan.inference.io import finite_or_none
@@ -246,9 +247,7 @@ def train_ebm(
         steps = FAMILY_STEPS if parametric else NETWORK_STEPS
     # what changes the numbers: a checkpoint of another run is refused (``steps`` too: the learning rate's
     # schedule spans them, so only the same total resumes into the numbers of an unbroken run)
-    key = jax.random.key(0) if key is None else key
-    if not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()):
-        raise ValueError(f"key: expected one typed key (jax.random.key(seed)), got {key!r}")
+    key = check_key(key)
     run = {"problem": problem.name, "method": method, "steps": steps, "key": _key_record(key), "num_train": num_train,
            "num_test": num_test,
            "batch_size": batch_size, "num_draws": num_draws, "learning_rate": float(learning_rate),

@@ -115,3 +115,13 @@ def test_the_k_hat_figure_shows_every_draw_and_both_directions_with_plain_ticks(
     assert ticks and not any("times" in t or "×" in t or "10^" in t for t in ticks), ticks
     assert [t.get_text() for t in reverse.get_xticklabels()] == ["gcl\n30% unreliable\ndraw-set 0.02 sd",
                                                                   "broad\n100% unreliable"]
+
+
+@pytest.mark.parametrize("key", [0, jax.random.PRNGKey(0), jax.random.split(jax.random.key(0), 2)],
+                         ids=["int", "raw-key", "two-keys"])
+def test_the_library_takes_one_typed_key_and_says_so(key):
+    problem, _ = location_family()
+    for run in (lambda: train_ebm(problem, "gcl", steps=1, key=key, progress=False),
+                lambda: compare(problem, ("gcl",), key=key)):
+        with pytest.raises(ValueError, match="^key: expected one typed key \\(jax.random.key\\(seed\\)\\)"):
+            run()

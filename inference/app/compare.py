@@ -19,6 +19,7 @@ import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
+from maxent_gan.inference._validation import check_key
 from maxent_gan.inference.app.report import render_report, write_outputs
 from maxent_gan.inference.app.verdict import SHIFT_OK, add_verdicts, stop_text
 from maxent_gan.inference.diagnostics import (
@@ -159,9 +160,7 @@ def compare(
     contains :math:`p_\\theta`).
     """
     settings = settings or CompareSettings()
-    key = jax.random.key(0) if key is None else key
-    if not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()):
-        raise ValueError(f"key: expected one typed key (jax.random.key(seed)), got {key!r}")
+    key = check_key(key)
     problem = _problem(problem)
     proposals = default_proposals(problem) if proposals is None else tuple(proposals)
     problem = check_compare_args(problem, proposals, settings)
