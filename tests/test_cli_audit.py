@@ -223,7 +223,9 @@ def test_sigint_during_compare_is_one_line_and_no_crash(tmp_path, attempt):
 
 def test_a_second_run_loads_its_programs_from_the_compilation_cache(tmp_path):
     cache = tmp_path / "cache"
-    env = {**os.environ, "MAXENT_GAN_COMPILATION_CACHE": str(cache)}
+    # every program cached, however fast it compiled (the default keeps only those over 0.1 s, and a program
+    # near that line could be kept by one run and not the other on a loaded machine)
+    env = {**os.environ, "MAXENT_GAN_COMPILATION_CACHE": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     command = [sys.executable, "-m", "maxent_gan.inference.app.cli", "logz", "--problem", "gaussian", "--samples",
                "500", "--json"]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
