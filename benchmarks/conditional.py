@@ -76,7 +76,7 @@ def run(name: str, seed: int, draws: int) -> dict:
     start = time.perf_counter()
     proposal = ConditionalFlow.coupling(jax.random.fold_in(key, 2), problem.dim, size, layers=4, width=32, knots=6)
     proposal = fit_conditional(jax.random.fold_in(key, 3), proposal, family.cost_fn, family.from_sites(prior),
-                               steps=600, num_draws=128, optimizer=optax.adam(3e-3), progress=False)
+                               steps=600, num_draws=128, optimizer=optax.adam(3e-3), progress=False).proposal
     pilot = sample_posterior(family.model, data, key=jax.random.fold_in(key, 4), proposal=proposal, num_draws=draws,
                              **PILOT)
     pilot_flat = _flat(family, pilot)

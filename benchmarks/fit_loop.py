@@ -30,7 +30,7 @@ def _time(proposal, target, chunk):
     key = jax.random.key(0)
     fit_sampler(key, proposal, target, steps=chunk, num_draws=512, chunk=chunk, progress=False)  # compile
     start = time.perf_counter()
-    fitted, _ = fit_sampler(key, proposal, target, steps=STEPS, num_draws=512, chunk=chunk, progress=False)
+    fitted, _, _, _ = fit_sampler(key, proposal, target, steps=STEPS, num_draws=512, chunk=chunk, progress=False)
     jax.block_until_ready(jax.tree.leaves(fitted))
     return STEPS / (time.perf_counter() - start)
 

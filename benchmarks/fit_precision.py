@@ -29,7 +29,7 @@ def main():
     rows = []
     for dtype in ("float32", None):
         def fit(dtype=dtype):
-            fitted, losses = fit_sampler(jax.random.key(0), flow, target, steps=STEPS, num_draws=512, anneal=0.05,
+            fitted, losses, _, _ = fit_sampler(jax.random.key(0), flow, target, steps=STEPS, num_draws=512, anneal=0.05,
                                          progress=False, dtype=dtype)
             jax.block_until_ready(jax.tree.leaves(fitted))
             return losses

@@ -2,7 +2,7 @@
 (``invert=True``: draws through the spline's inverse, a square root) against this library's
 (``invert=False``: draws through the forward map, a ratio of quadratics).
 
-The recipe is ``maxent-gan logz --proposal flow``'s (``maxent_gan.inference.app.names``: coupling flow over
+The recipe is ``maxent-gan logz --proposal flow``'s (``maxent_gan.inference.app.recipes``: coupling flow over
 N(0, s² I), annealed reverse KL from β = 0.05, clipped Adam on a cosine schedule, 512 draws a
 step), then 16 000 importance draws and the forward check over 2000 exact draws. Per row: steps
 the optimizer skipped for a non-finite gradient, whether the guard stopped the fit, the log Z
@@ -26,12 +26,12 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from maxent_gan.inference.app.names import POINT_RATES  # noqa: E402
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
 from maxent_gan.inference.estimators import log_z_importance  # noqa: E402
 from maxent_gan.inference.io import write_atomic, write_json  # noqa: E402
 from maxent_gan.inference.proposals import Flow  # noqa: E402
 from maxent_gan.inference.sampler import fit_sampler, proposal_optimizer  # noqa: E402
+from maxent_gan.inference.spaces import POINT_RATES  # noqa: E402
 from maxent_gan.models.problems import make_problem  # noqa: E402
 
 SCALE = {"gmm40": 25.0}
@@ -47,7 +47,7 @@ def one(name, seed, invert, steps):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.simplefilter("ignore", UnreliableEstimateWarning)
-        fitted, _ = fit_sampler(key_fit, flow, target, steps=steps, num_draws=512,
+        fitted, _, _, _ = fit_sampler(key_fit, flow, target, steps=steps, num_draws=512,
                                 optimizer=proposal_optimizer(POINT_RATES.fit, steps, alpha=0.0), anneal=0.05,
                                 progress=False)
     messages = [str(w.message) for w in caught]

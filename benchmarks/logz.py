@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import blackjax  # noqa: E402
 from blackjax.smc import extend_params, resampling  # noqa: E402
-from maxent_gan.inference.app.names import make_proposal  # noqa: E402
+from maxent_gan.inference.app.recipes import make_proposal  # noqa: E402
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
 from maxent_gan.inference.estimators import log_z_importance  # noqa: E402
 from maxent_gan.inference.io import save_figure, write_atomic  # noqa: E402

@@ -15,14 +15,14 @@ import matplotlib.pyplot as plt
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from maxent_gan.inference.app.names import make_proposal  # noqa: E402
+from maxent_gan.inference.app.recipes import make_proposal  # noqa: E402
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
 from maxent_gan.inference.estimators import log_z_importance  # noqa: E402
 from maxent_gan.inference.io import save_figure, write_atomic  # noqa: E402
 from maxent_gan.models import make_problem  # noqa: E402
 
 DIMS = (2, 5, 10, 25, 50)
-PROPOSALS = ("exact", "broad", "diag-gaussian", "gaussian", "defensive")
+PROPOSALS = ("exact-sampler", "broad", "diag-gaussian", "gaussian", "defensive")
 SAMPLES = 10_000
 
 

@@ -36,7 +36,7 @@ jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from maxent_gan.inference.annealed import log_z_annealed  # noqa: E402
-from maxent_gan.inference.app.names import PROPOSALS  # noqa: E402
+from maxent_gan.inference.app.recipes import make_proposal  # noqa: E402
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning  # noqa: E402
 from maxent_gan.inference.estimators import log_z_importance  # noqa: E402
 from maxent_gan.inference.io import save_figure, write_atomic, write_json  # noqa: E402
@@ -87,8 +87,8 @@ def run(seeds, particles, fit_steps, targets=tuple(TARGETS), flow_seeds=None):
             start = time.perf_counter()
             with warnings.catch_warnings(record=True) as caught:  # the fit's guard: recorded in the row
                 warnings.simplefilter("always")
-                flow = PROPOSALS["flow"](jax.random.fold_in(key, 1), target, scale=scale, steps=fit_steps,
-                                         progress=False)
+                flow = make_proposal("flow", jax.random.fold_in(key, 1), target, scale=scale, steps=fit_steps,
+                                     progress=False)
             fit_stopped = any("non-finite" in str(w.message) or "became" in str(w.message) for w in caught)
             fit_seconds = time.perf_counter() - start
             start = time.perf_counter()

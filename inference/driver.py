@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from maxent_gan.inference.diagnostics import effective_sample_size, pareto_k_hat
 from maxent_gan.inference.io import finite_or_none, write_atomic, write_json
-from maxent_gan.inference.loop import cached_step, fit_in_chunks
+from maxent_gan.inference.loop import fit_in_chunks
 from maxent_gan.inference.training import TrainingAlgorithm, TrainState
 from tqdm.auto import tqdm
 
@@ -190,15 +190,19 @@ def _next(done: int, every: int) -> int:
     return (done // every + 1) * every
 
 
-def _driver_step(algorithm_step: Callable, batch_size: int, num_data: int):
-    def step(carry, i, args):
+class _DriverStep(eqx.Module):
+    # one training step on a minibatch of the data; its fields are its settings (the compiled segment is
+    # keyed on them: every segment of one run shares one program)
+    algorithm_step: Callable = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True)
+    num_data: int = eqx.field(static=True)
+
+    def __call__(self, carry, i, args):
         key, data = args
         key_batch, key_train = jax.random.split(jax.random.fold_in(key, i))
-        rows = jax.random.choice(key_batch, num_data, (batch_size,), replace=False)
-        state, info = algorithm_step(key_train, carry[0], jax.tree.map(lambda leaf: leaf[rows], data))
+        rows = jax.random.choice(key_batch, self.num_data, (self.batch_size,), replace=False)
+        state, info = self.algorithm_step(key_train, carry[0], jax.tree.map(lambda leaf: leaf[rows], data))
         return (state, info.log_weights), jnp.stack([info.energy_loss, info.proposal_loss, info.log_z])
-
-    return step
 
 
 def _log_row(step: int, losses: np.ndarray, log_weights: jax.Array, evaluation: dict) -> dict[str, float | None]:
@@ -260,7 +264,7 @@ def run_training(
     # data is an array of points or a pytree of arrays with a shared first axis (trajectories)
     num_data = jax.tree.leaves(data)[0].shape[0]
     batch_size = min(batch_size, num_data)
-    step_fn = cached_step(_driver_step, algorithm.step, batch_size, num_data)  # compiled once per setting
+    step_fn = _DriverStep(algorithm.step, batch_size, num_data)
     # the carry holds the last step's log weights too (the k-hat and ESS of a logged row)
     shapes = eqx.filter_eval_shape(algorithm.step, key, state, jax.tree.map(lambda leaf: leaf[:batch_size], data))[1]
     carry = (state, jnp.zeros(shapes.log_weights.shape, shapes.log_weights.dtype))

@@ -1,19 +1,14 @@
-"""Behaviour cloning: the policies' warm starts on demonstrations (the IRL analogue of fitting the
-flow to the data). ``maxent_gan.inference.spaces`` picks one per sample space."""
+"""Behaviour cloning in closed form: the policies' warm starts on demonstrations (the IRL analogue of
+fitting the flow to the data; a network policy is cloned by gradient,
+``maxent_gan.inference.sampler.fit_to_data``). ``maxent_gan.inference.spaces`` picks one per sample space."""
 
 from __future__ import annotations
 
-import warnings
-
-import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
-from maxent_gan.inference.loop import FIT_DTYPE, cached_step, fit_in_chunks
 from maxent_gan.inference.proposals.policy import LinearGaussianPolicy, TabularPolicy, _raw_tril
-from maxent_gan.inference.training import apply_update, trainable
 
-__all__ = ["behaviour_cloning", "fit_policy_to_demos", "linear_gaussian_cloning"]
+__all__ = ["behaviour_cloning", "linear_gaussian_cloning"]
 
 
 def behaviour_cloning(policy: TabularPolicy, demos: jax.Array, *, pseudo_count: float = 1.0) -> TabularPolicy:
@@ -52,31 +47,3 @@ def linear_gaussian_cloning(policy: LinearGaussianPolicy, demos: jax.Array, *, r
         transitions = (jnp.swapaxes(coef_x[:, :-1], -1, -2), coef_x[:, -1], _raw_tril(noise))
     return LinearGaussianPolicy(gains, coef[:, -1], _raw_tril(covariance), x0.mean(0), _raw_tril(initial_cov),
                                 policy.system, transitions)
-
-
-def fit_policy_to_demos(key: jax.Array, policy, demos: jax.Array, *, steps: int = 300,
-                        learning_rate: float = 3e-3, batch_size: int = 256, dtype: str | None = FIT_DTYPE):
-    """Behaviour cloning by gradient: maximize the demonstrations' mean ``log_prob`` (any policy);
-    ``dtype``: the fit's precision (``"float32"``, or ``None``: the inputs' own; the policy comes back in
-    its own dtypes)."""
-    optimizer, step = cached_step(_cloning_step, learning_rate, batch_size)
-    carry = (policy, optimizer.init(trainable(policy)))
-    (policy, _), _, stopped = fit_in_chunks(step, carry, steps, args=(key, demos), params=lambda carry: carry[0],
-                                            desc="behaviour cloning", dtype=dtype)
-    if stopped is not None:
-        warnings.warn(f"fit_policy_to_demos: {stopped}", stacklevel=2)
-    return policy
-
-
-def _cloning_step(learning_rate: float, batch_size: int):
-    optimizer = optax.adam(learning_rate)
-
-    def step(carry, i, args):
-        key, demos = args
-        policy, opt_state = carry
-        rows = jax.random.choice(jax.random.fold_in(key, i), demos.shape[0], (min(batch_size, demos.shape[0]),),
-                                 replace=False)
-        loss, grads = eqx.filter_value_and_grad(lambda q: -jnp.mean(q.log_prob(demos[rows])))(policy)
-        return apply_update(optimizer, grads, opt_state, policy), loss
-
-    return optimizer, step

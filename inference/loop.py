@@ -1,10 +1,16 @@
 """The one fit loop of the samplers: many optimizer steps per host round-trip (``lax.scan`` chunks),
 with the progress bar and the NaN guard per chunk.
 
-``fit_sampler`` (reverse KL to an energy), ``fit_at_anchors`` (one copy per anchor θ) and
-``fit_policy_to_demos`` (behaviour cloning by gradient) and the training driver
+``fit_sampler`` (reverse KL to an energy), ``fit_at_anchors`` (one copy per anchor θ),
+``fit_conditional`` (a θ-conditional sampler), ``fit_to_data`` (maximum likelihood: a flow's warm
+start, behaviour cloning by gradient) and the training driver
 (``maxent_gan.inference.driver.run_training``, one segment between two logged steps at a time) all run
-through :func:`fit_in_chunks`.
+through :func:`fit_in_chunks`, and every fit returns a :class:`FitResult`.
+
+Steps are equinox modules whose fields are their settings (the optimizer, the number of draws, the
+cost function): ``fit_in_chunks`` compiles through ``eqx.filter_jit``, which keys its cache on those
+fields, so two fits with equal settings and shapes share one compiled program, and nothing is kept
+alive by a process-wide cache.
 
 Precision is decided once, at the fit's entry (``dtype``): ``"float32"`` casts the carry and the
 arguments, runs every step under ``jax.enable_x64(False)`` and hands the result back in the dtypes
@@ -22,10 +28,9 @@ fit's loss turned NaN at step 3 (float64: 400 steps, 2 skipped), and the θ-cond
 from __future__ import annotations
 
 import contextlib
-import functools
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -35,7 +40,7 @@ from maxent_gan.inference.training import all_finite
 from maxent_gan.models._validation import check_positive_int
 from tqdm.auto import tqdm
 
-__all__ = ["FIT_DTYPE", "cached_step", "fit_in_chunks", "in_precision"]
+__all__ = ["FIT_DTYPE", "FitResult", "fit_in_chunks", "in_precision"]
 
 FIT_DTYPE: str | None = None
 """The default ``dtype`` of the samplers' fits (``fit_sampler``, ``fit_at_anchors``,
@@ -43,23 +48,16 @@ FIT_DTYPE: str | None = None
 ``dtype="float32"`` to train faster (see the module docstring for what it costs)."""
 
 
-@functools.lru_cache(maxsize=128)
-def _cached(factory, args, kwargs):
-    return factory(*args, **dict(kwargs))
+class FitResult(NamedTuple):
+    """What every fit returns: the fitted ``proposal`` (a flow, a policy, an anchor mixture, a
+    conditional flow), the ``losses`` of the steps it took (``(steps_done, ...)``), why it ``stopped``
+    early (``None``: it ran every step; else the guard's reason, naming the step) and how many steps
+    the optimizer ``skipped`` for a non-finite gradient (:func:`maxent_gan.inference.sampler.skipped_steps`)."""
 
-
-def cached_step(factory: Callable[..., Callable], *args, **kwargs) -> Callable:
-    """``factory(*args, **kwargs)``, the same function object for the same (hashable) settings.
-
-    The compiled chunk of :func:`fit_in_chunks` is cached on the step function's identity, so a
-    step built afresh per call would recompile every call; built here, repeated fits of the same
-    settings and shapes reuse it. Unhashable settings (a cost that is an equinox module holding
-    arrays) still work, built afresh.
-    """
-    try:
-        return _cached(factory, args, tuple(sorted(kwargs.items())))
-    except TypeError:
-        return factory(*args, **kwargs)
+    proposal: Any
+    losses: np.ndarray
+    stopped: str | None
+    skipped: int
 
 
 def _cast(tree, dtype):

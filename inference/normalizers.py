@@ -17,7 +17,7 @@ from maxent_gan.inference.estimators import log_mean_controlled, log_mean_exp, l
 from maxent_gan.inference.proposals.conditional import is_conditional
 from maxent_gan.models.unnormalized import Unnormalized
 
-__all__ = ["Estimator", "Exact", "Importance", "MISControlVariates", "Mixture", "as_estimator"]
+__all__ = ["Annealed", "Estimator", "Exact", "Importance", "MISControlVariates", "Mixture", "as_estimator"]
 
 
 @runtime_checkable
@@ -25,12 +25,14 @@ class Estimator(Protocol):
     """The strategy behind :math:`\\log\\hat Z(\\theta)` of one observed site.
 
     ``name`` labels results; ``uses_draws`` is false for the exact normalizer (no proposal, nothing to
-    judge); ``in_posterior`` is false where the estimate is biased inside a posterior.
+    judge); ``in_posterior`` is false where the estimator cannot serve inside a posterior, and
+    ``why_not_in_posterior`` then says why.
     """
 
     name: ClassVar[str]
     uses_draws: ClassVar[bool]
     in_posterior: ClassVar[bool]
+    why_not_in_posterior: ClassVar[str]
 
     def check(self, proposal, *, shard: bool) -> None:
         """Raise a ``ValueError`` naming the argument when ``proposal`` (or sharding) does not suit it."""
@@ -49,6 +51,7 @@ class Estimator(Protocol):
 class _Draws:
     uses_draws: ClassVar[bool] = True
     in_posterior: ClassVar[bool] = True
+    why_not_in_posterior: ClassVar[str] = ""
 
     def check(self, proposal, *, shard: bool) -> None:
         if proposal is None:
@@ -111,10 +114,40 @@ class Mixture(_Draws):
 
     name: ClassVar[str] = "mixture"
     in_posterior: ClassVar[bool] = False
+    why_not_in_posterior: ClassVar[str] = ("it is biased there: the data enter their own normalizer, so the "
+                                           "likelihood grows as the costs separate data from draws")
 
     def log_normalizer(self, site, draws, log_q, prepared, data, log_q_at):
         points = data.reshape((-1,) + site.event_shape)
         return log_z_mixture(site.cost(points), site.cost(draws), log_q_at(points), log_q).log_z
+
+
+class Annealed(_Draws):
+    """Adaptive tempered SMC from the proposal's draws to the target
+    (:func:`maxent_gan.inference.annealed.log_z_annealed`, blackjax's kernels), at one θ: the estimator
+    ``estimate_log_z`` runs with ``estimator=Annealed()``. ``options`` go to ``log_z_annealed``
+    (``target_ess``, ``num_mcmc_steps``, ...)."""
+
+    name: ClassVar[str] = "annealed"
+    in_posterior: ClassVar[bool] = False
+    why_not_in_posterior: ClassVar[str] = ("its particles move toward each θ, so log Ẑ(θ) is not a function of θ at "
+                                           "fixed draws that NUTS could differentiate")
+
+    def __init__(self, **options):
+        self.options = options
+
+    def log_normalizer(self, site, draws, log_q, prepared, data, log_q_at):
+        raise ValueError(f"estimator: Annealed() estimates log Z at one θ; {self.why_not_in_posterior}; "
+                         "use Importance()")
+
+    def __repr__(self) -> str:
+        return f"Annealed({', '.join(f'{k}={v!r}' for k, v in self.options.items())})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.options == other.options
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(self.options.items()))))
 
 
 class Exact:
@@ -123,6 +156,7 @@ class Exact:
     name: ClassVar[str] = "exact"
     uses_draws: ClassVar[bool] = False
     in_posterior: ClassVar[bool] = True
+    why_not_in_posterior: ClassVar[str] = ""
 
     def check(self, proposal, *, shard: bool) -> None:
         return None
@@ -153,7 +187,7 @@ def as_estimator(estimator) -> Estimator:
     line's)."""
     if isinstance(estimator, Estimator):
         return estimator
-    by_name = {cls.name: cls for cls in (Importance, MISControlVariates, Mixture, Exact)}
+    by_name = {cls.name: cls for cls in (Importance, MISControlVariates, Mixture, Exact, Annealed)}
     hint = f"pass {by_name[estimator].__name__}()" if isinstance(estimator, str) and estimator in by_name else \
         f"pass one of {', '.join(f'{cls.__name__}()' for cls in by_name.values())}"
     raise ValueError(f"estimator: expected an Estimator (maxent_gan.inference.normalizers), got {estimator!r}; {hint}")

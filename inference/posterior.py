@@ -111,9 +111,8 @@ def sample_posterior(
         raise ValueError(f"chain_method: unknown name {chain_method!r}; valid: {', '.join(CHAIN_METHODS)}")
     estimator = Importance() if estimator is None else as_estimator(estimator)
     if not estimator.in_posterior:
-        raise ValueError(f"estimator: {estimator!r} is biased inside a posterior (the data enter their own normalizer, "
-                         "so the likelihood grows as the costs separate data from draws); use Importance() with a "
-                         "proposal close to p_θ, or Exact()")
+        raise ValueError(f"estimator: {estimator!r} does not serve inside a posterior: {estimator.why_not_in_posterior}; "
+                         "use Importance() with a proposal close to p_θ, or Exact()")
     for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
         check_positive_int(name, value)
     num_warmup, num_samples, num_chains = int(num_warmup), int(num_samples), int(num_chains)  # NumPyro wants int

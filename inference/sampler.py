@@ -4,12 +4,15 @@
 
 An ``init``/``step`` pair (blackjax/optax style) over any equinox proposal, and the fits built on
 it, which run through the one fit loop (``maxent_gan.inference.loop.fit_in_chunks``: ``lax.scan`` chunks, the
-progress bar and the NaN guard per chunk).
+progress bar and the NaN guard per chunk) and return a :class:`~maxent_gan.inference.loop.FitResult`:
+:func:`fit_sampler` (reverse KL at one θ), :func:`fit_at_anchors` (at several θ's at once),
+:func:`fit_conditional` (a θ-conditional sampler over a pool of θ's) and :func:`fit_to_data` (maximum
+likelihood of data: a flow's warm start, behaviour cloning by gradient).
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import itertools
 import warnings
 from typing import Any, NamedTuple
@@ -20,16 +23,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.typing import ArrayLike
-from maxent_gan.inference.loop import FIT_DTYPE, cached_step, fit_in_chunks
+from maxent_gan.inference.loop import FIT_DTYPE, FitResult, fit_in_chunks
 from maxent_gan.inference.objectives import sampler_loss
 from maxent_gan.inference.proposals.base import Proposal
 from maxent_gan.inference.proposals.mixture import AnchorMixture
 from maxent_gan.inference.training import apply_update, proposal_update, trainable
 from maxent_gan.models._validation import check_positive_int
 from maxent_gan.models.unnormalized import Unnormalized
+from tqdm.auto import tqdm
 
 __all__ = [
-    "SamplerInfo", "SamplerState", "annealing_schedule", "fit_at_anchors", "fit_conditional", "fit_sampler", "proposal_optimizer",
+    "FitResult", "ProposalOptimizer", "SamplerInfo", "SamplerState", "annealing_schedule", "fit_at_anchors",
+    "fit_conditional", "fit_sampler", "fit_to_data", "proposal_optimizer",
     "sampler_init", "sampler_step", "skipped_steps",
     "box_anchors", "sigma_anchors",
 ]
@@ -88,9 +93,10 @@ def fit_sampler(
     chunk: int = 50,
     progress: bool = True,
     dtype: str | None = FIT_DTYPE,
-) -> tuple[Proposal, np.ndarray]:
-    """Fit ``proposal`` to ``target`` by reverse KL; returns the fitted proposal and losses.
-    ``chunk`` steps run per host round-trip (``maxent_gan.inference.loop.fit_in_chunks``).
+) -> FitResult:
+    """Fit ``proposal`` to ``target`` by reverse KL, one :func:`sampler_step` per step; returns a
+    :class:`~maxent_gan.inference.loop.FitResult`. ``chunk`` steps run per host round-trip
+    (``maxent_gan.inference.loop.fit_in_chunks``).
 
     ``anneal=beta0`` tempers the target from ``beta0`` to 1 (see :func:`annealing_schedule`).
     ``optimizer`` defaults to :func:`proposal_optimizer` at rate 1e-2 over ``steps`` (gradients
@@ -101,24 +107,20 @@ def fit_sampler(
     ``dtype``: the fit's precision (``"float32"``: faster, the proposal comes back in the dtypes it
     was given; default ``None``, the inputs' own; see :mod:`maxent_gan.inference.loop`).
     """
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
+    check_positive_int("steps", steps, minimum=0)
     optimizer = proposal_optimizer(1e-2, steps) if optimizer is None else optimizer
-    step = cached_step(_reverse_kl_step, optimizer, num_draws, annealed=anneal is not None)
+    step = _ReverseKLStep(optimizer, num_draws, annealed=anneal is not None)
     args = (key, target, jnp.asarray(steps), jnp.asarray(1.0 if anneal is None else anneal))
     state, losses, stopped = fit_in_chunks(step, sampler_init(proposal, optimizer), steps, args=args,
                                            chunk=chunk, params=lambda state: state.proposal, progress=progress,
                                            desc="fit sampler", dtype=dtype)
-    if stopped is not None:
-        cause = stopped.replace("the parameters", "the proposal's parameters")
-        warnings.warn(f"fit_sampler: {cause}", stacklevel=2)
-    _warn_skipped("fit_sampler", state.opt_state, steps)
-    return state.proposal, losses
+    return _result("fit_sampler", state.proposal, losses, stopped, state.opt_state, steps)
 
 
-@functools.lru_cache(maxsize=64)
-def proposal_optimizer(learning_rate: float, steps: int, *, alpha: float = 0.05) -> optax.GradientTransformation:
-    """The samplers' optimizer everywhere: global-norm clipping at 10, then Adam on a cosine schedule
+@dataclasses.dataclass(frozen=True)
+class ProposalOptimizer:
+    """The samplers' optimizer everywhere (an optax ``GradientTransformation``: ``init`` and ``update``):
+    global-norm clipping at 10, then Adam on a cosine schedule from ``learning_rate`` over ``steps``
     that decays to ``alpha`` times the rate (the last steps average out the draws' noise), inside
     ``optax.apply_if_finite``: a step whose gradient is non-finite is skipped (counted in the
     state's ``total_notfinite``, see :func:`skipped_steps`), and only ``MAX_SKIPPED_IN_A_ROW`` in a
@@ -126,11 +128,32 @@ def proposal_optimizer(learning_rate: float, steps: int, *, alpha: float = 0.05)
     gradient NaN while the loss stays finite (0 × inf in the backward pass; the 40-mode mixture,
     seeds 0 and 2).
 
-    The same settings return the same object, so fits built with it reuse their compiled step
-    (:func:`maxent_gan.inference.loop.cached_step` keys on the optimizer)."""
-    schedule = optax.cosine_decay_schedule(learning_rate, max(steps, 1), alpha=alpha)
-    return optax.apply_if_finite(optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule)),
-                                 MAX_SKIPPED_IN_A_ROW)
+    A frozen dataclass, equal for equal settings: a fit's compiled step is keyed on its settings by
+    value, so fits with the same settings share one program (an optax optimizer a user builds is
+    keyed on the object: reuse the object to reuse the program)."""
+
+    learning_rate: float
+    steps: int
+    alpha: float = 0.05
+
+    def _transformation(self) -> optax.GradientTransformation:
+        schedule = optax.cosine_decay_schedule(self.learning_rate, max(self.steps, 1), alpha=self.alpha)
+        return optax.apply_if_finite(optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule)),
+                                     MAX_SKIPPED_IN_A_ROW)
+
+    def init(self, params):
+        return self._transformation().init(params)
+
+    def update(self, updates, state, params=None):
+        return self._transformation().update(updates, state, params)
+
+
+def proposal_optimizer(learning_rate: float, steps: int, *, alpha: float = 0.05) -> ProposalOptimizer:
+    """The samplers' optimizer at ``learning_rate`` over ``steps`` (see :class:`ProposalOptimizer`)."""
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate: expected a positive number, got {learning_rate!r}")
+    check_positive_int("steps", steps, minimum=0)
+    return ProposalOptimizer(float(learning_rate), int(steps), float(alpha))
 
 
 MAX_SKIPPED_IN_A_ROW = 5
@@ -141,23 +164,29 @@ def skipped_steps(opt_state) -> int:
     return int(np.sum(optax.tree_utils.tree_get(opt_state, "total_notfinite", default=0)))  # summed over vmapped fits
 
 
-def _warn_skipped(name: str, opt_state, steps: int) -> None:
+def _result(name: str, proposal, losses, stopped, opt_state, steps: int) -> FitResult:
+    # the fits' one ending: warn where the guard stopped the fit or steps were skipped, and say so in the result
+    if stopped is not None:
+        cause = stopped.replace("the parameters", "the proposal's parameters")
+        warnings.warn(f"{name}: {cause}", stacklevel=3)
     skipped = skipped_steps(opt_state)
     if skipped:
         warnings.warn(f"{name}: {skipped} of {steps} steps had a non-finite gradient (the loss was finite: one draw "
                       "in the proposal's far tail can do it) and were skipped", UserWarning, stacklevel=3)
+    return FitResult(proposal, losses, stopped, skipped)
 
 
-def _reverse_kl_step(optimizer: optax.GradientTransformation, num_draws: int, *, annealed: bool):
-    def step(state, i, args):
+class _ReverseKLStep(eqx.Module):
+    # fit_sampler's step: the public sampler_step at the annealed inverse temperature of step i
+    optimizer: Any = eqx.field(static=True)
+    num_draws: int = eqx.field(static=True)
+    annealed: bool = eqx.field(static=True)
+
+    def __call__(self, state, i, args):
         key, target, steps, beta0 = args
-        beta = _beta(i, steps, beta0 if annealed else None)
-        proposal, opt_state, loss, _ = proposal_update(
-            jax.random.fold_in(key, i), state.proposal, state.opt_state, sampler_loss,
-            lambda x: -beta * target.unnormalized_log_prob(x), optimizer, num_draws)
-        return SamplerState(proposal, opt_state), loss
-
-    return step
+        beta = _beta(i, steps, beta0 if self.annealed else None)
+        state, info = sampler_step(jax.random.fold_in(key, i), state, target, self.optimizer, self.num_draws, beta)
+        return state, info.loss
 
 
 def _beta(i: jax.Array, steps, beta0) -> jax.Array:
@@ -165,6 +194,15 @@ def _beta(i: jax.Array, steps, beta0) -> jax.Array:
     if beta0 is None:
         return jnp.asarray(1.0)
     return jnp.minimum(1.0, beta0 ** jnp.maximum(0.0, 1.0 - i / (0.5 * steps))).astype(jnp.result_type(beta0))
+
+
+class _CostTarget(eqx.Module):
+    # the target exp(-cost_fn(θ, x)) of one θ, for sampler_step
+    cost_fn: Any = eqx.field(static=True)
+    theta: Any
+
+    def unnormalized_log_prob(self, x):
+        return -self.cost_fn(self.theta, x)
 
 
 def fit_at_anchors(
@@ -180,10 +218,10 @@ def fit_at_anchors(
     progress: bool = True,
     dtype: str | None = FIT_DTYPE,
     expected_loss=None,
-) -> AnchorMixture:
+) -> FitResult:
     """A θ-following proposal: one copy of ``proposal`` fitted by reverse KL at each anchor θ_k, all
-    at once (``vmap`` over the anchors, ``chunk`` steps per host round-trip), as an
-    :class:`~maxent_gan.inference.proposals.AnchorMixture`.
+    at once (``vmap`` of :func:`sampler_step` over the anchors, ``chunk`` steps per host round-trip);
+    the result's proposal is an :class:`~maxent_gan.inference.proposals.AnchorMixture`.
 
     ``cost_fn(theta, x)`` is the cost family; ``anchors`` a pytree of θ's whose leaves carry a
     leading axis of length ``K``. Every copy starts from ``proposal`` (the sampler training learned
@@ -206,48 +244,44 @@ def fit_at_anchors(
     (K,) = sizes
     optimizer = proposal_optimizer(1e-2, steps) if optimizer is None else optimizer
     components = AnchorMixture.stack([proposal] * K).components
-    opt_state = eqx.filter_vmap(lambda q: sampler_init(q, optimizer).opt_state)(components)
-    if expected_loss is None:
-        step = cached_step(_anchor_step, cost_fn, optimizer, num_draws, K)
-    else:
-        step = cached_step(_exact_anchor_step, expected_loss, optimizer)
-    (components, opt_state), _, stopped = fit_in_chunks(step, (components, opt_state), steps, args=(key, anchors),
-                                                        chunk=chunk, params=lambda carry: carry[0], progress=progress,
-                                                        desc=f"fit sampler at {K} anchors", dtype=dtype)
-    if stopped is not None:
-        warnings.warn(f"fit_at_anchors: {stopped}", stacklevel=2)
-    _warn_skipped("fit_at_anchors", opt_state, steps * K)
-    return AnchorMixture(components, K)
+    states = eqx.filter_vmap(lambda q: sampler_init(q, optimizer))(components)
+    step = (_AnchorStep(cost_fn, optimizer, num_draws, K) if expected_loss is None
+            else _ExactAnchorStep(expected_loss, optimizer))
+    states, losses, stopped = fit_in_chunks(step, states, steps, args=(key, anchors), chunk=chunk,
+                                            params=lambda states: states.proposal, progress=progress,
+                                            desc=f"fit sampler at {K} anchors", dtype=dtype)
+    return _result("fit_at_anchors", AnchorMixture(states.proposal, K), losses, stopped, states.opt_state, steps * K)
 
 
-def _anchor_step(cost_fn, optimizer, num_draws: int, K: int):
-    def one(q, opt, theta, k):
-        q, opt, loss, _ = proposal_update(k, q, opt, sampler_loss, lambda x: cost_fn(theta, x), optimizer,
-                                          num_draws)
-        return q, opt, loss
+class _AnchorStep(eqx.Module):
+    cost_fn: Any = eqx.field(static=True)
+    optimizer: Any = eqx.field(static=True)
+    num_draws: int = eqx.field(static=True)
+    K: int = eqx.field(static=True)
 
-    def step(carry, i, args):
+    def __call__(self, states, i, args):
         key, anchors = args
-        q, opt = carry
-        q, opt, loss = eqx.filter_vmap(one)(q, opt, anchors, jax.random.split(jax.random.fold_in(key, i), K))
-        return (q, opt), loss
 
-    return step
+        def one(state, theta, k):
+            state, info = sampler_step(k, state, _CostTarget(self.cost_fn, theta), self.optimizer, self.num_draws)
+            return state, info.loss
+
+        return eqx.filter_vmap(one)(states, anchors, jax.random.split(jax.random.fold_in(key, i), self.K))
 
 
-def _exact_anchor_step(expected_loss, optimizer):
-    def one(q, opt, theta):
-        loss, grads = eqx.filter_value_and_grad(expected_loss)(q, theta)
-        q, opt = apply_update(optimizer, grads, opt, q)
-        return q, opt, loss
+class _ExactAnchorStep(eqx.Module):
+    expected_loss: Any = eqx.field(static=True)
+    optimizer: Any = eqx.field(static=True)
 
-    def step(carry, i, args):
+    def __call__(self, states, i, args):
         _, anchors = args
-        q, opt = carry
-        q, opt, loss = eqx.filter_vmap(one)(q, opt, anchors)
-        return (q, opt), loss
 
-    return step
+        def one(state, theta):
+            loss, grads = eqx.filter_value_and_grad(self.expected_loss)(state.proposal, theta)
+            q, opt = apply_update(self.optimizer, grads, state.opt_state, state.proposal)
+            return SamplerState(q, opt), loss
+
+        return eqx.filter_vmap(one)(states, anchors)
 
 
 def fit_conditional(
@@ -263,7 +297,7 @@ def fit_conditional(
     chunk: int = 50,
     progress: bool = True,
     dtype: str | None = FIT_DTYPE,
-):
+) -> FitResult:
     r"""Fit a θ-conditional proposal (:class:`~maxent_gan.inference.proposals.conditional.ConditionalFlow`) by
     reverse KL over θ: each step draws ``thetas_per_step`` θ's from the pool ``thetas`` (a pytree
     whose leaves carry a leading axis: a pilot posterior's draws, a broadened Laplace
@@ -273,8 +307,7 @@ def fit_conditional(
     ``chunk`` steps per host round-trip; stops on the last finite chunk with a warning.
     ``dtype``: the fit's precision, as in :func:`fit_sampler`.
     """
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
+    check_positive_int("steps", steps, minimum=0)
     if not getattr(proposal, "conditional", False):
         raise ValueError("proposal: expected a θ-conditional proposal (ConditionalFlow), got "
                          f"{type(proposal).__name__}")
@@ -284,36 +317,139 @@ def fit_conditional(
     for name, value in (("num_draws", num_draws), ("thetas_per_step", thetas_per_step)):
         check_positive_int(name, value)
     optimizer = proposal_optimizer(1e-2, steps) if optimizer is None else optimizer
-    step = cached_step(_conditional_step, cost_fn, optimizer, num_draws, thetas_per_step)
-    state = sampler_init(proposal, optimizer)
-    state, _, stopped = fit_in_chunks(step, state, steps, args=(key, thetas), chunk=chunk,
-                                      params=lambda state: state.proposal, progress=progress,
-                                      desc="fit conditional sampler", dtype=dtype)
-    if stopped is not None:
-        warnings.warn(f"fit_conditional: {stopped}", stacklevel=2)
-    _warn_skipped("fit_conditional", state.opt_state, steps)
-    return state.proposal
+    step = _ConditionalStep(cost_fn, optimizer, num_draws, thetas_per_step)
+    state, losses, stopped = fit_in_chunks(step, sampler_init(proposal, optimizer), steps, args=(key, thetas),
+                                           chunk=chunk, params=lambda state: state.proposal, progress=progress,
+                                           desc="fit conditional sampler", dtype=dtype)
+    return _result("fit_conditional", state.proposal, losses, stopped, state.opt_state, steps)
 
 
-def _conditional_step(cost_fn, optimizer, num_draws: int, thetas_per_step: int):
-    def step(state, i, args):
+class _ConditionalStep(eqx.Module):
+    cost_fn: Any = eqx.field(static=True)
+    optimizer: Any = eqx.field(static=True)
+    num_draws: int = eqx.field(static=True)
+    thetas_per_step: int = eqx.field(static=True)
+
+    def __call__(self, state, i, args):
         key, thetas = args
         key_pick, key_draw = jax.random.split(jax.random.fold_in(key, i))
         pool = jax.tree.leaves(thetas)[0].shape[0]
-        picked = jax.tree.map(lambda leaf: leaf[jax.random.randint(key_pick, (thetas_per_step,), 0, pool)], thetas)
+        picked = jax.tree.map(lambda leaf: leaf[jax.random.randint(key_pick, (self.thetas_per_step,), 0, pool)],
+                              thetas)
 
         def loss_fn(q):
             def one(theta, k):
-                x, log_q = q.sample_and_log_prob(k, num_draws, theta)
-                return sampler_loss(cost_fn(theta, x), log_q)
+                x, log_q = q.sample_and_log_prob(k, self.num_draws, theta)
+                return sampler_loss(self.cost_fn(theta, x), log_q)
 
-            return jnp.mean(jax.vmap(one)(picked, jax.random.split(key_draw, thetas_per_step)))
+            return jnp.mean(jax.vmap(one)(picked, jax.random.split(key_draw, self.thetas_per_step)))
 
         loss, grads = eqx.filter_value_and_grad(loss_fn)(state.proposal)
-        proposal, opt_state = apply_update(optimizer, grads, state.opt_state, state.proposal)
+        proposal, opt_state = apply_update(self.optimizer, grads, state.opt_state, state.proposal)
         return SamplerState(proposal, opt_state), loss
 
-    return step
+
+def fit_to_data(
+    key: jax.Array,
+    proposal,
+    data,
+    *,
+    max_epochs: int = 200,
+    learning_rate: float = 1e-3,
+    batch_size: int = 256,
+    validation: float = 0.1,
+    patience: int = 20,
+    progress: bool = False,
+    dtype: str | None = FIT_DTYPE,
+) -> FitResult:
+    """Maximum likelihood of ``data`` (rows along the leading axis of every leaf: points, or a policy's
+    trajectories): Adam at ``learning_rate`` on minibatches of ``batch_size`` rows, reshuffled every
+    epoch, through the one fit loop (its NaN guard and ``dtype``). ``validation``: the share of rows
+    held out; the fit stops when their mean negative log-likelihood has not improved for ``patience``
+    epochs and returns the parameters of the best epoch (flowjax's ``fit_to_data`` recipe). With
+    ``validation=0`` it runs every epoch and returns the last. The losses are the training losses of
+    every step taken."""
+    check_positive_int("max_epochs", max_epochs)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("patience", patience)
+    if not 0 <= validation < 1:
+        raise ValueError(f"validation: expected a share in [0, 1), got {validation!r}")
+    leaves = jax.tree.leaves(data)
+    n = leaves[0].shape[0] if leaves and jnp.ndim(leaves[0]) else 0
+    if n < 1 or any(jnp.shape(leaf)[:1] != (n,) for leaf in leaves):
+        raise ValueError("data: expected rows along one leading axis (the same length in every leaf)")
+    if not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)):
+        raise ValueError("data: contains NaN or inf")
+    try:  # the rows' shape against what the proposal models, before any work (compiled once per shape)
+        _mean_nll(proposal, jax.tree.map(lambda leaf: leaf[:1], data))
+    except ValueError as err:
+        raise ValueError(f"data: {err}") from None
+    key_split, key_fit = jax.random.split(key)
+    held = int(validation * n) if n > 1 else 0
+    order = jax.random.permutation(key_split, n)
+    held_out = jax.tree.map(lambda leaf: leaf[order[:held]], data)
+    train = jax.tree.map(lambda leaf: leaf[order[held:]], data)
+    batch_size = min(batch_size, n - held)
+    per_epoch = (n - held) // batch_size
+    optimizer = _Adam(float(learning_rate))
+    step = _LikelihoodStep(optimizer, batch_size, per_epoch)
+    state = sampler_init(proposal, optimizer)
+    best, best_loss, since, kept, stopped = state.proposal, np.inf, 0, [], None
+    bar = tqdm(range(max_epochs), desc="fit to data", disable=not progress, leave=False)
+    for epoch in bar:
+        state, losses, stopped = fit_in_chunks(step, state, per_epoch, args=(key_fit, train), chunk=per_epoch,
+                                               start=epoch * per_epoch, params=lambda state: state.proposal,
+                                               loss_name="the negative log-likelihood", dtype=dtype)
+        kept.append(losses)
+        if stopped is not None:
+            break
+        if not held:
+            best = state.proposal
+            continue
+        loss = float(_mean_nll(state.proposal, held_out))
+        bar.set_postfix(validation=f"{loss:.4f}")
+        if loss < best_loss:
+            best, best_loss, since = state.proposal, loss, 0
+        elif (since := since + 1) >= patience:
+            break
+    bar.close()
+    if stopped is not None and not held:
+        best = state.proposal  # the guard's last good state
+    return _result("fit_to_data", best, np.concatenate(kept), stopped, state.opt_state, len(kept) * per_epoch)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Adam:
+    # optax.adam at a constant rate, equal for equal rates (a fit's compiled step is keyed on it by value)
+    learning_rate: float
+
+    def init(self, params):
+        return optax.adam(self.learning_rate).init(params)
+
+    def update(self, updates, state, params=None):
+        return optax.adam(self.learning_rate).update(updates, state, params)
+
+
+@eqx.filter_jit
+def _mean_nll(proposal, rows):
+    return -jnp.mean(proposal.log_prob(rows))
+
+
+class _LikelihoodStep(eqx.Module):
+    # one minibatch of an epoch's shuffle (epoch i // per_epoch), the rows' mean negative log-likelihood
+    optimizer: Any = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True)
+    per_epoch: int = eqx.field(static=True)
+
+    def __call__(self, state, i, args):
+        key, rows = args
+        n = jax.tree.leaves(rows)[0].shape[0]
+        order = jax.random.permutation(jax.random.fold_in(key, i // self.per_epoch), n)
+        picked = jax.lax.dynamic_slice_in_dim(order, (i % self.per_epoch) * self.batch_size, self.batch_size)
+        batch = jax.tree.map(lambda leaf: leaf[picked], rows)
+        loss, grads = eqx.filter_value_and_grad(lambda q: -jnp.mean(q.log_prob(batch)))(state.proposal)
+        proposal, opt_state = apply_update(self.optimizer, grads, state.opt_state, state.proposal)
+        return SamplerState(proposal, opt_state), loss
 
 
 def box_anchors(mean: ArrayLike, covariance: ArrayLike, *, half_width: float = 3.0) -> np.ndarray:

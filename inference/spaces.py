@@ -13,19 +13,27 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from maxent_gan.inference.irl import behaviour_cloning, fit_policy_to_demos, linear_gaussian_cloning
+from maxent_gan.inference.irl import behaviour_cloning, linear_gaussian_cloning
 from maxent_gan.inference.metrics import cost_correlation, epic_distance, expected_value_difference
 from maxent_gan.inference.proposals.base import Proposal
 from maxent_gan.inference.proposals.conditional import DEFENSIVE_WEIGHT, ConditionalFlow, DefensiveConditional
-from maxent_gan.inference.proposals.flow import Flow, fit_flow_to_data
+from maxent_gan.inference.proposals.flow import Flow
 from maxent_gan.inference.proposals.gaussian import Gaussian
 from maxent_gan.inference.proposals.policy import LinearGaussianPolicy, MLPGaussianPolicy, TabularPolicy
-from maxent_gan.inference.sampler import box_anchors, fit_at_anchors, fit_conditional, proposal_optimizer, sigma_anchors
+from maxent_gan.inference.sampler import (
+    box_anchors,
+    fit_at_anchors,
+    fit_conditional,
+    fit_to_data,
+    proposal_optimizer,
+    sigma_anchors,
+)
 from maxent_gan.models.problem import Problem
 from maxent_gan.models.spaces import LinearGaussianTrajectories, Points, SimulatorTrajectories, TabularTrajectories
 from maxent_gan.models.tabular import check_trajectories
 
-__all__ = ["DEFENSIVE_WEIGHT", "FOLLOW_SPREAD", "POINT_RATES", "SamplerRates", "broad_proposal", "follow_theta", "check_in_space", "cost_metrics", "data_flow", "has_soft_optimal",
+__all__ = ["DEFENSIVE_WEIGHT", "FOLLOW_SPREAD", "POINT_RATES", "FlowArchitecture", "SamplerRates", "broad_proposal",
+           "check_in_space", "cost_metrics", "data_flow", "flow_architecture", "follow_theta", "has_soft_optimal",
            "sampler_rates", "soft_optimal", "warm_start"]
 
 
@@ -101,7 +109,8 @@ def _fit_at_anchors(key, proposal, cost_fn, draws, *, unflatten, steps, rate, ex
     anchors = (box_anchors(mean, covariance, half_width=BOX_HALF_WIDTH) if draws.shape[1] <= BOX_MAX_DIM
                else sigma_anchors(mean, covariance, spread=FOLLOW_SPREAD))
     return fit_at_anchors(key, proposal, cost_fn, unflatten(anchors), steps=steps,
-                          optimizer=proposal_optimizer(rate, steps), progress=False, expected_loss=expected_loss)
+                          optimizer=proposal_optimizer(rate, steps), progress=False,
+                          expected_loss=expected_loss).proposal
 
 
 @follow_theta.register
@@ -134,10 +143,11 @@ def _(space: Points, key, proposal, cost_fn, draws, *, unflatten, steps, rate, c
     mean = draws.mean(0)
     key_init, key_fit = jax.random.split(key)
     pool = unflatten(mean + FOLLOW_SPREAD * (draws - mean))
-    flow = ConditionalFlow.coupling(key_init, space.dim, draws.shape[1], layers=4, width=32, knots=6).bounded_to(pool)
+    architecture = flow_architecture(space.dim, fit="conditional")
+    flow = ConditionalFlow.coupling(key_init, space.dim, draws.shape[1], **architecture._asdict()).bounded_to(pool)
     flow = fit_conditional(key_fit, flow, cost_fn, pool,
                            steps=steps, num_draws=128, optimizer=proposal_optimizer(CONDITIONAL_RATE, steps),
-                           progress=False)
+                           progress=False).proposal
     return DefensiveConditional(flow, broad_proposal(space, jax.random.fold_in(key, 2)), DEFENSIVE_WEIGHT)
 
 
@@ -173,14 +183,45 @@ def _(space: SimulatorTrajectories, key, *, tilted=False):
     return MLPGaussianPolicy(key, space.task)
 
 
+class FlowArchitecture(NamedTuple):
+    """The sizes of a spline coupling flow (the keywords of :meth:`Flow.coupling`)."""
+
+    layers: int = 8
+    knots: int = 8
+    width: int = 64
+    interval: float = 5.0
+    base_scale: float = 1.0
+
+
+def flow_architecture(dim: int, *, fit: str, scale: float = 1.0, data: jax.Array | None = None) -> FlowArchitecture:
+    """The one place the library sizes a flow, by what it is fitted to:
+
+    - ``fit="energy"``, reverse KL to an energy alone (the ``flow`` proposal): base N(0, scale² I), splines
+      on ±3 scale, 8 layers of width 64, 8 knots (the settings ``benchmarks/standard_targets.py`` runs).
+    - ``fit="data"``, maximum likelihood of ``data`` (the sampler's warm start, ``flow-data``): base N(0, I),
+      splines on ±(max |x| + 1) so every data point is inside them, 8 layers in 2-D and 6 above.
+    - ``fit="conditional"``, a θ-conditional flow fitted over a pool of θ's (the θ-following sampler on
+      points): 4 layers of width 32, 6 knots (it is refitted for every posterior; the 2-D families of
+      ``benchmarks/conditional.py``).
+    """
+    if fit == "energy":
+        return FlowArchitecture(interval=3 * scale, base_scale=scale)
+    if fit == "data":
+        if data is None:
+            raise ValueError("data: a flow fitted to data is sized by the data; pass it")
+        return FlowArchitecture(layers=8 if dim == 2 else 6, interval=float(jnp.max(jnp.abs(data))) + 1.0)
+    if fit == "conditional":
+        return FlowArchitecture(layers=4, knots=6, width=32)
+    raise ValueError(f"fit: expected 'energy', 'data' or 'conditional', got {fit!r}")
+
+
 def data_flow(key_init: jax.Array, key_fit: jax.Array, data: jax.Array, *, max_epochs: int = 100,
-              progress: bool = False) -> Flow:
+              learning_rate: float = 1e-3, progress: bool = False) -> Flow:
     """A spline coupling flow fitted to ``data`` by maximum likelihood: the sampler's warm start on points."""
     dim = data.shape[-1]
-    interval = float(jnp.max(jnp.abs(data))) + 1.0
-    flow = Flow.coupling(key_init, dim, interval=interval, layers=8 if dim == 2 else 6)
-    flow, _ = fit_flow_to_data(key_fit, flow, data, max_epochs=max_epochs, progress=progress)
-    return flow
+    flow = Flow.coupling(key_init, dim, **flow_architecture(dim, fit="data", data=data)._asdict())
+    return fit_to_data(key_fit, flow, data, max_epochs=max_epochs, learning_rate=learning_rate,
+                       progress=progress).proposal
 
 
 @singledispatch
@@ -212,7 +253,9 @@ def _(space: LinearGaussianTrajectories, key, data, *, tilted=False, epochs=100,
 @warm_start.register
 def _(space: SimulatorTrajectories, key, data, *, tilted=False, epochs=100, progress=False):
     key_init, key_fit = jax.random.split(key)
-    return fit_policy_to_demos(key_fit, broad_proposal(space, key_init), data)
+    # behaviour cloning by gradient: every demonstration in each step, every step kept
+    return fit_to_data(key_fit, broad_proposal(space, key_init), data, max_epochs=300, learning_rate=3e-3,
+                       validation=0.0).proposal
 
 
 @singledispatch

@@ -88,7 +88,7 @@ def test_fit_at_anchors_moves_each_copy_to_its_anchor():
         return 0.5 * jnp.sum((x - theta) ** 2, -1) / 0.25
 
     mix = fit_at_anchors(jax.random.key(5), DiagonalGaussian(jnp.zeros(2), jnp.ones(2)), cost_fn, anchors,
-                         steps=400, num_draws=256, optimizer=optax.adam(0.05), chunk=100, progress=False)
+                         steps=400, num_draws=256, optimizer=optax.adam(0.05), chunk=100, progress=False).proposal
     assert mix.num_components == 3
     np.testing.assert_allclose(mix.components.loc, anchors, atol=0.05)
     np.testing.assert_allclose(np.exp(mix.components.log_scale), 0.5, atol=0.05)
@@ -149,7 +149,7 @@ def test_posterior_under_the_anchor_mixture_is_the_conjugate_posterior():
         return 0.5 * precision * jnp.sum(x**2, -1)
 
     mix = fit_at_anchors(jax.random.key(1), Gaussian.isotropic(DIM, 0.8), cost_fn, jnp.asarray(anchors), steps=300,
-                         optimizer=optax.adam(0.02), progress=False)
+                         optimizer=optax.adam(0.02), progress=False).proposal
     handled = normalized(model, mix, 20_000, jax.random.key(2))
     mcmc = MCMC(NUTS(handled), num_warmup=300, num_samples=1000, progress_bar=False)
     mcmc.run(jax.random.key(3), data)
@@ -256,8 +256,8 @@ def test_fit_at_anchors_with_the_exact_loss_reaches_the_soft_optimal_policy_at_e
     start = TabularPolicy.uniform(mdp.transitions, mdp.initial, mdp.horizon, tilted=True)
     settings = dict(steps=300, optimizer=optax.adam(0.05), chunk=100, progress=False, dtype=None)
     exact = fit_at_anchors(jax.random.key(8), start, cost_fn, anchors,
-                           expected_loss=lambda q, theta: q.expected_loss(cost_table(theta)), **settings)
-    sampled = fit_at_anchors(jax.random.key(8), start, cost_fn, anchors, num_draws=64, **settings)
+                           expected_loss=lambda q, theta: q.expected_loss(cost_table(theta)), **settings).proposal
+    sampled = fit_at_anchors(jax.random.key(8), start, cost_fn, anchors, num_draws=64, **settings).proposal
     for k in range(2):
         log_z = float(log_partition(cost_table(anchors[k]), mdp.transitions, mdp.initial, mdp.horizon))
         kl_exact = float(exact.component(k).expected_loss(cost_table(anchors[k]))) + log_z
@@ -357,7 +357,7 @@ def test_posterior_under_mis_cv_is_the_conjugate_posterior_with_the_controlled_d
         return 0.5 * precision * jnp.sum(x**2, -1)
 
     mix = fit_at_anchors(jax.random.key(1), Gaussian.isotropic(DIM, 0.8), cost_fn, jnp.asarray(anchors), steps=300,
-                         optimizer=optax.adam(0.02), progress=False)
+                         optimizer=optax.adam(0.02), progress=False).proposal
     settings = dict(key=jax.random.key(3), proposal=mix, num_draws=4000, num_warmup=300, num_samples=500, num_chains=1)
     controlled = sample_posterior(model, data, estimator=MISControlVariates(), **settings)
     plain = sample_posterior(model, data, estimator=Importance(), **settings)

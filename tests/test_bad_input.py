@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from maxent_gan.inference.app.names import make_proposal
+from maxent_gan.inference.app.recipes import make_proposal
 from maxent_gan.inference.estimators import elbo, iwae, log_z_importance, log_z_mixture
 from maxent_gan.inference.objectives import cost_loss, discriminator_loss, generator_loss, sampler_loss
 from maxent_gan.inference.proposals import DefensiveMixture, Gaussian
@@ -69,7 +69,7 @@ def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="problem: unknown name 'nope'; valid: gaussian"):
         make_problem("nope")
     target = quadratic_energy(gaussian_target_params(2))
-    with pytest.raises(ValueError, match="proposal: unknown name 'nope'; valid: exact, broad"):
+    with pytest.raises(ValueError, match="proposal: unknown name 'nope'; valid: exact-sampler, broad"):
         make_proposal("nope", None, target)
 
 

@@ -312,7 +312,7 @@ def test_an_interrupted_fresh_compare_leaves_no_folder(tmp_path, capsys, monkeyp
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(maxent_gan.inference.app.compare, "_train", interrupt)
+    monkeypatch.setattr(maxent_gan.inference.app.compare, "train_ebm", interrupt)
     code, err = run_cli(capsys, *GAUSSIAN, "--out", str(tmp_path / "out"))
     assert (code, err) == (130, "maxent-gan: interrupted\n")
     assert list(tmp_path.iterdir()) == []
@@ -378,7 +378,7 @@ def test_an_interrupted_train_keeps_the_old_folder_unless_it_checkpointed(tmp_pa
 )
 def test_cli_arguments_fail_in_one_line_naming_the_argument_before_any_work(args, message, tmp_path, capsys,
                                                                              monkeypatch):
-    for module, name in [(maxent_gan.inference.app.compare, "_train"), (maxent_gan.inference.ebm, "build_training"),
+    for module, name in [(maxent_gan.inference.app.compare, "train_ebm"), (maxent_gan.inference.ebm, "build_training"),
                          (maxent_gan.inference.app.logz, "estimate_log_z"), (maxent_gan.inference.app.identities, "check_identities")]:
         monkeypatch.setattr(module, name, expensive)
     out = [] if args[0] == "logz" or "--out" in args else ["--out", str(tmp_path / "out")]

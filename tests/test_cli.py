@@ -45,7 +45,7 @@ def test_logz_with_the_annealed_estimator_bridges_a_broad_start(capsys):
 
 
 def test_exact_proposal_reports_null_k_hat_in_json(capsys):
-    assert main(["logz", "--proposal", "exact", "--samples", "500", "--json"]) == 0
+    assert main(["logz", "--proposal", "exact-sampler", "--samples", "500", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["k_hat"] is None and math.isclose(payload["log_z"], payload["log_z_exact"], abs_tol=1e-10)
 
@@ -53,7 +53,7 @@ def test_exact_proposal_reports_null_k_hat_in_json(capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["logz", "--proposal", "nope"], "proposal: unknown name 'nope' for gaussian; valid: exact, broad"),
+        (["logz", "--proposal", "nope"], "proposal: unknown name 'nope' for gaussian; valid: exact-sampler, broad"),
         (["logz", "--problem", "nope"], "problem: unknown name 'nope'; valid: gaussian"),
         (["logz", "--samples", "0"], "argument --samples: expected a positive integer"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -124,7 +124,7 @@ def test_train_writes_summary_figures_checkpoints_and_resumes(tmp_path):
         (["train", "--resume"], "resume: no checkpoint in"),
         (["logz", "--problem", "digits"], "digits has no reference energy"),
         (["logz", "--problem", "gridworld", "--proposal", "flow"],
-         "proposal: unknown name 'flow' for gridworld; valid: exact, broad, soft-optimal, policy"),
+         "proposal: unknown name 'flow' for gridworld; valid: exact-sampler, broad, soft-optimal, policy"),
     ],
     ids=["method", "problem", "exact-on-digits", "resume-nothing", "logz-digits", "logz-gridworld-flow"],
 )
@@ -173,7 +173,7 @@ def test_train_on_irl_problems_reports_irl_metrics(problem, method, tmp_path):
 
 def test_logz_on_the_gridworld_with_the_exact_proposal_is_exact():
     # the one run in a process of its own: the module entry point, as a user starts it
-    result = run_process("logz", "--problem", "gridworld", "--proposal", "exact", "--samples", "500", "--json")
+    result = run_process("logz", "--problem", "gridworld", "--proposal", "exact-sampler", "--samples", "500", "--json")
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert abs(payload["log_z"] - payload["log_z_exact"]) < 1e-9 and payload["dim"] == 41

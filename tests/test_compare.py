@@ -74,7 +74,7 @@ def test_the_lqr_family_runs_end_to_end_with_a_theta_following_row():
     [
         (["--problem", "nope"], "problem: unknown name 'nope'; valid: gaussian, rings"),
         (["--proposals", "exact,flow"],
-         "proposals: unknown name 'flow' for gridworld; valid: exact, broad, gcl, gan, gcl-follow, gan-follow, cloned"),
+         "proposals: unknown name 'flow' for gridworld; valid: exact, broad, cloned, gcl, gan, gcl-follow, gan-follow"),
         (["--proposals", "exact,exact"], "proposals: a name is repeated"),
         (["--demos", "0"], "argument --demos: expected a positive integer, got 0"),
     ],

@@ -28,7 +28,7 @@ def fitted():
     pool = family.unflatten(centre + 0.4 * np.random.default_rng(0).standard_normal((1024, centre.size)))
     proposal = ConditionalFlow.coupling(jax.random.key(0), problem.dim, centre.size, layers=2, width=16, knots=6)
     proposal = fit_conditional(jax.random.key(1), proposal, family.cost_fn, pool, steps=400, num_draws=128,
-                               optimizer=optax.adam(3e-3), progress=False)
+                               optimizer=optax.adam(3e-3), progress=False).proposal
     held_out = family.unflatten(centre + 0.4 * np.random.default_rng(1).standard_normal((6, centre.size)))
     return problem, proposal, held_out
 

@@ -6,10 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from maxent_gan.inference.app.names import PROPOSALS, make_proposal
+from maxent_gan.inference.app.recipes import make_proposal, proposal_names
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
 from maxent_gan.inference.estimators import log_z_importance
-from maxent_gan.inference.proposals.flow import Flow, fit_flow_to_data
+from maxent_gan.inference.proposals.flow import Flow
+from maxent_gan.inference.sampler import fit_to_data
 from maxent_gan.models.mixture import mixture_energy, mixture_params
 from maxent_gan.models.quadrature import log_partition_grid
 
@@ -59,7 +60,7 @@ def test_flow_fitted_to_data_covers_the_data():
     target = _two_blobs()
     data = target.sample(jax.random.key(0), (4000,))
     initial = Flow.coupling(jax.random.key(1), 2, layers=4, width=32, interval=5.0)
-    fitted, losses = fit_flow_to_data(jax.random.key(2), initial, data, max_epochs=30, learning_rate=3e-3)
+    fitted, losses, _, _ = fit_to_data(jax.random.key(2), initial, data, max_epochs=30, learning_rate=3e-3)
     held_out = target.sample(jax.random.key(3), (2000,))
     true_nll = float(-jnp.mean(target.normalized_log_prob(held_out)))
     nll_before, nll_after = float(-jnp.mean(initial.log_prob(held_out))), float(-jnp.mean(fitted.log_prob(held_out)))
@@ -69,13 +70,13 @@ def test_flow_fitted_to_data_covers_the_data():
 
 def test_fit_to_data_rejects_nan_data(flow):
     with pytest.raises(ValueError, match="data: contains NaN"):
-        fit_flow_to_data(jax.random.key(0), flow, jnp.ones((10, 2)).at[3, 0].set(jnp.nan))
+        fit_to_data(jax.random.key(0), flow, jnp.ones((10, 2)).at[3, 0].set(jnp.nan))
 
 
 def test_registry_has_the_flows_and_flow_data_needs_an_exact_sampler():
     from maxent_gan.models.energy import MLPEnergy, energy_distribution
 
-    assert {"flow", "flow-data"} <= set(PROPOSALS)
+    assert {"flow", "flow-data"} <= set(proposal_names())
     with pytest.raises(ValueError, match="flow-data.*has none"):
         make_proposal("flow-data", jax.random.key(0), energy_distribution(MLPEnergy(jax.random.key(0), 2)))
 

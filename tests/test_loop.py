@@ -1,5 +1,6 @@
 """The one fit loop: chunks change nothing but the host round-trips, and the guard keeps the last good step."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,26 +59,76 @@ def test_start_numbers_the_steps_from_there():
     np.testing.assert_allclose(both["x"], whole["x"], rtol=1e-12)
 
 
-def test_repeated_fits_reuse_the_compiled_step():
-    # fit_at_anchors and fit_policy_to_demos build their steps through cached_step: a second call
-    # with the same settings and shapes traces nothing
-    from maxent_gan.inference.loop import cached_step
-    from maxent_gan.inference.proposals import Gaussian
-    from maxent_gan.inference.sampler import fit_at_anchors
-
-    traces = []
-
+def _counting_cost(traces):
     def cost(theta, x):
         traces.append(1)  # Python runs only while jax traces
         return 0.5 * jnp.sum((x - theta) ** 2, -1)
 
+    return cost
+
+
+class _Counted(eqx.Module):
+    # a proposal whose log density calls the counting cost (maximum likelihood traces nothing else)
+    inner: eqx.Module
+    cost: object = eqx.field(static=True)
+
+    def log_prob(self, x):
+        return self.inner.log_prob(x) + 0.0 * self.cost(jnp.zeros(2), x)
+
+
+def _fits(cost):
+    # every fit of the library, each with settings built afresh per call (the optimizer included)
+    from maxent_gan.inference.proposals import ConditionalFlow, Gaussian
+    from maxent_gan.inference.sampler import (
+        fit_at_anchors,
+        fit_conditional,
+        fit_sampler,
+        fit_to_data,
+        proposal_optimizer,
+    )
+    from maxent_gan.models.unnormalized import Unnormalized
+
     anchors = jnp.array([[0.0, 0.0], [1.0, -1.0]])
-    fit_at_anchors(jax.random.key(0), Gaussian.isotropic(2, 1.0), cost, anchors, steps=6, chunk=3, progress=False)
+    flow = ConditionalFlow.coupling(jax.random.key(0), 2, 2, layers=1, width=4, knots=3)
+    target = Unnormalized(lambda _, x: -cost(jnp.zeros(2), x), None, event_shape=(2,))
+    return {
+        "fit_sampler": lambda key: fit_sampler(key, Gaussian.isotropic(2, 1.0), target, steps=6, chunk=3,
+                                               progress=False, optimizer=proposal_optimizer(1e-2, 6)),
+        "fit_at_anchors": lambda key: fit_at_anchors(key, Gaussian.isotropic(2, 1.0), cost, anchors, steps=6, chunk=3,
+                                                     progress=False),
+        "fit_conditional": lambda key: fit_conditional(key, flow, cost, anchors, steps=6, chunk=3, num_draws=4,
+                                                       thetas_per_step=2, progress=False),
+        "fit_to_data": lambda key: fit_to_data(key, _Counted(Gaussian.isotropic(2, 1.0), cost),
+                                               jax.random.normal(jax.random.key(3), (40, 2)), max_epochs=3,
+                                               batch_size=8),
+    }
+
+
+@pytest.mark.parametrize("name", ["fit_sampler", "fit_at_anchors", "fit_conditional", "fit_to_data"])
+def test_every_fit_has_one_shape_and_reuses_its_compiled_step(name):
+    # a second call with equal settings (objects built afresh) and shapes traces nothing: the steps are keyed
+    # on their settings by value, not on a process-wide cache of function objects
+    from maxent_gan.inference.loop import FitResult
+
+    traces = []
+    fit = _fits(_counting_cost(traces))[name]
+    first = fit(jax.random.key(0))
     traced = len(traces)
-    fit_at_anchors(jax.random.key(1), Gaussian.isotropic(2, 1.0), cost, anchors + 1.0, steps=6, chunk=3,
-                   progress=False)
+    second = fit(jax.random.key(1))
     assert traced > 0 and len(traces) == traced
-    assert cached_step(dict, a=1) is cached_step(dict, a=1)
+    for result in (first, second):
+        assert isinstance(result, FitResult) and result.stopped is None and result.skipped == 0
+        assert result.losses.shape[0] > 0 and np.all(np.isfinite(result.losses))
+
+
+def test_the_proposal_optimizer_is_equal_for_equal_settings_without_a_cache():
+    from maxent_gan.inference.sampler import proposal_optimizer
+
+    a, b = proposal_optimizer(1e-2, 100), proposal_optimizer(1e-2, 100)
+    assert a == b and hash(a) == hash(b) and a is not b
+    assert a != proposal_optimizer(1e-2, 101) and a != proposal_optimizer(2e-2, 100)
+    with pytest.raises(ValueError, match="learning_rate: expected a positive number"):
+        proposal_optimizer(0.0, 100)
 
 
 def test_bad_steps_and_chunks_are_refused():
@@ -117,7 +168,7 @@ def test_a_float32_fitted_proposal_keeps_the_estimate_exact():
     from maxent_gan.models import gaussian_target_params, quadratic_energy
 
     target = quadratic_energy(gaussian_target_params(3))
-    fitted, losses = fit_sampler(jax.random.key(0), Gaussian.isotropic(3, 2.0), target, steps=600, progress=False,
+    fitted, losses, _, _ = fit_sampler(jax.random.key(0), Gaussian.isotropic(3, 2.0), target, steps=600, progress=False,
                                  dtype="float32")
     assert losses.dtype == np.float32 and fitted.loc.dtype == jnp.float64
     x, log_q = fitted.sample_and_log_prob(jax.random.key(1), 20_000)

@@ -59,9 +59,9 @@ def test_every_registered_problem_has_a_space_and_only_families_have_models():
 def _string_comparisons(path: pathlib.Path) -> list[str]:
     """Comparisons (==, !=, in, not in) against a problem name or kind written as a string, and any
     comparison of a problem's name; "gaussian" is also a proposal's name, so only the second catches it."""
-    from maxent_gan.inference.app.names import PROPOSALS, TRAJECTORY_PROPOSALS
+    from maxent_gan.inference.app.recipes import RECIPES
 
-    names = (set(PROBLEMS) | {"tabular", "lqr", "pointmass"}) - set(PROPOSALS) - set(TRAJECTORY_PROPOSALS)
+    names = (set(PROBLEMS) | {"tabular", "lqr", "pointmass"}) - set(RECIPES)
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Compare):

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from maxent_gan.inference.app.names import PROPOSALS, make_proposal
+from maxent_gan.inference.app.recipes import make_proposal, proposal_names
 from maxent_gan.inference.proposals import (
     DefensiveMixture,
     DiagonalGaussian,
@@ -124,7 +124,7 @@ def test_defensive_mixture_bounds_the_weights():
     assert abs(float(estimate.log_z - target.log_normalizer)) < 5 * log_z_stderr(estimate.log_weights)
 
 
-@pytest.mark.parametrize("name", list(PROPOSALS))
+@pytest.mark.parametrize("name", proposal_names())
 def test_registry_builds_every_proposal(name):
     target = quadratic_energy(gaussian_target_params(3))
     proposal = make_proposal(name, jax.random.key(0), target, steps=3)  # construction only: fits are tested below
@@ -139,3 +139,25 @@ def test_fitted_gaussian_recovers_the_target():
     covariance = jnp.linalg.inv(target.params["precision"])
     assert jnp.max(jnp.abs(proposal.loc - target.params["loc"])) < 0.05
     assert jnp.max(jnp.abs(proposal.scale_tril @ proposal.scale_tril.T - covariance)) < 0.1
+
+
+def test_one_registry_names_every_proposal_once_and_keeps_the_two_exacts_apart():
+    from maxent_gan.inference.app.compare import compare_proposal_names
+    from maxent_gan.inference.app.recipes import RECIPES, compare_names
+    from maxent_gan.models.problems import make_problem
+
+    gridworld, rings, pointmass = make_problem("gridworld"), make_problem("rings"), make_problem("pointmass")
+    # exact: the exact normalizer, a row of compare with no proposal; exact-sampler: the oracle proposal of logz
+    assert "exact" in compare_names(gridworld) and "exact" not in proposal_names(gridworld)
+    assert "exact-sampler" in proposal_names(gridworld) and "exact-sampler" not in compare_names(gridworld)
+    assert "exact" not in compare_names(pointmass) and "exact-sampler" not in proposal_names(pointmass)
+    # where a name applies is decided by the space and what the target has, in the one table
+    assert proposal_names(gridworld) == ("exact-sampler", "broad", "soft-optimal", "policy")
+    assert proposal_names(rings) == ("exact-sampler", "broad", "gaussian", "diag-gaussian", "defensive", "flow",
+                                     "flow-data")
+    assert proposal_names(pointmass) == ("broad", "policy")
+    assert compare_proposal_names(gridworld) == compare_names(gridworld)
+    assert set(proposal_names(gridworld)) | set(compare_names(gridworld)) <= set(RECIPES)
+    assert all(recipe.name == name and recipe.description for name, recipe in RECIPES.items())
+    with pytest.raises(ValueError, match="proposal: unknown name 'gaussian' for gridworld; valid: exact-sampler, broad"):
+        make_proposal("gaussian", jax.random.key(0), gridworld.target, problem=gridworld)

@@ -142,7 +142,7 @@ def test_draw_set_error_of_known_moves():
 
 
 def test_the_mixture_estimator_is_refused_for_posteriors(data):
-    with pytest.raises(ValueError, match="estimator: Mixture\(\) is biased inside a posterior"):
+    with pytest.raises(ValueError, match="estimator: Mixture\(\) does not serve inside a posterior: it is biased there"):
         sample_posterior(model, data, key=jax.random.key(0), proposal=Gaussian.isotropic(DIM, 0.8),
                          estimator=Mixture())
 
@@ -176,12 +176,12 @@ def test_the_sampler_fit_guard_names_non_finite_parameters_not_the_finite_loss()
     target = Unnormalized(lambda _, x: jnp.sum(x**2 + jnp.where(True, 0.0, jnp.sqrt(x - x)), -1), None,
                           event_shape=(2,))
     with pytest.warns(UserWarning, match=r"parameters became non-finite \(the loss, [-0-9.e]+, was finite"):
-        fitted, losses = fit_sampler(jax.random.key(0), Gaussian.isotropic(2, 1.0), target, steps=5, progress=False,
+        fitted, losses, _, _ = fit_sampler(jax.random.key(0), Gaussian.isotropic(2, 1.0), target, steps=5, progress=False,
                                      optimizer=optax.adam(1e-2))  # plain Adam applies the NaN gradient
     assert losses.size == 0 and np.all(np.isfinite(np.asarray(fitted.log_prob(jnp.zeros((1, 2))))))
     # the default optimizer skips steps with a non-finite gradient (5 in a row at most) and says so
     with pytest.warns(UserWarning, match=r"fit_sampler: 5 of 5 steps had a non-finite gradient"):
-        fitted, losses = fit_sampler(jax.random.key(0), Gaussian.isotropic(2, 1.0), target, steps=5, progress=False)
+        fitted, losses, _, _ = fit_sampler(jax.random.key(0), Gaussian.isotropic(2, 1.0), target, steps=5, progress=False)
     assert losses.size == 5 and np.all(np.isfinite(np.asarray(fitted.log_prob(jnp.zeros((1, 2))))))
 
 

@@ -85,7 +85,7 @@ def test_a_flow_fit_on_the_40_mode_mixture_runs_without_its_guard_stopping_it():
         flow = Flow.coupling(jax.random.fold_in(key, 1), 2, base_scale=25.0, interval=75.0)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fitted, losses = fit_sampler(jax.random.fold_in(key, 2), flow, target, steps=400, num_draws=512,
+            fitted, losses, _, _ = fit_sampler(jax.random.fold_in(key, 2), flow, target, steps=400, num_draws=512,
                                          anneal=0.05, progress=False)
         assert [str(w.message) for w in caught] == []
         assert losses.size == 400 and np.all(np.isfinite(losses))

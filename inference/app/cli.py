@@ -63,7 +63,7 @@ def _check_finite_positive(name: str, value: float | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from maxent_gan.inference.app.names import PROPOSALS, TRAJECTORY_PROPOSALS
+    from maxent_gan.inference.app.recipes import RECIPES, proposal_names
     from maxent_gan.models.problems import PROBLEMS
 
     parser = _Parser(prog="maxent-gan", description="GANs, IRL and EBMs as one estimator of log Z (Finn et al. 2016).")
@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     logz.add_argument("--problem", default="gaussian", help=f"one of: {', '.join(PROBLEMS)}; or your tabular problem as a .npz file (maxent_gan.models.files)")
     logz.add_argument("--dim", type=_positive_int, default=2, help=f"the Gaussian's dimension (at most {MAX_DIM})")
     logz.add_argument("--proposal", default=None,
-                      help=f"points: one of {', '.join(PROPOSALS)} (default gaussian); trajectories: one of "
-                           f"{', '.join(TRAJECTORY_PROPOSALS)} (default policy)")
+                      help=f"one of {', '.join(n for n in RECIPES if RECIPES[n].proposal is not None)}, where the "
+                           f"problem allows it (points: {', '.join(proposal_names())}, default gaussian; trajectories "
+                           "default policy)")
     logz.add_argument("--samples", type=_positive_int, default=10_000, help="proposal draws (annealed: particles)")
     logz.add_argument("--estimator", choices=("importance", "annealed"), default="importance",
                       help="importance: weights of the proposal's draws; annealed: tempered SMC from the proposal "
@@ -126,9 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--problem", default="gridworld",
                       help=f"one of: {', '.join(COMPARE_PROBLEMS)}; or your tabular problem as a .npz file (maxent_gan.models.files)")
     comp.add_argument("--proposals", default=None,
-                      help="comma-separated: exact, broad, gcl, gan, gcl-follow, gan-follow (θ-following: the "
-                           "sampler refitted at anchors over its pilot posterior), cloned (IRL) (default: "
-                           "exact,gcl,gan,gcl-follow,gan-follow, less exact where the problem has no exact log Z)")
+                      help=f"comma-separated: {', '.join(n for n in RECIPES if RECIPES[n].row is not None)} "
+                           "(exact: the exact normalizer; θ-following: the sampler refitted over its pilot "
+                           "posterior) (default: exact,gcl,gan,gcl-follow,gan-follow, less exact where the problem "
+                           "has no exact log Z)")
     comp.add_argument("--demos", type=_positive_int, default=None,
                       help=f"demonstrations (data points) drawn from θ* (default {defaults.demos}, at most {MAX_DEMOS})")
     comp.add_argument("--train-steps", type=_positive_int, default=None,
@@ -223,8 +225,10 @@ def run_train(args) -> dict:
 
 def run_logz(args) -> tuple[dict, float]:
     """The estimate as a JSON-able dict (non-finite k-hat as null), and the raw k-hat."""
+    import jax
     from maxent_gan.inference.app.logz import estimate_log_z
     from maxent_gan.inference.io import finite_or_none
+    from maxent_gan.inference.normalizers import Annealed, Importance
     from maxent_gan.models.problems import make_problem
     from maxent_gan.models.spaces import Points
 
@@ -237,8 +241,9 @@ def run_logz(args) -> tuple[dict, float]:
     if args.proposal is None:
         args.proposal = "gaussian" if isinstance(problem.space, Points) else "policy"
     args.dim = problem.dim
-    result = estimate_log_z(problem, args.proposal, seed=args.seed, samples=args.samples, scale=args.scale,
-                            fit_steps=args.fit_steps, estimator=args.estimator,
+    estimator = {"importance": Importance, "annealed": Annealed}[args.estimator]()
+    result = estimate_log_z(problem, args.proposal, key=jax.random.key(args.seed), samples=args.samples,
+                            scale=args.scale, fit_steps=args.fit_steps, estimator=estimator,
                             progress=not args.json and sys.stderr.isatty())
     k_hat = result["k_hat"]
     result["k_hat"] = finite_or_none(k_hat)

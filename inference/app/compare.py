@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from maxent_gan.inference._validation import check_key
+from maxent_gan.inference.app.recipes import RECIPES, compare_names
 from maxent_gan.inference.app.report import render_report, write_outputs
 from maxent_gan.inference.app.verdict import SHIFT_OK, add_verdicts, stop_text
 from maxent_gan.inference.diagnostics import (
@@ -27,10 +28,9 @@ from maxent_gan.inference.diagnostics import (
 )
 from maxent_gan.inference.ebm import train_ebm
 from maxent_gan.inference.io import finite_or_none, staged_out_dir
-from maxent_gan.inference.normalizers import Exact, Importance, MISControlVariates
+from maxent_gan.inference.normalizers import Importance
 from maxent_gan.inference.posterior import sample_posterior, save_posterior
-from maxent_gan.inference.proposals import AnchorMixture
-from maxent_gan.inference.spaces import broad_proposal, follow_theta, sampler_rates, warm_start
+from maxent_gan.inference.spaces import follow_theta, sampler_rates
 from maxent_gan.models._validation import check_positive_int
 from maxent_gan.models.problem import CostFamily
 from maxent_gan.models.problems import Problem, make_problem
@@ -76,14 +76,10 @@ def _problem(problem: str | Problem) -> Problem:
 
 
 def compare_proposal_names(problem: str | Problem) -> tuple[str, ...]:
-    """``exact`` (the exact normalizer, where the family has one), ``broad`` (the space's broad proposal), ``cloned`` (fitted to
-    the data: behaviour cloning, or a flow by maximum likelihood), ``gcl`` and ``gan`` (the samplers the two
-    training methods learn, fixed at θ̂), ``gcl-follow`` and ``gan-follow`` (proposals that follow θ, built
-    from the fixed sampler's pilot posterior: the sampler refitted at anchors on trajectories, a
-    θ-conditional flow on points; :func:`maxent_gan.inference.spaces.follow_theta`)."""
-    problem = _problem(problem)
-    exact = ("exact",) if problem.family.log_partition_fn is not None else ()
-    return (*exact, "broad", "gcl", "gan", "gcl-follow", "gan-follow", "cloned")
+    """The rows ``compare`` can run on ``problem``: the recipes of
+    :data:`maxent_gan.inference.app.recipes.RECIPES` that make a row there (``exact``, the exact normalizer,
+    where the family has one; ``broad``, ``gcl``, ``gan``, ``gcl-follow``, ``gan-follow``, ``cloned``)."""
+    return compare_names(_problem(problem))
 
 
 DEFAULT_PROPOSALS = ("exact", "gcl", "gan", "gcl-follow", "gan-follow")
@@ -117,23 +113,57 @@ def check_compare_args(problem: str | Problem, proposals: tuple[str, ...], setti
     return problem
 
 
-def _train(problem: Problem, method: str, key: jax.Array, data, test, steps: int) -> tuple[Any, Any, dict]:
-    """θ̂, the sampler and what happened (steps done, requested, why it stopped or ``None``) of one training
-    run of the cost family (the one training assembly,
-    ``maxent_gan.inference.ebm``; tabular samplers with transition tilts, the family that contains p_θ)."""
-    with warnings.catch_warnings():  # its log Z evaluations at θ̂ are not the product here
-        warnings.simplefilter("ignore", UnreliableEstimateWarning)
-        run = train_ebm(problem, method, steps=steps, key=key, data=(data, test), tilted=True, parametric=True, flow_epochs=50, evaluate=False, progress=False)
-    training = {"steps": run.result.steps_done, "requested": steps, "stopped": run.result.stopped}
-    return run.result.state.energy, run.result.state.proposal, training
-
-
 # each proposal's own stream of the training key (the indices fixed, so that adding a row changes no other)
 _STREAMS = {"broad": 0, "cloned": 1, "gcl": 2, "gan": 3, "gcl-follow": 4, "gan-follow": 5}
 
 
-def _stream(key: jax.Array, name: str) -> jax.Array:
-    return jax.random.fold_in(key, _STREAMS[name])
+class _RowContext:
+    """What a recipe's ``row`` builds from (:class:`maxent_gan.inference.app.recipes.Recipe`): the problem, the
+    data, a key per row, the trained samplers (each method trained once) and the pilot posteriors; it
+    records each training run and the seconds spent building each row's proposal."""
+
+    def __init__(self, problem: Problem, data, test, settings: CompareSettings, key: jax.Array, run_nuts,
+                 idatas: dict):
+        self.problem, self.data, self._test, self._settings = problem, data, test, settings
+        self._key, self._run_nuts, self._idatas = key, run_nuts, idatas
+        self.fits: dict[str, tuple[Any, Any]] = {}  # method -> (θ̂, its sampler)
+        self.training: dict[str, dict] = {}  # method -> steps done, requested, why it stopped (None: it did not)
+        self.seconds: dict[str, float] = {}  # method or row -> seconds spent training or building
+
+    def key(self, name: str) -> jax.Array:
+        return jax.random.fold_in(self._key, _STREAMS[name])
+
+    def trained(self, method: str):
+        """The sampler ``method`` (``"gcl"`` or ``"gan"``) trains alongside the cost, fixed at θ̂."""
+        if method not in self.fits:
+            begin = time.perf_counter()
+            with warnings.catch_warnings():  # its log Z evaluations at θ̂ are not the product here
+                warnings.simplefilter("ignore", UnreliableEstimateWarning)
+                run = train_ebm(self.problem, method, steps=self._settings.train_steps, key=self.key(method),
+                                data=(self.data, self._test), tilted=True, parametric=True, flow_epochs=50,
+                                evaluate=False, progress=False)
+            result = run.result
+            self.fits[method] = (result.state.energy, result.state.proposal)
+            self.training[method] = {"steps": result.steps_done, "requested": self._settings.train_steps,
+                                     "stopped": result.stopped}
+            self.seconds[method] = time.perf_counter() - begin
+        return self.fits[method][1]
+
+    def follow(self, method: str):
+        """The θ-following proposal built from the pilot posterior under ``method``'s fixed sampler (that
+        row's posterior when it ran, else a pilot run here), by the space's recipe
+        (:func:`maxent_gan.inference.spaces.follow_theta`)."""
+        proposal = self.trained(method)
+        begin = time.perf_counter()
+        pilot = self._idatas.get(method)
+        if pilot is None:
+            with warnings.catch_warnings():  # the pilot only places the anchors
+                warnings.simplefilter("ignore", UnreliableEstimateWarning)
+                pilot = self._run_nuts(proposal, Importance())
+        followed = _follow_theta(self.problem, proposal, pilot, self._settings.anchor_steps,
+                                 self.key(f"{method}-follow"))
+        self.seconds[f"{method}-follow"] = time.perf_counter() - begin
+        return followed
 
 
 def _chain_method(num_chains: int) -> str:
@@ -164,7 +194,7 @@ def compare(
     problem = _problem(problem)
     proposals = default_proposals(problem) if proposals is None else tuple(proposals)
     problem = check_compare_args(problem, proposals, settings)
-    family, space = problem.family, problem.space
+    family = problem.family
     # a fresh folder beside --out, swapped in when complete: --out never mixes two runs' files, and an
     # error or interrupt leaves it as it was
     with staged_out_dir(out, force=force) as out:
@@ -176,8 +206,6 @@ def compare(
         idatas: dict[str, az.InferenceData] = {}
         learned: dict[str, np.ndarray] = {}
         bar = tqdm(proposals, desc=f"compare on {problem.name}", disable=not progress)
-        trained: dict[str, tuple[dict, Any, float]] = {}  # method -> (θ̂, its sampler, training seconds)
-        training: dict[str, dict] = {}  # method -> steps done, requested, why it stopped (None: it did not)
 
         def run_nuts(proposal, estimator):
             return sample_posterior(
@@ -187,42 +215,15 @@ def compare(
                 chain_method=_chain_method(settings.num_chains),
             )
 
+        context = _RowContext(problem, data, test, settings, key_train, run_nuts, idatas)
         for name in bar:
             start = time.perf_counter()
-            train_seconds = 0.0
-            method = name.removesuffix("-follow")
-            if method in ("gcl", "gan"):
-                bar.set_postfix_str(f"{name}: training its sampler")
-                if method not in trained:
-                    begin = time.perf_counter()
-                    params, proposal, training[method] = _train(
-                        problem, method, _stream(key_train, method), data, test,
-                        settings.train_steps)
-                    trained[method] = (params, proposal, time.perf_counter() - begin)
-                params, proposal, train_seconds = trained[method]
-                learned[method] = family.flatten(family.to_sites(params))
-            if name == "exact":
-                proposal, estimator = None, Exact()
-            elif name == "broad":
-                proposal, estimator = broad_proposal(space, _stream(key_train, "broad")), Importance()
-            elif name == "cloned":
-                proposal = warm_start(space, _stream(key_train, "cloned"), data, epochs=50)
-                estimator = Importance()
-            elif name in ("gcl", "gan"):
-                estimator = Importance()
-            else:  # θ-following: the sampler refitted at anchors spread over a pilot posterior
-                bar.set_postfix_str(f"{name}: pilot posterior and anchors")
-                begin = time.perf_counter()
-                pilot = idatas.get(method)
-                if pilot is None:
-                    with warnings.catch_warnings():  # the pilot only places the anchors
-                        warnings.simplefilter("ignore", UnreliableEstimateWarning)
-                        pilot = run_nuts(proposal, Importance())
-                proposal = _follow_theta(problem, proposal, pilot, settings.anchor_steps,
-                                         _stream(key_train, f"{method}-follow"))
-                # an anchor mixture: its components are control variates of the estimate
-                estimator = MISControlVariates() if isinstance(proposal, AnchorMixture) else Importance()
-                train_seconds += time.perf_counter() - begin
+            bar.set_postfix_str(f"{name}: building its proposal")
+            proposal, estimator = RECIPES[name].row(context)
+            method = name.removesuffix("-follow")  # a θ-following row's time includes its method's training
+            train_seconds = context.seconds.get(method, 0.0) + (context.seconds.get(name, 0.0) if name != method else 0.0)
+            if method in context.fits:
+                learned[method] = family.flatten(family.to_sites(context.fits[method][0]))
             bar.set_postfix_str(f"{name}: NUTS")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UnreliableEstimateWarning)
@@ -236,6 +237,7 @@ def compare(
                 idata.posterior = idata.posterior.assign_coords({dim: list(family.theta_names)})  # forest plot labels
             idatas[name] = idata
             results[name] = _posterior_row(family, idata, time.perf_counter() - start, train_seconds)
+            training = context.training
             if method in training and training[method]["stopped"] is not None:
                 results[name]["training_stopped"] = stop_text(method, training[method])
             if out is not None:
@@ -250,7 +252,7 @@ def compare(
             "theta_true": None if family.theta_true is None else family.flatten(family.to_sites(family.theta_true)).tolist(),
             "proposals": results,
             "learned_theta": {name: value.tolist() for name, value in learned.items()},
-            "training": training,
+            "training": context.training,
             "cost_maps": _grid_shape(problem) is not None and family.theta_true is not None,
         }
         add_verdicts(summary)

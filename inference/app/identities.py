@@ -11,8 +11,8 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from maxent_gan.inference.app.names import make_proposal
 from maxent_gan.inference.app.plots import new_figure, plot_discriminator_loss, plot_gradients
+from maxent_gan.inference.app.recipes import make_proposal
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
 from maxent_gan.inference.estimators import BoundEstimate, elbo, iwae, log_z_importance, log_z_mixture
 from maxent_gan.inference.identities import check_identities, diagonal_quadratic_cost
@@ -47,7 +47,7 @@ def _estimate_rows(key, target, data, *, samples: int, fit_steps: int, progress:
     """log Z by each estimator and proposal at the true parameters."""
     key_broad, key_fit, key_draw = jax.random.split(key, 3)
     proposals = {
-        "exact": make_proposal("exact", key_fit, target),
+        "exact-sampler": make_proposal("exact-sampler", key_fit, target),
         "broad": make_proposal("broad", key_broad, target),
         "gaussian": make_proposal("gaussian", key_fit, target, steps=fit_steps, progress=progress),
     }

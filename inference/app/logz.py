@@ -9,10 +9,12 @@ from typing import Any
 
 import jax
 import numpy as np
+from maxent_gan.inference._validation import check_key
 from maxent_gan.inference.annealed import log_z_annealed
-from maxent_gan.inference.app.names import make_proposal, proposal_names
+from maxent_gan.inference.app.recipes import make_proposal, proposal_names
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
 from maxent_gan.inference.estimators import log_z_importance
+from maxent_gan.inference.normalizers import Annealed, Importance
 from maxent_gan.models.problems import Problem
 
 __all__ = ["compare_proposals", "estimate_log_z"]
@@ -22,15 +24,16 @@ def estimate_log_z(
     problem: Problem,
     proposal: str,
     *,
-    seed: int = 0,
+    key: jax.Array | None = None,
     samples: int = 10_000,
     scale: float = 2.0,
     fit_steps: int | None = None,
-    estimator: str = "importance",
+    estimator: Importance | Annealed | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """log Z of ``problem.target`` with the named proposal: importance sampling, or (``estimator=
-    "annealed"``, points only) adaptive tempered SMC started at it (:mod:`maxent_gan.inference.annealed`;
+    """log Z of ``problem.target`` with the named proposal (a recipe of
+    :data:`maxent_gan.inference.app.recipes.RECIPES`): ``Importance()`` (the default), or ``Annealed()``
+    (points only), adaptive tempered SMC started at it (:mod:`maxent_gan.inference.annealed`;
     ``samples`` particles, ``ess``/``k_hat`` are the start's, plus ``num_temperatures`` and the
     bridge's lowest mean HMC ``acceptance``; ``unreliable_reasons`` is the bridge's rule).
 
@@ -43,8 +46,11 @@ def estimate_log_z(
     that rule could run: without data or exact draws only the reverse one, or the bridge's own)
     and ``seconds`` (fit + draws + checks). Names are checked before any work.
     """
-    if estimator not in ("importance", "annealed"):
-        raise ValueError(f"estimator: unknown name {estimator!r}; valid: importance, annealed")
+    estimator = Importance() if estimator is None else estimator
+    if not isinstance(estimator, Importance | Annealed):
+        raise ValueError(f"estimator: expected Importance() or Annealed() (maxent_gan.inference.normalizers), "
+                         f"got {estimator!r}")
+    key = check_key(key)
     if proposal not in proposal_names(problem):
         raise ValueError(f"proposal: unknown name {proposal!r} for {problem.name}; "
                          f"valid: {', '.join(proposal_names(problem))}")
@@ -52,14 +58,14 @@ def estimate_log_z(
     if target is None:
         raise ValueError(f"problem: {problem.name} has no reference energy to estimate log Z of; "
                          "train one with `maxent-gan train`")
-    key_fit, key_draw = jax.random.split(jax.random.key(seed))
-    key_forward = jax.random.fold_in(jax.random.key(seed), 1)  # a third stream; fit and draws as before
+    key_fit, key_draw = jax.random.split(key)
+    key_forward = jax.random.fold_in(key, 1)  # a third stream; fit and draws as before
     start = time.perf_counter()
     fitted = make_proposal(proposal, key_fit, target, problem=problem, scale=scale, steps=fit_steps,
                            progress=progress)
     source, points = _forward_points(problem, key_forward)
-    if estimator == "annealed":
-        estimate = log_z_annealed(key_draw, target, fitted, num_particles=samples, data=points)
+    if isinstance(estimator, Annealed):
+        estimate = log_z_annealed(key_draw, target, fitted, num_particles=samples, data=points, **estimator.options)
         ess, k_hat = estimate.start_ess, estimate.start_k_hat
         extra = {"num_temperatures": estimate.num_temperatures,
                  "acceptance": float(np.min(estimate.acceptance)) if estimate.acceptance.size else None}
@@ -91,7 +97,7 @@ def estimate_log_z(
         "unreliable_reasons": estimate.unreliable_reasons(),
         "checks_run": estimate.checks_run,
         "seconds": seconds,
-        "estimator": estimator,
+        "estimator": estimator.name,
         **extra,
     }
 

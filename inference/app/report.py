@@ -6,31 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from maxent_gan.inference.app.plots import cost_maps, forest_figure, k_hat_figure
+from maxent_gan.inference.app.recipes import RECIPES
 from maxent_gan.inference.app.verdict import SHIFT_OK
 from maxent_gan.inference.diagnostics import DRAW_SET_ERROR, K_HAT_FORWARD, K_HAT_UNRELIABLE, UNRELIABLE_FRACTION
 from maxent_gan.inference.io import json_safe, save_figure, write_atomic, write_json
 from maxent_gan.models.problem import Problem
 
-__all__ = ["PROPOSAL_DESCRIPTIONS", "render_report", "write_outputs"]
+__all__ = ["render_report", "write_outputs"]
 
 
-PROPOSAL_DESCRIPTIONS = {
-    "exact": "the exact normalizer log Z(θ) (no proposal): the gold standard every other row is scored against",
-    "broad": "a broad proposal (tabular: every action equally likely; continuous: a wide Gaussian policy or "
-             "density), fixed before seeing the data",
-    "cloned": "a sampler fitted to the demonstrations and then fixed (behaviour cloning for a policy, maximum "
-              "likelihood for a flow on points)",
-    "gcl": "the sampler trained by guided cost learning alongside the cost (the paper's sampler step), then fixed",
-    "gan": "the sampler trained as the GAN form's generator alongside the cost, then fixed",
-    "gcl-follow": "a proposal that follows θ, built from the gcl row's posterior (the pilot): on trajectories the gcl "
-                  "sampler refitted by reverse KL at anchors spread over it (on a tabular problem by the exact gradient), mixed with "
-                  "the balance heuristic, its components the control variates of the estimate (MIS with control variates, "
-                  "Owen & Zhou 2000; ESS is then that of the controlled weights); on "
-                  "points a θ-conditional flow q(x|θ) fitted over it, its draws moving with θ, mixed with the broad proposal "
-                  "(weight 0.1, its draws fixed) so that no weight is unbounded where the flow extrapolates",
-    "gan-follow": "a proposal that follows θ, built the same way from the gan row's posterior (the gan sampler "
-                  "refitted at anchors on trajectories, a θ-conditional flow on points)",
-}
+def _description(name: str) -> str:
+    recipe = RECIPES.get(name)
+    return "a user-given proposal" if recipe is None else recipe.description
 
 
 def render_report(summary: dict) -> str:
@@ -53,7 +40,7 @@ def render_report(summary: dict) -> str:
         "",
         "Proposals:",
         "",
-        *[f"- `{name}`: {PROPOSAL_DESCRIPTIONS.get(name, 'a user-given proposal')}"
+        *[f"- `{name}`: {_description(name)}"
           + (f". **Not a trained result: {row['training_stopped']}.**" if row.get("training_stopped") else "")
           for name, row in rows.items()],
         "",
@@ -143,7 +130,7 @@ def _fmt(value, spec: str = ".2f") -> str:
 def write_outputs(out: Path, problem: Problem, summary: dict, idatas: dict, data) -> None:
     # figures are matplotlib Figure objects, not pyplot's: no backend is chosen or switched for the user
     figures = out / "figures"
-    save_figure(forest_figure(problem.family, summary, idatas, order=tuple(PROPOSAL_DESCRIPTIONS)), figures / "forest.png")
+    save_figure(forest_figure(problem.family, summary, idatas, order=tuple(RECIPES)), figures / "forest.png")
     save_figure(k_hat_figure(summary, idatas), figures / "k_hat.png")
     if summary["cost_maps"]:
         save_figure(cost_maps(problem.space, summary), figures / "costs.png")

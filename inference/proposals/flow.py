@@ -28,10 +28,9 @@ import paramax
 from flowjax.bijections import RationalQuadraticSpline
 from flowjax.distributions import Normal
 from flowjax.flows import coupling_flow
-from flowjax.train import fit_to_data
 from maxent_gan.inference.proposals.base import check_count, check_points
 
-__all__ = ["Flow", "fit_flow_to_data", "spline_coupling_flow"]
+__all__ = ["Flow", "spline_coupling_flow"]
 
 
 def spline_coupling_flow(key, dim, *, layers, knots, interval, width, base_scale, invert, cond_dim=None):
@@ -93,24 +92,3 @@ class Flow(eqx.Module):
         check_count(n)
         return paramax.unwrap(self.flow).sample_and_log_prob(key, (n,))
 
-
-def fit_flow_to_data(
-    key: jax.Array,
-    flow: Flow,
-    data: jax.Array,
-    *,
-    max_epochs: int = 200,
-    learning_rate: float = 1e-3,
-    batch_size: int = 256,
-    progress: bool = False,
-) -> tuple[Flow, jax.Array]:
-    """Maximum likelihood of ``data`` (flowjax's ``fit_to_data``: early stopping on a
-    10% validation split, best parameters returned). Returns the flow and train losses."""
-    check_points("data", data, flow.dim)
-    if not bool(jnp.all(jnp.isfinite(data))):
-        raise ValueError("data: contains NaN or inf")
-    fitted, losses = fit_to_data(
-        key, flow.flow, data, learning_rate=learning_rate, max_epochs=max_epochs,
-        batch_size=batch_size, max_patience=20, show_progress=progress,
-    )
-    return Flow(fitted), jnp.asarray(losses["train"])
