@@ -70,7 +70,7 @@ def sample_posterior_across_processes(model, *model_args, key: jax.Array, out: s
         local = sample_posterior(model, *model_args, key=key, nuts_key=chain_key(key, process), **options)
     idata = _gather_chains(local, processes)
     stats = {name: idata.sample_stats[name].values for name in idata.sample_stats.data_vars
-             if name.startswith("log_z_reliable") or name == "draw_set_log_ratio"}
+             if name.startswith(("log_z_reliable", "log_z_forward_reliable")) or name == "draw_set_log_ratio"}
     samples = {name: idata.posterior[name].values for name in idata.posterior.data_vars}
     attrs = {name: value for name, value in local.posterior.attrs.items()
              if name in ("estimator", "num_draws", "chain_method", "sampling_seconds")}

@@ -41,6 +41,7 @@ from maxent_gan.inference.diagnostics import (
     _k_hat_numpy,
     draw_set_error,
     effective_sample_size,
+    forward_reasons,
     posterior_reasons,
     summand_ess_numpy,
     unreliable_reasons,
@@ -146,19 +147,29 @@ def sample_posterior(
 def judge_posterior(idata: az.InferenceData, samples: dict, stats: dict, *, has_draws: bool, attrs: dict,
                     caller: str) -> list[str]:
     """The rule for a posterior (:func:`maxent_gan.inference.diagnostics.posterior_reasons`) over its draws and
-    per-draw statistics: sets ``idata.posterior.attrs`` (``attrs`` plus ``unreliable_fraction``, the
-    draw-set error, ``reliable``, ``unreliable_reasons``), warns when it fails, returns the reasons."""
-    unreliable = {name: float(np.mean(values == 0)) for name, values in stats.items()
-                  if name.startswith("log_z_reliable") and has_draws}  # the exact normalizer: no draws to judge
-    attrs = dict(attrs, **{f"unreliable_fraction{name[len('log_z_reliable'):]}": value
-                           for name, value in unreliable.items()})
-    reasons = [f"{reason} ({name})" if len(unreliable) > 1 else reason
-               for name, fraction in unreliable.items() for reason in posterior_reasons(fraction, None)]
+    per-draw statistics: sets ``idata.posterior.attrs`` (``attrs`` plus ``unreliable_fraction``, the share of
+    draws failing the per-draw rule, ``unreliable_in_tails``, the share of those beyond 2 posterior sd,
+    ``forward_unreliable_fraction``, the draw-set error, ``reliable``, ``unreliable_reasons``), warns when it
+    fails, returns the reasons."""
+    attrs = dict(attrs)
+    reasons = []
+    flat = _flat_draws(samples)
+    for prefix, key in (("log_z_reliable", "unreliable_fraction"),
+                        ("log_z_forward_reliable", "forward_unreliable_fraction")):
+        for name in [name for name in stats if name.startswith(prefix) and has_draws]:  # exact: no draws to judge
+            site = name[len(prefix):]
+            failing = np.asarray(stats[name]).reshape(-1) == 0
+            attrs[f"{key}{site}"] = float(np.mean(failing))
+            if key == "unreliable_fraction":
+                attrs[f"unreliable_in_tails{site}"] = _share_in_tails(flat, failing)
+            else:
+                reasons += [f"{reason} ({site[1:]})" if site else reason
+                            for reason in posterior_reasons(None, float(np.mean(failing)))]
     if "draw_set_log_ratio" in stats:
         draw_set = draw_set_error(samples, stats["draw_set_log_ratio"])
         attrs.update(draw_set_error=draw_set.error, draw_set_site=draw_set.site, draw_set_ess=draw_set.ess,
                      draw_sets=draw_set.sets)
-        reasons += posterior_reasons(None, draw_set)
+        reasons += posterior_reasons(draw_set)
     idata.posterior.attrs.update(attrs, reliable=int(not reasons), unreliable_reasons="; ".join(reasons))
     if reasons:
         warnings.warn(
@@ -167,6 +178,24 @@ def judge_posterior(idata: az.InferenceData, samples: dict, stats: dict, *, has_
             "pointwise log-likelihoods (az.loo, az.compare) carry that error; use a proposal closer to p_θ, or more "
             "draws", UnreliableEstimateWarning, stacklevel=3)
     return reasons
+
+
+def _flat_draws(samples: dict) -> np.ndarray:
+    """Every scalar of every site, one row per posterior draw (chain and draw flattened)."""
+    leaves = [np.asarray(value, np.float64) for value in samples.values()]
+    num = leaves[0].shape[0] * leaves[0].shape[1]
+    return np.concatenate([leaf.reshape(num, -1) for leaf in leaves], axis=1)
+
+
+def _share_in_tails(draws: np.ndarray, failing: np.ndarray) -> float:
+    """The share of the failing draws that lie beyond 2 posterior sd of the posterior mean along some
+    scalar (NaN when none fails: netCDF attributes cannot be None): where in the posterior the per-draw
+    estimate breaks."""
+    if not failing.any():
+        return float("nan")
+    sd = draws.std(0)
+    z = np.abs(draws - draws.mean(0)) / np.where(sd > 0, sd, np.inf)
+    return float(np.mean(z[failing].max(1) > 2.0))
 
 
 # NUTS's own statistics, so az.plot_energy and friends work (ArviZ renames them: lp, acceptance_rate, ...)
@@ -284,13 +313,16 @@ def _draw_stats(row: dict) -> dict[str, np.ndarray]:
         stats["log_z_k_hat"] = np.array([_k_hat_numpy(w) for w in log_w])
         stats["log_z_forward_ess"] = np.asarray(effective_sample_size(forward))
         stats["log_z_forward_k_hat"] = np.array([_k_hat_numpy(w) for w in forward])
+        checks = [ForwardCheck(np.nan, fe, fk, forward[i])
+                  for i, (fk, fe) in enumerate(zip(stats["log_z_forward_k_hat"], stats["log_z_forward_ess"],
+                                                   strict=True))]
         stats["log_z_reliable"] = np.array([
-            not unreliable_reasons(k, e, log_w.shape[1], forward=ForwardCheck(np.nan, fe, fk, forward[i]))
-            for i, (k, e, fk, fe) in enumerate(zip(stats["log_z_k_hat"], stats["log_z_ess"],
-                                                   stats["log_z_forward_k_hat"], stats["log_z_forward_ess"],
-                                                   strict=True))], dtype=np.float64)
+            not unreliable_reasons(k, e, log_w.shape[1], forward=check)
+            for k, e, check in zip(stats["log_z_k_hat"], stats["log_z_ess"], checks, strict=True)], dtype=np.float64)
+        stats["log_z_forward_reliable"] = np.array([not forward_reasons(check) for check in checks], dtype=np.float64)
     else:
-        for name in ("log_z_ess", "log_z_k_hat", "log_z_forward_ess", "log_z_forward_k_hat", "log_z_reliable"):
+        for name in ("log_z_ess", "log_z_k_hat", "log_z_forward_ess", "log_z_forward_k_hat", "log_z_reliable",
+                     "log_z_forward_reliable"):
             stats[name] = np.full(count, np.nan)
     if "log_z_error" in row:
         stats["log_z_error"] = row["log_z_error"]

@@ -80,7 +80,7 @@ def test_chains_on_two_processes_are_gathered_into_one_file_and_judged_together(
     # the verdict is over all four chains, not one process's
     gathered = draw_set_error({"precision": precision}, idata.sample_stats["draw_set_log_ratio"].values)
     assert attrs["draw_set_error"] == pytest.approx(gathered.error, rel=1e-12)
-    assert attrs["reliable"] == int(not posterior_reasons(attrs["unreliable_fraction"], gathered))
+    assert attrs["reliable"] == int(not posterior_reasons(gathered, attrs["forward_unreliable_fraction"]))
     assert not list(tmp_path.glob("*.tmp*"))  # written whole, then renamed
 
 

@@ -81,10 +81,11 @@ def data():
 
 def test_a_too_narrow_proposal_makes_the_posterior_warn_with_the_fraction_of_draws(data):
     # data sd 0.58, proposal sd 0.25: log Ẑ(θ) misses the target's tails at every posterior draw
-    with pytest.warns(UnreliableEstimateWarning, match=r"unreliable at \d+% of the draws"):
+    with pytest.warns(UnreliableEstimateWarning, match=r"misses mass of p_θ that the data visit at \d+% of the draws"):
         idata = sample_posterior(model, data, key=jax.random.key(1), proposal=Gaussian.isotropic(DIM, 0.25),
                                  num_draws=2000, num_warmup=150, num_samples=150, num_chains=2)
     assert idata.posterior.attrs["unreliable_fraction"] > 0.5
+    assert idata.posterior.attrs["forward_unreliable_fraction"] > 0.5
     assert np.all(idata.sample_stats["log_z_forward_k_hat"].values > 0.7)  # the data see the missing tails
 
 
@@ -129,16 +130,16 @@ def test_draw_set_error_of_known_moves():
 
     theta = np.random.default_rng(0).normal(size=(4000, 2))
     flat = draw_set_error({"t": theta}, np.zeros((4000, 3)))
-    assert flat.error < 1e-12 and abs(flat.ess - 4000) < 1e-6 and posterior_reasons(0.0, flat) == []
+    assert flat.error < 1e-12 and abs(flat.ess - 4000) < 1e-6 and posterior_reasons(flat, 0.0) == []
     # tilting by a·θ₀ moves θ₀'s mean by a (unit sd): the same tilt in all 3 sets gives 2 √(a²/2) = √2 a
     tilted = draw_set_error({"t": theta}, np.repeat(0.2 * theta[:, :1], 3, 1))
     assert abs(tilted.error - np.sqrt(2) * 0.2) < 0.03 and tilted.site == "t[0]"
-    assert posterior_reasons(0.0, tilted)[0].startswith("its set of proposal draws alone moves t[0] by up to")
+    assert posterior_reasons(tilted, 0.0)[0].startswith("its set of proposal draws alone moves t[0] by up to")
     # the rule's threshold is where a reason appears: just under it none, just over it one
-    assert posterior_reasons(0.0, tilted._replace(error=0.99 * DRAW_SET_ERROR)) == []
-    assert posterior_reasons(0.0, tilted._replace(error=1.01 * DRAW_SET_ERROR))
+    assert posterior_reasons(tilted._replace(error=0.99 * DRAW_SET_ERROR), 0.0) == []
+    assert posterior_reasons(tilted._replace(error=1.01 * DRAW_SET_ERROR), 0.0)
     bad = draw_set_error({"t": theta}, np.full((4000, 3), np.nan))
-    assert bad.error == np.inf and posterior_reasons(None, bad)
+    assert bad.error == np.inf and posterior_reasons(bad)
 
 
 def test_the_mixture_estimator_is_refused_for_posteriors(data):
@@ -211,3 +212,19 @@ def test_k_hat_sees_through_tied_weights_but_not_past_a_heavy_tail():
     np.testing.assert_array_equal(_spread_ties(untied), untied)
     tied = np.array([0.0, 0.0, 0.0, 1.0])
     np.testing.assert_allclose(np.sort(_spread_ties(tied)), [-2 / 3, -1 / 3, 0.0, 1.0])
+
+
+def test_the_posterior_rule_flags_missed_mass_and_what_moves_it_not_the_share_of_heavy_tailed_draws():
+    from maxent_gan.inference.diagnostics import UNRELIABLE_FRACTION, DrawSetError, posterior_reasons
+    from maxent_gan.inference.posterior import _share_in_tails
+
+    steady = DrawSetError(error=0.02, site="t[0]", ess=1900.0, num=2000, sets=3)
+    assert posterior_reasons(steady, UNRELIABLE_FRACTION) == []  # at the allowance: not flagged
+    missed = posterior_reasons(steady, UNRELIABLE_FRACTION + 0.01)
+    assert len(missed) == 1 and missed[0].startswith("the proposal misses mass of p_θ that the data visit at 6% of")
+    assert posterior_reasons(steady._replace(ess=50.0), 0.0)[0].startswith("another set of proposal draws reweights")
+    # where the per-draw checks fail: the share of those draws beyond 2 sd along some scalar
+    draws = np.concatenate([np.zeros((96, 2)), [[5.0, 0.0], [0.0, -5.0], [0.5, 0.5], [5.0, 5.0]]])
+    failing = np.zeros(100, bool)
+    failing[-4:] = True
+    assert _share_in_tails(draws, failing) == 0.75 and np.isnan(_share_in_tails(draws, np.zeros(100, bool)))

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from maxent_gan.inference._validation import check_key
+from maxent_gan.inference.app.cross_check import CROSS_CHECK_THETAS, cross_check, cross_check_reasons
 from maxent_gan.inference.app.recipes import RECIPES, compare_names
 from maxent_gan.inference.app.report import render_report, write_outputs
 from maxent_gan.inference.app.verdict import SHIFT_OK, add_verdicts, stop_text
@@ -57,11 +58,12 @@ class CompareSettings:
     num_samples: int = 500
     num_chains: int = 4
     anchor_steps: int = 500  # sampler steps at each anchor of the θ-following samplers
+    check_thetas: int = CROSS_CHECK_THETAS  # posterior draws the SMC cross-check runs at (no exact log Z); 0: none
 
     @classmethod
     def quick(cls, **changes) -> CompareSettings:
         return replace(cls(train_steps=300, num_draws=4000, num_warmup=200, num_samples=200, num_chains=2,
-                           anchor_steps=150),
+                           anchor_steps=150, check_thetas=8),
                        **changes)
 
 
@@ -108,6 +110,7 @@ def check_compare_args(problem: str | Problem, proposals: tuple[str, ...], setti
     for field in ("demos", "train_steps", "num_draws", "num_warmup", "num_samples", "num_chains",
                   "anchor_steps"):
         check_positive_int(field.replace("_", "-"), getattr(settings, field))
+    check_positive_int("check-thetas", settings.check_thetas, minimum=0)
     if settings.demos < 2:
         raise ValueError(f"demos: expected at least 2, got {settings.demos}")
     return problem
@@ -199,6 +202,7 @@ def compare(
     # error or interrupt leaves it as it was
     with staged_out_dir(out, force=force) as out:
         key_data, key_train, key_post = jax.random.split(key, 3)
+        key_check = jax.random.fold_in(key, 3)  # the cross-check's own stream (problems without an exact log Z)
         data, test = problem.data(key_data, settings.demos, 1000)
         if problem.data_fixed:  # a user's demonstrations: the posterior conditions on every one of them
             data = jnp.concatenate([data, test])
@@ -236,7 +240,16 @@ def compare(
             if len(family.sites) == 1 and idata.posterior.sizes.get(dim) == len(family.theta_names):
                 idata.posterior = idata.posterior.assign_coords({dim: list(family.theta_names)})  # forest plot labels
             idatas[name] = idata
-            results[name] = _posterior_row(family, idata, time.perf_counter() - start, train_seconds)
+            row = _posterior_row(family, idata, time.perf_counter() - start, train_seconds)
+            if family.log_partition_fn is None and proposal is not None and settings.check_thetas:
+                bar.set_postfix_str(f"{name}: cross-check by tempered SMC")  # nothing exact to score it against
+                row["cross_check"] = cross_check(problem, idata, proposal, data,
+                                                 jax.random.fold_in(key_check, len(results)),
+                                                 num_thetas=settings.check_thetas)
+                extra = cross_check_reasons(row["cross_check"])
+                if extra:
+                    row["unreliable_reasons"] = "; ".join(filter(None, [row["unreliable_reasons"], *extra]))
+            results[name] = row
             training = context.training
             if method in training and training[method]["stopped"] is not None:
                 results[name]["training_stopped"] = stop_text(method, training[method])
@@ -300,6 +313,10 @@ def _posterior_row(family: CostFamily, idata: az.InferenceData, seconds: float, 
         "forward_ess_median": _finite_stat(np.nanmedian, stats["log_z_forward_ess"].values),
         # the share of draws whose log Ẑ(θ) breaks the rule of maxent_gan.inference.diagnostics (None: exact, no draws)
         "unreliable_fraction": idata.posterior.attrs.get("unreliable_fraction"),
+        # where those draws are: the share of them beyond 2 posterior sd (None: none fails)
+        "unreliable_in_tails": finite_or_none(idata.posterior.attrs.get("unreliable_in_tails")),
+        # the share of draws whose forward check fails (point 4 of the rule: it flags above 5 %)
+        "forward_unreliable_fraction": idata.posterior.attrs.get("forward_unreliable_fraction"),
         # how far its set of proposal draws alone moves the posterior, in sd (None: exact)
         "draw_set_error": finite_or_none(idata.posterior.attrs.get("draw_set_error")),
         # the verdict of the rule for a posterior, as sample_posterior found it (None: exact)

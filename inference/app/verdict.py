@@ -4,7 +4,6 @@ whether the library's rule flags it (or its sampler was never trained as asked),
 from __future__ import annotations
 
 import numpy as np
-from maxent_gan.inference.diagnostics import K_HAT_UNRELIABLE, posterior_reasons
 
 __all__ = ["SHIFT_OK", "add_verdicts", "stop_text"]
 
@@ -34,21 +33,20 @@ def _grade(shift: float) -> str:
 
 
 def _flag(row: dict) -> tuple[bool, str]:
-    """Whether the rule of maxent_gan.inference.diagnostics flags this posterior, and how to say so."""
-    fraction = row.get("unreliable_fraction")
-    if fraction is None:  # no per-draw rule (older summaries): the median k-hat alone
-        k_hat = row.get("k_hat_median")
-        flagged = k_hat is None or k_hat > K_HAT_UNRELIABLE
-        return flagged, "k-hat could not be estimated" if k_hat is None else f"median k-hat {k_hat:.2f}"
-    reasons = row.get("unreliable_reasons")
-    if reasons is None:  # summaries written before the rule for a posterior: point 4 alone
-        reasons = "; ".join(posterior_reasons(fraction, None))
+    """Whether the rule for a posterior (maxent_gan.inference.diagnostics) flags this row, and what it saw,
+    in words: its reasons when flagged; else where the per-draw estimate breaks and how far the set of
+    proposal draws moves the posterior."""
+    reasons = row.get("unreliable_reasons") or ""
     if reasons:
         return True, reasons
-    text = f"log Ẑ(θ) unreliable at {100 * fraction:.0f}% of the draws"
+    parts = []
+    fraction, tails = row.get("unreliable_fraction"), row.get("unreliable_in_tails")
+    if fraction:
+        where = "" if tails is None else f", {100 * tails:.0f}% of them in its tails (beyond 2 sd)"
+        parts.append(f"log Ẑ(θ) fails the per-draw checks at {100 * fraction:.0f}% of the draws{where}")
     if row.get("draw_set_error") is not None:
-        text += f", its set of draws moves it up to {row['draw_set_error']:.2f} sd"
-    return False, text
+        parts.append(f"its set of proposal draws moves it up to {row['draw_set_error']:.2f} sd")
+    return False, "; ".join(parts) or "every check passed"
 
 
 def stop_text(method: str, training: dict) -> str:
@@ -68,7 +66,7 @@ def _verdict(name: str, row: dict, *, have_exact: bool) -> str:
     shift = row["shift_max_sd"]
     grade = f"{_grade(shift)} ({shift:.2f} sd)"
     if shift <= SHIFT_OK:
-        return f"{grade}; {flag_text}" + (": it agrees by luck, not by guarantee" if flagged else "")
+        return f"{grade}; " + (f"flagged: {flag_text}" if flagged else flag_text)
     if flagged:
         return f"{grade}, and flagged: {flag_text}"
     return (f"{grade}, NOT flagged ({flag_text}): an error every set of draws shares, which neither the "
