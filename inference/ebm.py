@@ -26,8 +26,10 @@ from maxent_gan.models.energy import MLPEnergy, energy_cost
 from maxent_gan.models.problems import Problem, make_problem
 from maxent_gan.models.quadrature import log_partition_grid
 from maxent_gan.models.spaces import Points
+from maxent_gan.models.unnormalized import Unnormalized
 
-__all__ = ["FAMILY_STEPS", "NETWORK_RATE", "NETWORK_RATE_HIGH_DIM", "NETWORK_STEPS", "EBMRun", "build_training", "ebm_summary", "parametric_default", "proposal_optimizer", "train_ebm"]
+__all__ = ["FAMILY_STEPS", "NETWORK_RATE", "NETWORK_RATE_HIGH_DIM", "NETWORK_STEPS", "EBMRun", "build_training", "ebm_summary", "learned_target", "parametric_default", "proposal_optimizer",
+           "train_ebm"]
 
 TRAIN_RESOLUTION = 96  # quadrature grid of the exact method's loss, per axis
 EVAL_RESOLUTION = 400  # quadrature grid of the reported log Z and held-out NLL
@@ -101,6 +103,13 @@ def grid_log_z(problem: Problem, energy, resolution: int) -> jax.Array:
 
 def _cost_fn(problem: Problem, *, parametric: bool):
     return problem.family.cost_fn if parametric else energy_cost
+
+
+def learned_target(run: EBMRun) -> Unnormalized:
+    """The energy a run learned as a target :math:`e^{-c_{\\hat\\theta}}` over the problem's space (no exact log Z)."""
+    space = run.problem.space
+    return Unnormalized(_cost_fn(run.problem, parametric=run.parametric), run.result.state.energy,
+                        event_shape=(space.size,), base_measure=space.base_measure, support=space.support)
 
 
 def _exact_log_partition(problem: Problem, *, parametric: bool, resolution: int = TRAIN_RESOLUTION):

@@ -167,3 +167,17 @@ def test_compare_without_an_exact_log_z_cross_checks_each_row_and_reports_it():
     assert "disagrees with tempered SMC" not in (row["unreliable_reasons"] or "")
     report = render_report(summary)
     assert "## Cross-check where no exact log Z exists" in report and "| broad | " in report.split("Cross-check")[1]
+
+
+def test_trains_final_log_z_without_an_exact_one_is_checked_by_tempered_smc():
+    from maxent_gan.inference.app.train_outputs import smc_check
+
+    problem, _ = location_family()  # log Z = log 2π at every b; the family does not say so
+    run = train_ebm(problem, "gcl", steps=20, progress=False, checkpoint_every=10**6)
+    check = smc_check(run, key=jax.random.key(3))
+    assert abs(check["log_z_smc"] - math.log(2 * math.pi)) < 0.05 and check["log_z_smc_reliable"]
+    last = {k: v for row in run.result.trace for k, v in row.items()}
+    assert check["log_z_smc_difference"] == pytest.approx(last["log_z_is"] - check["log_z_smc"])
+    with_exact, _ = location_family(log_partition_fn=lambda theta: jnp.log(2 * math.pi))
+    exact_run = train_ebm(with_exact, "exact", steps=2, progress=False, checkpoint_every=10**6)
+    assert smc_check(exact_run) == {}  # an exact log Z: nothing to cross-check

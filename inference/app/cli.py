@@ -419,6 +419,7 @@ def _main(argv: list[str] | None) -> int:
         where = f"{error.filename}: " if error.filename else ""
         print(f"maxent-gan: error: {where}{error.strerror or error}", file=sys.stderr)
         return 1
+    from maxent_gan.inference.app.cross_check import CROSS_CHECK_TOLERANCE
     from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
     from maxent_gan.inference.driver import TrainingDivergedWarning
 
@@ -429,6 +430,12 @@ def _main(argv: list[str] | None) -> int:
         if result.get("log_z_is_reliable") is False:  # the estimator reports; the command line says it
             print(f"maxent-gan: warning: the final importance estimate of log Z ({result['log_z_is']:.4g}, k-hat "
                   f"{result['k_hat']:.2f}) is unreliable under the library's rule", file=sys.stderr)
+        difference = result.get("log_z_smc_difference")
+        if "log_z_smc" in result and (difference is None or abs(difference) > CROSS_CHECK_TOLERANCE):
+            print(f"maxent-gan: warning: the final importance estimate of log Z disagrees with tempered SMC started "
+                  f"at the learned sampler ({result['log_z_smc']}) by "
+                  f"{'a non-finite amount' if difference is None else f'{difference:+.3f} nats'} "
+                  f"(> {CROSS_CHECK_TOLERANCE})", file=sys.stderr)
         if args.json:
             print(json.dumps(result, allow_nan=False))
         else:

@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import equinox as eqx
+import jax
 import matplotlib.pyplot as plt
+from maxent_gan.inference.annealed import log_z_annealed
+from maxent_gan.inference.app.cross_check import CROSS_CHECK_PARTICLES
 from maxent_gan.inference.app.plots import (
     plot_density,
     plot_grid_costs,
@@ -15,8 +18,8 @@ from maxent_gan.inference.app.plots import (
     plot_points,
     plot_proposal_quality,
 )
-from maxent_gan.inference.ebm import EBMRun, ebm_summary
-from maxent_gan.inference.io import save_figure, write_json
+from maxent_gan.inference.ebm import EBMRun, ebm_summary, learned_target
+from maxent_gan.inference.io import finite_or_none, save_figure, write_json
 from maxent_gan.models.energy import energy_cost
 from maxent_gan.models.quadrature import grid_log_density
 from maxent_gan.models.spaces import Points, SimulatorTrajectories, TabularTrajectories
@@ -123,12 +126,27 @@ def _(space: SimulatorTrajectories, run):
     return {"paths": paths_figure(run)}
 
 
+def smc_check(run: EBMRun, *, key: jax.Array | None = None) -> dict[str, Any]:
+    """Where no exact log Z exists (points in R^d), the final importance estimate of log Z against adaptive
+    tempered SMC started at the learned sampler (``maxent_gan.inference.app.cross_check``'s particles):
+    ``log_z_smc``, ``log_z_smc_reliable`` (the bridge's own rule, with the held-out data as its forward
+    check) and ``log_z_smc_difference`` (log Z_IS - log Z_SMC). Empty where it does not apply."""
+    last = {k: v for row in run.result.trace for k, v in row.items()}
+    if last.get("log_z_exact") is not None or "log_z_is" not in last or not isinstance(run.problem.space, Points):
+        return {}
+    estimate = log_z_annealed(jax.random.key(0) if key is None else key, learned_target(run),
+                              run.result.state.proposal, num_particles=CROSS_CHECK_PARTICLES, data=run.test[:200])
+    return {"log_z_smc": finite_or_none(estimate.log_z), "log_z_smc_reliable": estimate.reliable,
+            "log_z_smc_difference": finite_or_none(last["log_z_is"] - float(estimate.log_z))}
+
+
 def write_training_outputs(run: EBMRun, out: str | Path) -> dict[str, Any]:
     """``summary.json``, ``trace.json`` and ``figures/training.png`` in ``out``, plus
     the figures of the problem's sample space (:func:`space_figures`: ``density.png`` for 2-D points,
     ``costs.png`` for a gridworld, ``paths.png`` for the point mass)."""
     out = Path(out)
     summary = ebm_summary(run)
+    summary.update(smc_check(run))
     for name, figure in space_figures(run.problem.space, run).items():
         save_figure(figure, out / "figures" / f"{name}.png")
         plt.close(figure)
