@@ -50,10 +50,10 @@ def _features(folder: Path, name: str, num_draws: int) -> dict:
 
 
 RULES = {
-    "current (points 4 and 5)": lambda f: f["unreliable"] > UNRELIABLE_FRACTION or f["draw_set_error"] > DRAW_SET_ERROR
+    "before: 5 % of draws failing points 1-3, or point 5": lambda f: f["unreliable"] > UNRELIABLE_FRACTION or f["draw_set_error"] > DRAW_SET_ERROR
     or f["draw_set_low_ess"],
     "point 5 alone (draw sets)": lambda f: f["draw_set_error"] > DRAW_SET_ERROR or f["draw_set_low_ess"],
-    "point 5 + forward share": lambda f: f["draw_set_error"] > DRAW_SET_ERROR or f["draw_set_low_ess"]
+    "point 5 + forward share (the rule now)": lambda f: f["draw_set_error"] > DRAW_SET_ERROR or f["draw_set_low_ess"]
     or f["forward_bad"] > UNRELIABLE_FRACTION,
     "point 5 + severe share (k-hat > 1)": lambda f: f["draw_set_error"] > DRAW_SET_ERROR or f["draw_set_low_ess"]
     or f["severe"] > UNRELIABLE_FRACTION or f["forward_bad"] > UNRELIABLE_FRACTION,

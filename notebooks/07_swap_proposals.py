@@ -99,10 +99,12 @@ for name, idata in posteriors.items():
     shift = float(np.max(np.abs(mean - exact_mean) / exact_sd))
     k_hat = float(np.nanmedian(idata.sample_stats["log_z_k_hat"].values))
     ess = float(np.nanmedian(idata.sample_stats["log_z_ess"].values))
-    flagged = idata.posterior.attrs["unreliable_fraction"]  # draws whose log Ẑ(θ) breaks the library's rule
+    attrs = idata.posterior.attrs
+    flagged = not attrs["reliable"]  # the library's rule for a posterior (maxent_gan.inference.diagnostics)
     rows.append((name, shift, k_hat, ess, flagged))
     print(f"{name:>20}: largest shift {shift:10.2f} sd   median k-hat {k_hat:7.2f}   median ESS {ess:7.0f} of {DRAWS}"
-          f"   unreliable at {100 * flagged:3.0f}% of draws")
+          f"   per-draw checks fail at {100 * attrs['unreliable_fraction']:3.0f}% of draws   "
+          f"draw-set error {attrs['draw_set_error']:.2f} sd   {'FLAGGED' if flagged else 'not flagged'}")
 
 # %% [markdown]
 # ## Does k-hat catch a bad proposal?
@@ -127,16 +129,17 @@ figure.tight_layout()
 # magnitude: with $10^3$ to $10^4$ random trajectories, almost none look like a demonstration,
 # so $\hat Z(\theta)$ is a sum over a few draws and NUTS exploits it. The other proposals land
 # much closer. $\hat k$ does not rank them exactly by their damage (a median over draws is a
-# coarse summary), but the library's rule, which also checks the ESS and the weights of the
-# demonstrations themselves (the forward check), flags every posterior here that is more than
-# 1 sd off at most of its draws: a user without the exact posterior is warned. The cell below
-# checks both statements on this run's numbers.
+# coarse summary). The library's rule for a posterior judges what moves it instead: the draw-set
+# error (the posterior reweighted to other, independent sets of proposal draws) and the forward
+# check (the demonstrations' own weights, which see mass the proposal misses). It flags every
+# posterior here that is more than 1 sd off: a user without the exact posterior is warned. The cell
+# below checks both statements on this run's numbers.
 
 # %%
 table = {name: (shift, k_hat, flagged) for name, shift, k_hat, _, flagged in rows}
-assert table["broad"][0] > 5 and table["broad"][1] > 0.7 and table["broad"][2] > 0.5, table["broad"]
+assert table["broad"][0] > 5 and table["broad"][1] > 0.7 and table["broad"][2], table["broad"]
 for name, (shift, _, flagged) in table.items():
-    assert shift <= 1 or flagged > 0.05, (name, shift, flagged)  # more than 1 sd off: flagged
+    assert shift <= 1 or flagged, (name, shift, flagged)  # more than 1 sd off: flagged
 
 # %% [markdown]
 # ## A fixed sampler and one that follows θ
@@ -174,9 +177,52 @@ figure.tight_layout()
 # estimate from draws leaves the states they rarely visit untrained, and those states make the tails);
 # the anchors are the corners of a box of ±3 pilot sd, so every θ inside has bounded weights; and the
 # components double as control variates, which absorb the weights' smooth change between anchors.
-# The rule ($\hat k$, ESS and the forward check) still calls 4–9 % of the draws unreliable there, mostly
-# far out in the posterior, so it still flags most of those runs. The short run here uses 2 000 draws and 100 refit steps, so its numbers
-# are rougher.
+# The per-draw checks ($\hat k$, ESS) still fail at 4–9 % of the draws there, far out in the posterior's
+# tails; the rule reports where, but flags a posterior only for what moves it and for mass the proposal
+# misses (next section). The short
+# run here uses 2 000 draws and 100 refit steps, so its numbers are rougher.
+#
+# ## Does the verdict read right?
+# `benchmarks/verdict.py` runs `compare` over a grid of problems with an exact $\log Z(\theta)$, seeds and
+# proposals, and scores each row's verdict against the truth: wrong when the posterior mean is more than
+# 0.1 exact-posterior sd off. It measures the shift the estimate *causes*: the handler's posterior is the
+# exact one times $e^{-N(\log\hat Z(\theta) - \log Z(\theta))}$, so its own draws reweighted by
+# $e^{N\epsilon(\theta)}$ give the exact posterior's means, free of the two NUTS runs' noise. Each point
+# below is one row of that benchmark (committed in `benchmarks/results/verdict.json`): the caused shift
+# against the draw-set error, red when the rule flags it.
+
+# %%
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+verdict_rows = json.loads(Path("../benchmarks/results/verdict.json").read_text())
+figure, ax = plt.subplots(figsize=(5.5, 3.8))
+for row in verdict_rows:
+    ax.scatter(max(row["draw_set_error"], 1e-3), max(row["shift_reweighted"], 1e-3), s=25,
+               color="C3" if row["flagged"] else "C2", marker="o" if row["shift_reweighted"] <= 0.1 else "x")
+ax.axhline(0.1, color="gray", ls=":", lw=1)
+ax.axvline(0.1, color="r", ls="--", lw=1)
+ax.set(xscale="log", yscale="log", xlabel="draw-set error (posterior sd)",
+       ylabel="shift the estimate causes (exact sd)")
+figure.tight_layout()
+wrong = [r for r in verdict_rows if r["shift_reweighted"] > 0.1]
+right = [r for r in verdict_rows if r["shift_reweighted"] <= 0.1]
+print(f"{len(verdict_rows)} rows: {sum(not r['flagged'] for r in wrong)} of {len(wrong)} wrong rows unflagged, "
+      f"{sum(not r['flagged'] for r in right)} of {len(right)} right rows unflagged")
+good = min((r for r in right if not r["flagged"]), key=lambda r: r["shift_reweighted"])
+bad = max((r for r in wrong if r["flagged"] and r["shift_reweighted"] < 5), key=lambda r: r["shift_reweighted"])
+for label, r in (("unflagged, right", good), ("flagged, wrong", bad)):
+    print(f"{label:>17}: {r['problem']} seed {r['seed']} {r['proposal']:>10}: caused shift {r['shift_reweighted']:.2f} sd, "
+          f"per-draw checks fail at {100 * r['unreliable_fraction']:.0f}% of draws, draw-set error "
+          f"{r['draw_set_error']:.2f} sd; {r['reasons'] or 'no reason to flag'}")
+
+# %% [markdown]
+# Circles are right rows, crosses wrong ones. No wrong row is left unflagged: every posterior the
+# estimate moves by more than 0.1 sd has a draw-set error above 0.1 sd, or its forward check fails. The
+# θ-following gridworld rows are among the unflagged right ones: 4–10 % of their draws fail the per-draw
+# checks, in the posterior's tails, and the posterior sits within 0.01 sd of the exact one. The rule before
+# this one flagged a posterior for any 5 % of such draws, and so flagged half of the right rows
+# (`benchmarks/results/verdict_rules.md` scores both rules and three others on the same rows).
 #
 # ## The whole comparison in one call
 # `maxent_gan.inference.app.compare.compare` (the CLI's `maxent-gan compare`) does all of the above: it trains
