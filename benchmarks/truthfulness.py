@@ -48,7 +48,7 @@ def run(toys, proposals, seeds, rows: list[dict], json_path: Path) -> list[dict]
     for toy, proposal, seed in tqdm(todo, desc="logz rows"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnreliableEstimateWarning)
-            result = estimate_log_z(make_problem(toy), proposal, seed=seed)
+            result = estimate_log_z(make_problem(toy), proposal, key=jax.random.key(seed))
         rows.append({"toy": toy, "seed": seed, **{key: result[key] for key in (
             "proposal", "error", "ess", "k_hat", "forward_k_hat", "forward_ess", "reliable",
             "unreliable_reasons", "seconds")}})
