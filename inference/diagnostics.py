@@ -51,10 +51,10 @@ The share of draws whose reverse check (points 1-2) fails is reported, with wher
 itself: a heavy tail of the weights at a θ is an error of :math:`\\log\\hat Z(\\theta)` that another set of
 draws changes, so point 5 measures what it does to the posterior. Measured over compare's rows
 (``benchmarks/results/verdict.md``; the shift the estimate causes computed from the exact log Z at every
-draw; 45 rows, seeds 0-3): the θ-following gridworld posteriors had 4-10 % of their draws failing
+draw; 55 rows, seeds 0-4): the θ-following gridworld posteriors had 2-10 % of their draws failing
 points 1-2 (a quarter of them beyond 2 sd on seed 0), and sat 0.00-0.01 sd from the exact posterior, with a draw-set error
 of 0.01-0.02 sd; every row more than 0.1 sd off had a draw-set error of 0.20 sd or more. Counting those
-draws flagged 11 of the 22 right rows; this rule flags 4 of them, and no wrong row passes either.
+draws flagged 11 of the 26 right rows; this rule flags 4 of them, and no wrong row passes either.
 """
 
 from __future__ import annotations

@@ -219,9 +219,9 @@ for label, r in (("unflagged, right", good), ("flagged, wrong", bad)):
 # %% [markdown]
 # Circles are right rows, crosses wrong ones. No wrong row is left unflagged: every posterior the
 # estimate moves by more than 0.1 sd has a draw-set error above 0.1 sd, or its forward check fails. The
-# θ-following gridworld rows are among the unflagged right ones: 4–10 % of their draws fail the per-draw
+# θ-following gridworld rows are among the unflagged right ones: 2–10 % of their draws fail the per-draw
 # checks, and the posterior sits within 0.01 sd of the exact one. The rule before
-# this one flagged a posterior for any 5 % of such draws, and so flagged half of the right rows
+# this one flagged a posterior for any 5 % of such draws, and so flagged 11 of the 26 right rows
 # (`benchmarks/results/verdict_rules.md` scores both rules and three others on the same rows).
 #
 # ## The whole comparison in one call
