@@ -196,6 +196,15 @@ def _beta(i: jax.Array, steps, beta0) -> jax.Array:
     return jnp.minimum(1.0, beta0 ** jnp.maximum(0.0, 1.0 - i / (0.5 * steps))).astype(jnp.result_type(beta0))
 
 
+def _stacked_length(name: str, tree, what: str) -> int:
+    """The length of the leading axis every leaf of ``tree`` shares (at least 1), or a ``ValueError`` naming it."""
+    sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in jax.tree.leaves(tree)}
+    if len(sizes) != 1 or None in sizes or 0 in sizes:
+        raise ValueError(f"{name}: expected {what} along one leading axis (the same length in every leaf)")
+    (length,) = sizes
+    return length
+
+
 class _CostTarget(eqx.Module):
     # the target exp(-cost_fn(θ, x)) of one θ, for sampler_step
     cost_fn: Any = eqx.field(static=True)
@@ -238,10 +247,7 @@ def fit_at_anchors(
     """
     check_positive_int("steps", steps, minimum=0)
     check_positive_int("chunk", chunk)
-    sizes = {leaf.shape[0] if jnp.ndim(leaf) else None for leaf in jax.tree.leaves(anchors)}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError("anchors: expected θ's stacked along one leading axis (the same length in every leaf)")
-    (K,) = sizes
+    K = _stacked_length("anchors", anchors, "θ's stacked")
     optimizer = proposal_optimizer(1e-2, steps) if optimizer is None else optimizer
     components = AnchorMixture.stack([proposal] * K).components
     states = eqx.filter_vmap(lambda q: sampler_init(q, optimizer))(components)
@@ -311,9 +317,7 @@ def fit_conditional(
     if not getattr(proposal, "conditional", False):
         raise ValueError("proposal: expected a θ-conditional proposal (ConditionalFlow), got "
                          f"{type(proposal).__name__}")
-    sizes = {leaf.shape[0] if jnp.ndim(leaf) else None for leaf in jax.tree.leaves(thetas)}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError("thetas: expected θ's stacked along one leading axis (the same length in every leaf)")
+    _stacked_length("thetas", thetas, "θ's stacked")
     for name, value in (("num_draws", num_draws), ("thetas_per_step", thetas_per_step)):
         check_positive_int(name, value)
     optimizer = proposal_optimizer(1e-2, steps) if optimizer is None else optimizer
@@ -374,10 +378,8 @@ def fit_to_data(
     check_positive_int("patience", patience)
     if not 0 <= validation < 1:
         raise ValueError(f"validation: expected a share in [0, 1), got {validation!r}")
+    n = _stacked_length("data", data, "rows")
     leaves = jax.tree.leaves(data)
-    n = leaves[0].shape[0] if leaves and jnp.ndim(leaves[0]) else 0
-    if n < 1 or any(jnp.shape(leaf)[:1] != (n,) for leaf in leaves):
-        raise ValueError("data: expected rows along one leading axis (the same length in every leaf)")
     if not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)):
         raise ValueError("data: contains NaN or inf")
     try:  # the rows' shape against what the proposal models, before any work (compiled once per shape)
