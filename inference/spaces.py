@@ -180,7 +180,7 @@ def _(space: LinearGaussianTrajectories, key, *, tilted=False):
 
 @broad_proposal.register
 def _(space: SimulatorTrajectories, key, *, tilted=False):
-    return MLPGaussianPolicy(key, space.task)
+    return MLPGaussianPolicy(key, space.dynamics)
 
 
 class FlowArchitecture(NamedTuple):

@@ -1,4 +1,5 @@
-"""A user's own problem, from Python: a tabular MDP with demonstrations, or an energy family with data.
+"""A user's own problem, from Python: a tabular MDP with demonstrations, a differentiable simulator with
+demonstrations, or an energy family with data.
 
 Both return a :class:`~maxent_gan.models.problem.Problem` that ``compare``, ``train_ebm``, ``estimate_log_z``
 and ``sample_posterior`` (through ``problem.model``) take like a built-in one. Every argument is
@@ -11,6 +12,7 @@ checked before any work; the errors name the argument.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import jax
@@ -18,13 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from maxent_gan.models.demonstrations import load_demonstrations
+from maxent_gan.models.dynamics import Dynamics, dynamics_demonstrations, linear_feature_cost
 from maxent_gan.models.gridworld import MDP
-from maxent_gan.models.irl_problems import PRIOR_SCALE, tabular_family
+from maxent_gan.models.irl_problems import PRIOR_SCALE, irl_model, tabular_family
 from maxent_gan.models.problem import CostFamily, Problem, draws_data
-from maxent_gan.models.spaces import Points
+from maxent_gan.models.spaces import Points, SimulatorTrajectories
 from maxent_gan.models.tabular import check_positive_int, check_trajectories
 
-__all__ = ["energy_problem", "fixed_data", "tabular_problem"]
+__all__ = ["energy_problem", "fixed_data", "simulator_problem", "tabular_problem"]
 
 
 def fixed_data(train: jax.Array, test: jax.Array | None = None, *, test_fraction: float = 0.2):
@@ -231,3 +235,67 @@ def energy_problem(
     target = None if theta_true is None else family.target(theta_true, space)
     return Problem(name, space, target, theta_true, fixed_data(data, test_data), family, data_fixed=True,
                    trains_family=True)  # the user's family is the model to fit
+
+
+def simulator_problem(
+    dynamics: Dynamics,
+    features: Callable[[jax.Array, jax.Array], jax.Array],
+    theta_names: tuple[str, ...],
+    *,
+    demonstrations=None,
+    test_demonstrations=None,
+    to_states: Callable[[jax.Array], jax.Array] | None = None,
+    theta_true=None,
+    theta_descriptions: tuple[str, ...] | None = None,
+    prior_scale: float = PRIOR_SCALE,
+    decorate: Callable[[Any], None] | None = None,
+    name: str = "simulator",
+) -> Problem:
+    """Your own continuous-control problem: trajectories of ``dynamics`` (a
+    :class:`~maxent_gan.models.dynamics.Dynamics`) with the cost :math:`c_\\theta(\\tau) = \\sum_t \\theta \\cdot
+    \\phi(s_t, a_t)`, ``features(states (..., ds), actions (..., da)) -> (..., k)``, one name per weight, and
+    θ ~ N(0, ``prior_scale``² I).
+
+    ``demonstrations``: anything :func:`~maxent_gan.models.demonstrations.load_demonstrations` reads (imitation's
+    rollouts or trajectories, arrays), ``to_states`` mapping its observations to states; without
+    ``test_demonstrations`` a fifth is held out. Without demonstrations, ``theta_true`` is required and the
+    data are draws of :math:`p_{\\theta^*}` by NUTS (:func:`~maxent_gan.models.dynamics.dynamics_demonstrations`).
+    No exact log Z(θ) exists: ``compare`` cross-checks the learned one against tempered SMC.
+    """
+    if not isinstance(dynamics, Dynamics):
+        raise TypeError(f"dynamics: expected a maxent_gan.models.dynamics.Dynamics, got {type(dynamics).__name__}")
+    if not callable(features):
+        raise TypeError(f"features: expected a function (states, actions) -> (..., k), got {type(features).__name__}")
+    theta_names = tuple(theta_names)
+    dtype = jnp.zeros(()).dtype
+    probe = jax.eval_shape(features, jax.ShapeDtypeStruct((1, dynamics.state_dim), dtype),
+                           jax.ShapeDtypeStruct((1, dynamics.action_dim), dtype))
+    if probe.shape != (1, len(theta_names)):
+        raise ValueError(f"features: expected (..., {len(theta_names)}) values (one per name in theta_names) for "
+                         f"states (1, {dynamics.state_dim}) and actions (1, {dynamics.action_dim}), got {probe.shape}")
+    if theta_true is not None:
+        theta_true = jnp.asarray(theta_true, dtype)
+        if theta_true.shape != (len(theta_names),):
+            raise ValueError(f"theta_true: expected {len(theta_names)} weights, got shape {theta_true.shape}")
+    if demonstrations is None and theta_true is None:
+        raise ValueError("demonstrations: give demonstrations, or theta_true to draw them from p_theta*")
+    space = SimulatorTrajectories(dynamics, decorate)
+    cost_fn = linear_feature_cost(features, dynamics.layout)
+    family = CostFamily(cost_fn, None, jnp.zeros(len(theta_names), dtype), theta_names, theta_true=theta_true,
+                        theta_descriptions=theta_descriptions)
+    family = family._replace(model=partial(irl_model, family=family, space=space, prior_scale=prior_scale))
+    target = None if theta_true is None else family.target(theta_true, space)
+    if demonstrations is not None:
+        train = load_demonstrations(demonstrations, dynamics, to_states=to_states)
+        test = None if test_demonstrations is None else load_demonstrations(test_demonstrations, dynamics,
+                                                                           to_states=to_states)
+        return Problem(name, space, target, theta_true, fixed_data(train, test), family, data_fixed=True)
+
+    def data(key, n_train, n_test):
+        # NUTS draws (a simulator has no exact sampler), split into training and held-out demonstrations;
+        # NUTS is the cost here, so at most 500 are held out
+        n_test = min(n_test, 500)
+        demos = dynamics_demonstrations(key, dynamics, cost_fn, theta_true, n_train + n_test)
+        return demos[:n_train], demos[n_train:]
+
+    return Problem(name, space, target, theta_true, data, family)

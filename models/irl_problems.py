@@ -161,7 +161,7 @@ def pointmass_problem(task: PointMass | None = None) -> Problem:
     """The point-mass navigation task (``maxent_gan.models.pointmass``): no exact log Z and no exact sampler;
     demonstrations come from NUTS (``pointmass_demonstrations``)."""
     task = PointMass() if task is None else task
-    space = SimulatorTrajectories(task)
+    space = SimulatorTrajectories(task.dynamics, task.decorate)
     layout = space.layout
     dtype = jnp.zeros(()).dtype
 

@@ -23,10 +23,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpyro
-import numpyro.distributions as dist
+from maxent_gan.models.dynamics import Dynamics, GaussianStart, dynamics_demonstrations
 from maxent_gan.models.trajectory import TrajectoryLayout
-from numpyro.infer import MCMC, NUTS
 
 __all__ = ["POINTMASS_THETA", "PointMass", "pointmass_cost", "pointmass_demonstrations", "rollout"]
 
@@ -59,6 +57,23 @@ class PointMass(NamedTuple):
         dtype = jnp.zeros(()).dtype
         return jnp.zeros(4, dtype), self.start_scale**2 * jnp.eye(4, dtype=dtype)
 
+    @property
+    def dynamics(self) -> Dynamics:
+        """The task as a :class:`~maxent_gan.models.dynamics.Dynamics`: unbounded forces (Lebesgue base
+        measure, the effort term makes :math:`e^{-c}` integrable), a Gaussian start, additive noise."""
+        variance = self.start_scale**2
+        cov = tuple(tuple(variance if i == j else 0.0 for j in range(4)) for i in range(4))
+        return Dynamics(self.step, self.horizon, 4, 2, GaussianStart((0.0,) * 4, cov), noise=self.noise)
+
+    def decorate(self, ax) -> None:
+        """Draw the obstacles and the goal on a figure of positions."""
+        from matplotlib import patches
+
+        for centre in self.obstacles:
+            ax.add_patch(patches.Circle(centre, self.radius, color="C3", alpha=0.4))
+        ax.plot(*self.goal, "k*", ms=12)
+        ax.set(aspect="equal", xlabel="x", ylabel="y")
+
 
 def pointmass_cost(task: PointMass, theta: jax.Array, states: jax.Array, actions: jax.Array) -> jax.Array:
     """:math:`c_\\theta(\\tau) = \\sum_{t<T} c_\\theta(x_t, u_t)`, shape ``(n,)``."""
@@ -82,24 +97,14 @@ def rollout(task: PointMass, x0: jax.Array, actions: jax.Array, noise: jax.Array
     return jnp.concatenate([x0[:, None], jnp.swapaxes(later, 0, 1)], 1)
 
 
-def _trajectory_model(task: PointMass, theta: jax.Array):
-    # free variables: start, actions (Lebesgue: improper flat), unit noise; the cost is a factor
-    m0, S0 = task.start()
-    x0 = numpyro.sample("x0", dist.MultivariateNormal(m0, S0))
-    actions = numpyro.sample("u", dist.ImproperUniform(dist.constraints.real, (), (task.horizon, 2)))
-    noise = numpyro.sample("xi", dist.Normal(jnp.zeros((task.horizon, 4)), 1.0).to_event(2))
-    states = rollout(task, x0[None], actions[None], noise[None])
-    numpyro.factor("cost", -pointmass_cost(task, theta, states, actions[None])[0])
-
-
 def pointmass_demonstrations(key: jax.Array, task: PointMass, theta: jax.Array, n: int, *, thinning: int = 5,
                              num_chains: int = 4, progress: bool = False) -> jax.Array:
     """``n`` draws of :math:`p_\\theta` by NUTS (``num_chains`` chains, one draw kept in ``thinning``),
     packed ``(n, layout.size)``. Approximate: the only sampler this task has."""
-    per_chain = -(-n // num_chains)
-    mcmc = MCMC(NUTS(_trajectory_model), num_warmup=300, num_samples=per_chain * thinning, thinning=thinning,
-                num_chains=num_chains, chain_method="vectorized", progress_bar=progress)
-    mcmc.run(key, task, theta)
-    draws = mcmc.get_samples()
-    states = rollout(task, draws["x0"], draws["u"], draws["xi"])
-    return task.layout.pack(states, draws["u"])[:n]
+    layout = task.layout
+
+    def cost_fn(theta, x):
+        return pointmass_cost(task, theta, *layout.unpack(x))
+
+    return dynamics_demonstrations(key, task.dynamics, cost_fn, theta, n, thinning=thinning, num_chains=num_chains,
+                                   progress=progress)

@@ -14,6 +14,7 @@ from maxent_gan.models.digits import digits_problem
 from maxent_gan.models.files import is_problem_file, load_problem_file
 from maxent_gan.models.gaussian import gaussian_problem
 from maxent_gan.models.irl_problems import gridworld_problem, lqr_problem, pointmass_problem
+from maxent_gan.models.pendulum import pendulum_problem
 from maxent_gan.models.problem import CostFamily, Problem
 from maxent_gan.models.standard_targets import STANDARD_TARGETS, standard_problem
 from maxent_gan.models.toys import TOYS, toy_problem
@@ -27,6 +28,7 @@ PROBLEMS: dict[str, Callable[..., Problem]] = {
     "gridworld": gridworld_problem,
     "lqr": lqr_problem,
     "pointmass": pointmass_problem,
+    "pendulum": pendulum_problem,
     **{name: partial(standard_problem, name) for name in STANDARD_TARGETS},  # gmm40, funnel10, manywell32
 }
 

@@ -4,7 +4,8 @@
 - :class:`Points`: points in R^d (EBMs); ``bounds`` a quadrature box for 2-D problems.
 - :class:`TabularTrajectories`: state/action index trajectories of a tabular MDP.
 - :class:`LinearGaussianTrajectories`: trajectories of a linear system with Gaussian noise (LQR).
-- :class:`SimulatorTrajectories`: trajectories of a differentiable simulator (the point mass).
+- :class:`SimulatorTrajectories`: trajectories of a user's differentiable simulator (the point mass, the
+  pendulum, a gymnax environment).
 
 Trajectories are packed rows (``maxent_gan.models.trajectory``); the base measure of a trajectory space is
 its dynamics, that of :class:`Points` is Lebesgue.
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+from maxent_gan.models.dynamics import Dynamics
 from maxent_gan.models.gridworld import MDP, linear_costs
 from maxent_gan.models.lqr import LQR
-from maxent_gan.models.pointmass import PointMass
 from maxent_gan.models.trajectory import TrajectoryLayout
 from numpyro.distributions import constraints
 
@@ -102,13 +103,16 @@ class LinearGaussianTrajectories(Trajectories):
 
 @dataclass(frozen=True, eq=False)
 class SimulatorTrajectories(Trajectories):
-    """Trajectories of a simulator ``task`` with ``step``, ``start`` and ``layout`` (``maxent_gan.models.pointmass``)."""
+    """Trajectories of a user's differentiable simulator (:class:`~maxent_gan.models.dynamics.Dynamics`: a step
+    function, a start, a horizon, an action box or none); ``decorate(ax)``, if given, draws the task's scene
+    (goal, obstacles) on a figure of the first two state coordinates."""
 
-    task: PointMass
+    dynamics: Dynamics
+    decorate: Callable[[Any], None] | None = None
 
     @property
     def layout(self) -> TrajectoryLayout:
-        return self.task.layout
+        return self.dynamics.layout
 
 
 SampleSpace = Points | TabularTrajectories | LinearGaussianTrajectories | SimulatorTrajectories

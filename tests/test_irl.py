@@ -336,7 +336,7 @@ def test_mlp_policy_density_matches_its_draws_and_starts_broad():
     from maxent_gan.models.pointmass import PointMass
 
     task = PointMass(horizon=5)
-    policy = MLPGaussianPolicy(jax.random.key(0), task)
+    policy = MLPGaussianPolicy(jax.random.key(0), task.dynamics)
     x, log_q = policy.sample_and_log_prob(jax.random.key(1), 300)
     assert x.shape == (300, task.layout.size)
     assert jnp.allclose(policy.log_prob(x), log_q, atol=1e-8)

@@ -74,23 +74,24 @@ def cost_figure(runs: list[EBMRun]):
 
 
 def paths_figure(run: EBMRun, *, num_paths: int = 60, seed: int = 5):
-    """Point mass: demonstration paths and the learned sampler's, with the obstacles and the goal."""
+    """A simulator's trajectories: the first two state coordinates of the demonstrations and of the learned
+    sampler's draws (positions for the point mass, angle and velocity for the pendulum), with the task's
+    scene where it draws one."""
     import jax
-    import matplotlib.patches as patches
     import numpy as np
 
-    task = run.problem.space.task
-    demo_states, _ = task.layout.unpack(run.train[:num_paths])
-    draw_states, _ = task.layout.unpack(run.result.state.proposal.sample(jax.random.key(seed), num_paths))
+    space = run.problem.space
+    layout = space.layout
+    demo_states, _ = layout.unpack(run.train[:num_paths])
+    draw_states, _ = layout.unpack(run.result.state.proposal.sample(jax.random.key(seed), num_paths))
     figure, axes = plt.subplots(1, 2, figsize=(9, 4), sharex=True, sharey=True)
-    for ax, paths, title in [(axes[0], demo_states, "demonstrations (NUTS)"),
+    for ax, paths, title in [(axes[0], demo_states, "demonstrations"),
                              (axes[1], draw_states, f"learned sampler ({run.method})")]:
         for path in np.asarray(paths[:, :, :2]):
             ax.plot(path[:, 0], path[:, 1], color="C0", alpha=0.3, lw=0.8)
-        for centre in task.obstacles:
-            ax.add_patch(patches.Circle(centre, task.radius, color="C3", alpha=0.4))
-        ax.plot(*task.goal, "k*", ms=12)
-        ax.set(title=title, aspect="equal")
+        if space.decorate is not None:
+            space.decorate(ax)
+        ax.set(title=title)
     figure.tight_layout()
     return figure
 

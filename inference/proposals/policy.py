@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import paramax
 from maxent_gan.inference._validation import require
 from maxent_gan.inference.proposals.base import check_count
+from maxent_gan.models.dynamics import GaussianStart
 from maxent_gan.models.lqr import _tilt, backward_riccati
 from maxent_gan.models.tabular import (
     Transitions,
@@ -363,77 +364,123 @@ def _start_log_ratio(x0, mean, raw_tril, m0, S0) -> jax.Array:
             - jax.scipy.stats.multivariate_normal.logpdf(x0, m0, S0))
 
 
-class MLPGaussianPolicy(eqx.Module):
-    """:math:`u_t \\sim N(\\mu_\\phi(x_t, t/T), \\mathrm{diag}\\,\\sigma_\\phi(x_t, t/T)^2)`, an MLP, on a
-    differentiable simulator (``task.step``, additive noise), with its own Gaussian start.
 
-    Reparameterized through the dynamics; :math:`\\log q(\\tau) = \\log q_0(x_0) - \\log p_0(x_0)
-    + \\sum_t \\log \\pi(u_t | x_t)`, relative to the dynamics.
+
+class MLPGaussianPolicy(eqx.Module):
+    """:math:`a_t \\sim N(\\mu_\\phi(s_t, t/T), \\mathrm{diag}\\,\\sigma_\\phi(s_t, t/T)^2)`, an MLP, on a
+    differentiable simulator (:class:`~maxent_gan.models.dynamics.Dynamics`), squashed into the action box
+    by :math:`\\tanh` where the actions are bounded.
+
+    Reparameterized through the dynamics. Its density is relative to the dynamics' base measure
+    :math:`\\nu`: :math:`\\log q(\\tau) - \\log \\nu(\\tau) = \\log q_0(s_0) - \\log p_0(s_0) +
+    \\sum_t [\\log \\pi(a_t | s_t) - \\log \\mu(a_t)]` (the transition densities cancel). A Gaussian
+    start is learned (its own mean and covariance, starting at :math:`p_0`'s); a box start is drawn from
+    :math:`p_0` itself.
     """
 
     mlp: eqx.nn.MLP
-    initial_mean: jax.Array
-    initial_tril: jax.Array
-    task: object = eqx.field(static=True)  # a hashable simulator (maxent_gan.models.pointmass.PointMass)
+    initial_mean: jax.Array | None
+    initial_tril: jax.Array | None
+    dynamics: object = eqx.field(static=True)  # a hashable maxent_gan.models.dynamics.Dynamics
     reparameterized: ClassVar[bool] = True
 
-    def __init__(self, key: jax.Array, task, *, width: int = 64, depth: int = 2):
-        dx, du = task.layout.state_dim, task.layout.action_dim
+    def __init__(self, key: jax.Array, dynamics, *, width: int = 64, depth: int = 2):
+        do, du = dynamics.observation_dim, dynamics.action_dim
         dtype = jnp.zeros(()).dtype
-        mlp = eqx.nn.MLP(dx + 1, 2 * du, width, depth, activation=jax.nn.silu, key=key, dtype=dtype)
-        # start at N(0, I) actions: a zero last layer, and softplus(0.5413) = 1 for the scale
+        mlp = eqx.nn.MLP(do + 1, 2 * du, width, depth, activation=jax.nn.silu, key=key, dtype=dtype)
+        # start at N(0, I) actions (unbounded) or N(0, I) before the squash (a box): a zero last layer,
+        # and softplus(0.5413) = 1 for the scale
         last = mlp.layers[-1]
         bias = jnp.concatenate([jnp.zeros(du, dtype), jnp.full(du, 0.5413, dtype)])
         mlp = eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlp, (jnp.zeros_like(last.weight), bias))
         self.mlp = mlp
-        m0, S0 = task.start()
-        self.initial_mean, self.initial_tril = m0, _raw_tril(S0)
-        self.task = task
+        if isinstance(dynamics.start, GaussianStart):
+            self.initial_mean = jnp.asarray(dynamics.start.mean, dtype)
+            self.initial_tril = _raw_tril(jnp.asarray(dynamics.start.cov, dtype))
+        else:
+            self.initial_mean = self.initial_tril = None
+        self.dynamics = dynamics
 
     @property
     def layout(self) -> TrajectoryLayout:
-        return self.task.layout
+        return self.dynamics.layout
 
     def _action_distribution(self, x: jax.Array, t: jax.Array):
-        horizon = self.task.horizon
+        horizon = self.dynamics.horizon
+        x = self.dynamics.observation(x)
         inputs = jnp.concatenate([x, jnp.broadcast_to(t / horizon, x.shape[:-1] + (1,)).astype(x.dtype)], -1)
         out = jax.vmap(self.mlp)(inputs.reshape(-1, inputs.shape[-1])).reshape(x.shape[:-1] + (-1,))
         du = self.layout.action_dim
         return out[..., :du], jax.nn.softplus(out[..., du:]) + 1e-4
 
+    def _log_ratio_actions(self, z: jax.Array, mean: jax.Array, scale: jax.Array) -> jax.Array:
+        # log π(a) - log μ(a) summed over the action's coordinates, with a = squash(z)
+        log_normal = jax.scipy.stats.norm.logpdf(z, mean, scale)
+        if not self.dynamics.bounded:
+            return jnp.sum(log_normal, -1)
+        # a = c + h tanh z: log π(a) = log N(z) - log h - log(1 - tanh² z); log μ(a) = -log 2h
+        log_one_minus_tanh2 = 2 * (jnp.log(2.0) - z - jax.nn.softplus(-2 * z))
+        return jnp.sum(log_normal - log_one_minus_tanh2 + jnp.log(2.0), -1)
+
+    def _squash(self, z: jax.Array) -> jax.Array:
+        if not self.dynamics.bounded:
+            return z
+        centre, half = self.dynamics.action_box(z.dtype)
+        return centre + half * jnp.tanh(z)
+
+    def _unsquash(self, a: jax.Array) -> jax.Array:
+        if not self.dynamics.bounded:
+            return a
+        centre, half = self.dynamics.action_box(a.dtype)
+        # an action on the box's edge (recorded, or a draw whose tanh rounded to 1) is read just inside it
+        edge = 1 - 10 * jnp.finfo(a.dtype).eps
+        return jnp.arctanh(jnp.clip((a - centre) / half, -edge, edge))
+
+    def _start(self, key: jax.Array, n: int, dtype) -> tuple[jax.Array, jax.Array]:
+        if self.initial_mean is None:
+            return self.dynamics.start_sample(key, n, dtype), jnp.zeros(n, dtype)
+        x0 = self.initial_mean + jax.random.normal(key, (n, self.layout.state_dim), dtype) @ _positive_tril(
+            self.initial_tril).T
+        return x0, self._start_log_ratio(x0)
+
+    def _start_log_ratio(self, x0: jax.Array) -> jax.Array:
+        if self.initial_mean is None:  # p0 itself: the ratio is 1 where p0 has mass
+            return jnp.where(jnp.isfinite(self.dynamics.start_log_prob(x0)), 0.0, -jnp.inf).astype(x0.dtype)
+        tril = _positive_tril(self.initial_tril)
+        return (jax.scipy.stats.multivariate_normal.logpdf(x0, self.initial_mean, tril @ tril.T)
+                - self.dynamics.start_log_prob(x0))
+
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         check_count(n)
-        task = self.task
+        dynamics = self.dynamics
         dx, du = self.layout.state_dim, self.layout.action_dim
         key_0, key_u, key_x = jax.random.split(key, 3)
-        dtype = self.initial_mean.dtype
-        x0 = self.initial_mean + jax.random.normal(key_0, (n, dx), dtype) @ _positive_tril(self.initial_tril).T
-        noise_u = jax.random.normal(key_u, (task.horizon, n, du), dtype)
-        noise_x = jax.random.normal(key_x, (task.horizon, n, dx), dtype)
+        dtype = self.mlp.layers[-1].bias.dtype
+        x0, log_start = self._start(key_0, n, dtype)
+        noise_u = jax.random.normal(key_u, (dynamics.horizon, n, du), dtype)
+        noise_x = jax.random.normal(key_x, (dynamics.horizon, n, dx), dtype)
 
         def forward(x, inputs):
             t, eps, xi = inputs
             mean, scale = self._action_distribution(x, t)
-            u = mean + scale * eps
-            log_pi = jnp.sum(jax.scipy.stats.norm.logpdf(u, mean, scale), -1)
-            return task.step(x, u) + task.noise * xi, (x, u, log_pi)
+            z = mean + scale * eps
+            u = self._squash(z)
+            return dynamics.step(x, u) + dynamics.noise * xi, (x, u, self._log_ratio_actions(z, mean, scale))
 
-        last, (states, actions, log_pi) = jax.lax.scan(forward, x0, (jnp.arange(task.horizon), noise_u, noise_x))
+        last, (states, actions, log_pi) = jax.lax.scan(forward, x0, (jnp.arange(dynamics.horizon), noise_u, noise_x))
         states = jnp.concatenate([states, last[None]], 0)
         packed = self.layout.pack(jnp.swapaxes(states, 0, 1), jnp.swapaxes(actions, 0, 1))
-        m0, S0 = task.start()
-        return packed, log_pi.sum(0) + _start_log_ratio(x0, self.initial_mean, self.initial_tril, m0, S0)
+        return packed, log_pi.sum(0) + log_start
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         return self.sample_and_log_prob(key, n)[0]
 
     def log_prob(self, x: jax.Array) -> jax.Array:
         states, actions = self.layout.unpack(x)
-        times = jnp.arange(self.task.horizon)[None, :, None]
+        times = jnp.arange(self.dynamics.horizon)[None, :, None]
         mean, scale = self._action_distribution(states[:, :-1], times)
-        m0, S0 = self.task.start()
-        log_pi = jnp.sum(jax.scipy.stats.norm.logpdf(actions, mean, scale), (-1, -2))
-        return log_pi + _start_log_ratio(states[:, 0], self.initial_mean, self.initial_tril, m0, S0)
+        log_pi = jnp.sum(self._log_ratio_actions(self._unsquash(actions), mean, scale), -1)
+        return log_pi + self._start_log_ratio(states[:, 0])
 
 
 def _positive_tril(raw: jax.Array) -> jax.Array:
