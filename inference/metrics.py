@@ -3,7 +3,9 @@
 * :func:`cost_correlation`: Pearson correlation of :math:`c_\\theta(s,a)` and :math:`c^*(s,a)` over
   all pairs (centering removes the additive gauge).
 * :func:`epic_distance`: EPIC (Gleave et al. 2021), the Pearson distance
-  :math:`\\sqrt{(1-\\rho)/2}` of canonicalized costs, invariant to shaping and positive scale.
+  :math:`\\sqrt{(1-\\rho)/2}` of canonicalized costs, invariant to shaping and positive scale;
+  :func:`epic_distance_samples` the same by Monte Carlo for continuous states and actions (any two
+  rewards or costs :math:`R(s, a, s')`, a learned network as well as a linear cost).
 * :func:`expected_value_difference`: EVD (Levine et al. 2011), the true expected cost of the
   optimal policy for the learned cost minus that of the optimal policy for the true cost.
 * :func:`log_z_error`: learned or estimated log Z minus the exact one.
@@ -17,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from maxent_gan.models.tabular import Transitions, as_transitions
 
-__all__ = ["cost_correlation", "epic_distance", "expected_value_difference", "log_z_error", "optimal_policy"]
+__all__ = ["cost_correlation", "epic_distance", "epic_distance_samples", "expected_value_difference", "log_z_error", "optimal_policy"]
 
 
 def _pearson(x: jax.Array, y: jax.Array, weights: jax.Array) -> jax.Array:
@@ -56,6 +58,34 @@ def epic_distance(
     weights = jnp.exp(transitions.log_probs).ravel()
     rho = _pearson(_canonical(costs, transitions, discount).ravel(),
                    _canonical(true_costs, transitions, discount).ravel(), weights)
+    return jnp.sqrt(jnp.clip((1.0 - rho) / 2.0, 0.0, 1.0))
+
+
+def epic_distance_samples(
+    cost_a, cost_b, transitions: tuple[jax.Array, jax.Array, jax.Array], states: jax.Array, actions: jax.Array, *,
+    discount: float = 1.0,
+) -> jax.Array:
+    """EPIC distance in [0, 1] between two costs (or rewards) ``cost(s, a, s') -> (n,)`` on continuous spaces, by
+    Monte Carlo: canonicalized over the coverage distributions ``states`` ``(m, ds)`` (for S and S') and
+    ``actions`` ``(m, da)`` (for A), paired row by row, then the Pearson distance over the coverage
+    ``transitions`` ``(s (n, ds), a (n, da), s' (n, ds))``. 0 iff equal up to potential shaping and
+    positive scale (up to the Monte Carlo error of the ``m`` pairs).
+
+    :math:`C(R)(s,a,s') = R(s,a,s') + \\gamma E[R(s',A,S')] - E[R(s,A,S')] - \\gamma E[R(S,A,S')]`.
+    """
+    s, a, s_next = transitions
+    m = states.shape[0]
+    if actions.shape[0] != m:
+        raise ValueError(f"actions: expected as many rows as states ({m}), got {actions.shape[0]}")
+
+    def canonical(cost):
+        def mean_from(x):  # E[R(x, A, S')] over the coverage pairs, for each row of x
+            return jax.vmap(lambda one: jnp.mean(cost(jnp.broadcast_to(one, (m, one.shape[0])), actions, states)))(x)
+
+        overall = jnp.mean(cost(jnp.roll(states, 1, axis=0), actions, states))  # E[R(S, A, S')], S ⟂ S'
+        return cost(s, a, s_next) + discount * mean_from(s_next) - mean_from(s) - discount * overall
+
+    rho = _pearson(canonical(cost_a), canonical(cost_b), jnp.ones(s.shape[0], s.dtype))
     return jnp.sqrt(jnp.clip((1.0 - rho) / 2.0, 0.0, 1.0))
 
 

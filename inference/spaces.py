@@ -14,7 +14,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from maxent_gan.inference.irl import behaviour_cloning, linear_gaussian_cloning
-from maxent_gan.inference.metrics import cost_correlation, epic_distance, expected_value_difference
+from maxent_gan.inference.metrics import (
+    cost_correlation,
+    epic_distance,
+    epic_distance_samples,
+    expected_value_difference,
+)
 from maxent_gan.inference.proposals.base import Proposal
 from maxent_gan.inference.proposals.conditional import DEFENSIVE_WEIGHT, ConditionalFlow, DefensiveConditional
 from maxent_gan.inference.proposals.flow import Flow
@@ -308,6 +313,41 @@ def cost_metrics(space, problem: Problem, theta, test: jax.Array) -> dict[str, A
         return {}
     costs, true_costs = family.cost_fn(theta, test), family.cost_fn(family.theta_true, test)
     return {"epic": None, "evd": None, "cost_correlation": float(jnp.corrcoef(costs, true_costs)[0, 1])}
+
+
+EPIC_TRANSITIONS = 2000  # held-out (s, a, s') the continuous EPIC is scored over ...
+EPIC_COVERAGE = 256  # ... and the (state, action) pairs it canonicalizes with
+
+
+@cost_metrics.register
+def _(space: SimulatorTrajectories, problem, theta, test):
+    """On a simulator whose cost is linear in per-step features: EPIC by Monte Carlo
+    (:func:`~maxent_gan.inference.metrics.epic_distance_samples`) over up to :data:`EPIC_TRANSITIONS` held-out
+    transitions, canonicalized with held-out states and uniform actions on the box (held-out actions where
+    they are unbounded), and the correlation of whole-trajectory costs."""
+    metrics = cost_metrics.dispatch(object)(space, problem, theta, test)
+    if not metrics or space.features is None:
+        return metrics
+    states, actions = space.layout.unpack(test)
+    s, a, s_next = (states[:, :-1].reshape(-1, states.shape[-1]), actions.reshape(-1, actions.shape[-1]),
+                    states[:, 1:].reshape(-1, states.shape[-1]))
+    key_pick, key_states, key_actions = jax.random.split(jax.random.key(0), 3)
+    pick = jax.random.permutation(key_pick, s.shape[0])[:EPIC_TRANSITIONS]
+    coverage = s[jax.random.choice(key_states, s.shape[0], (EPIC_COVERAGE,))]
+    dynamics = space.dynamics
+    if dynamics.bounded:
+        centre, half = dynamics.action_box(s.dtype)
+        uniform = jax.random.uniform(key_actions, (EPIC_COVERAGE, dynamics.action_dim), s.dtype, -1.0, 1.0)
+        coverage_actions = centre + half * uniform
+    else:
+        coverage_actions = a[jax.random.choice(key_actions, a.shape[0], (EPIC_COVERAGE,))]
+
+    def step_cost(weights):
+        return lambda states, actions, _: space.features(states, actions) @ weights
+
+    metrics["epic"] = float(epic_distance_samples(step_cost(jnp.asarray(theta)), step_cost(problem.family.theta_true),
+                                                  (s[pick], a[pick], s_next[pick]), coverage, coverage_actions))
+    return metrics
 
 
 @cost_metrics.register

@@ -249,6 +249,7 @@ def simulator_problem(
     theta_descriptions: tuple[str, ...] | None = None,
     prior_scale: float = PRIOR_SCALE,
     decorate: Callable[[Any], None] | None = None,
+    sampler: Callable[[jax.Array, Any, int], jax.Array] | None = None,
     name: str = "simulator",
 ) -> Problem:
     """Your own continuous-control problem: trajectories of ``dynamics`` (a
@@ -259,7 +260,8 @@ def simulator_problem(
     ``demonstrations``: anything :func:`~maxent_gan.models.demonstrations.load_demonstrations` reads (imitation's
     rollouts or trajectories, arrays), ``to_states`` mapping its observations to states; without
     ``test_demonstrations`` a fifth is held out. Without demonstrations, ``theta_true`` is required and the
-    data are draws of :math:`p_{\\theta^*}` by NUTS (:func:`~maxent_gan.models.dynamics.dynamics_demonstrations`).
+    data are draws of :math:`p_{\\theta^*}` by ``sampler(key, θ, n)`` (default NUTS,
+    :func:`~maxent_gan.models.dynamics.dynamics_demonstrations`).
     No exact log Z(θ) exists: ``compare`` cross-checks the learned one against tempered SMC.
     """
     if not isinstance(dynamics, Dynamics):
@@ -279,7 +281,7 @@ def simulator_problem(
             raise ValueError(f"theta_true: expected {len(theta_names)} weights, got shape {theta_true.shape}")
     if demonstrations is None and theta_true is None:
         raise ValueError("demonstrations: give demonstrations, or theta_true to draw them from p_theta*")
-    space = SimulatorTrajectories(dynamics, decorate)
+    space = SimulatorTrajectories(dynamics, decorate, features)
     cost_fn = linear_feature_cost(features, dynamics.layout)
     family = CostFamily(cost_fn, None, jnp.zeros(len(theta_names), dtype), theta_names, theta_true=theta_true,
                         theta_descriptions=theta_descriptions)
@@ -291,11 +293,16 @@ def simulator_problem(
                                                                            to_states=to_states)
         return Problem(name, space, target, theta_true, fixed_data(train, test), family, data_fixed=True)
 
+    def nuts(key, theta, n):
+        return dynamics_demonstrations(key, dynamics, cost_fn, theta, n)
+
+    draw = nuts if sampler is None else sampler
+
     def data(key, n_train, n_test):
         # NUTS draws (a simulator has no exact sampler), split into training and held-out demonstrations;
         # NUTS is the cost here, so at most 500 are held out
         n_test = min(n_test, 500)
-        demos = dynamics_demonstrations(key, dynamics, cost_fn, theta_true, n_train + n_test)
+        demos = draw(key, theta_true, n_train + n_test)
         return demos[:n_train], demos[n_train:]
 
     return Problem(name, space, target, theta_true, data, family)

@@ -86,12 +86,15 @@ class Dynamics:
     action_high: tuple[float, ...] | None = None
     noise: float = 0.0
     observe: Callable[[jax.Array], jax.Array] | None = None
+    mirror: Callable[[jax.Array], jax.Array] | None = None
 
     def __post_init__(self):
         if not callable(self.step):
             raise TypeError(f"step: expected a function step(state, action) -> state, got {type(self.step).__name__}")
         if self.observe is not None and not callable(self.observe):
             raise TypeError(f"observe: expected a function of the state or None, got {type(self.observe).__name__}")
+        if self.mirror is not None and not callable(self.mirror):
+            raise TypeError(f"mirror: expected a function of the observation or None, got {type(self.mirror).__name__}")
         for name in ("horizon", "state_dim", "action_dim"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -122,6 +125,10 @@ class Dynamics:
                 raise ValueError(f"action_high: expected above action_low in every coordinate, got {low} and {high}")
             object.__setattr__(self, "action_low", low)
             object.__setattr__(self, "action_high", high)
+        if self.mirror is not None and self.bounded and any(
+                abs(lo + hi) > 1e-12 for lo, hi in zip(self.action_low, self.action_high, strict=True)):
+            raise ValueError("mirror: negating the action needs a box symmetric about 0, got "
+                             f"[{self.action_low}, {self.action_high}]")
         if not (math.isfinite(self.noise) and self.noise >= 0):
             raise ValueError(f"noise: expected a finite scale >= 0, got {self.noise!r}")
 
@@ -223,9 +230,11 @@ def _trajectory_model(dynamics: Dynamics, cost_fn, theta):
     else:
         low, high = np.asarray(start.low), np.asarray(start.high)
         spread = np.flatnonzero(high > low)
-        free = numpyro.sample("x0", dist.Uniform(jnp.asarray(low[spread], dtype),
-                                                 jnp.asarray(high[spread], dtype)).to_event(1))
-        x0 = jnp.asarray(low, dtype).at[spread].set(free)
+        x0 = jnp.asarray(low, dtype)
+        if spread.size:  # a fixed start has no free variable
+            free = numpyro.sample("x0", dist.Uniform(jnp.asarray(low[spread], dtype),
+                                                     jnp.asarray(high[spread], dtype)).to_event(1))
+            x0 = x0.at[spread].set(free)
     shape = (dynamics.horizon, dynamics.action_dim)
     if dynamics.bounded:
         low, high = jnp.asarray(dynamics.action_low, dtype), jnp.asarray(dynamics.action_high, dtype)

@@ -105,10 +105,12 @@ class LinearGaussianTrajectories(Trajectories):
 class SimulatorTrajectories(Trajectories):
     """Trajectories of a user's differentiable simulator (:class:`~maxent_gan.models.dynamics.Dynamics`: a step
     function, a start, a horizon, an action box or none); ``decorate(ax)``, if given, draws the task's scene
-    (goal, obstacles) on a figure of the first two state coordinates."""
+    (goal, obstacles) on a figure of the first two state coordinates; ``features(states, actions) -> (..., k)``,
+    if given, are the per-step features of a cost linear in them (what scores a learned cost step by step)."""
 
     dynamics: Dynamics
     decorate: Callable[[Any], None] | None = None
+    features: Callable[[jax.Array, jax.Array], jax.Array] | None = None
 
     @property
     def layout(self) -> TrajectoryLayout:

@@ -23,6 +23,7 @@ from maxent_gan.models.pendulum import (
     Pendulum,
     pendulum_features,
     pendulum_problem,
+    reflect,
     states_from_observations,
 )
 from maxent_gan.models.pointmass import PointMass
@@ -47,10 +48,7 @@ def test_pendulum_steps_as_gymnasium_pendulum_v1_and_its_reward_is_the_cost_at_t
             _, reward, *_ = env.step(u)
             assert abs(float(cost[0]) + reward) < 1e-9
             x = pendulum.step(x, jnp.asarray(u)[None])
-            angle, velocity = env.unwrapped.state
-            # our angle is wrapped to [-pi, pi): compare it through its cosine and sine
-            np.testing.assert_allclose(np.asarray(x[0]), [math.atan2(math.sin(angle), math.cos(angle)), velocity],
-                                       atol=1e-9)
+            np.testing.assert_allclose(np.asarray(x[0]), env.unwrapped.state, atol=1e-9)
         # torques beyond the box are clipped by both
         u = np.array([5.0])
         env.step(u)
@@ -207,3 +205,57 @@ def test_nuts_demonstrations_of_a_box_system_match_quadrature():
                                 ("s0 u", s0 * u, (w * S * U).sum())]:
         stderr = float(sample.std()) / math.sqrt(4000 / 4)  # NUTS draws are correlated: n / 4 effective
         assert abs(float(sample.mean()) - exact) < 5 * stderr, (name, float(sample.mean()), exact)
+
+
+def test_the_swing_up_is_symmetric_under_its_reflection():
+    # p_θ of the built-in swing-up is invariant under reflect(): the dynamics map reflected trajectories to
+    # reflected trajectories and the cost is unchanged, so reflecting half the NUTS draws is exact
+    problem = pendulum_problem(horizon=12)
+    dynamics, layout = problem.space.dynamics, problem.space.layout
+    actions = jax.random.uniform(jax.random.key(0), (50, 12, 1), minval=-2.0, maxval=2.0)
+    rows = layout.pack(dynamics.rollout(dynamics.start_sample(jax.random.key(1), 50), actions), actions)
+    mirrored = reflect(rows, layout)
+    states, mirrored_actions = layout.unpack(mirrored)
+    np.testing.assert_allclose(dynamics.rollout(states[:, 0], mirrored_actions), states, atol=1e-9)
+    theta = jnp.asarray([0.7, -0.2, 0.3])
+    np.testing.assert_allclose(problem.family.cost_fn(theta, mirrored), problem.family.cost_fn(theta, rows), atol=1e-9)
+    assert float(jnp.max(jnp.abs(mirrored - rows))) > 1.0  # the reflection is not the identity
+
+
+def test_a_policy_on_mirrored_dynamics_gives_mirror_images_one_density():
+    # the swing-up's policy is odd in its mean and even in its scale under the mirror, so q covers both
+    # mirror-image modes of p_θ (left and right swings): log q(reflect(τ)) = log q(τ) for any weights
+    dynamics = Pendulum(horizon=8).swing_up
+    policy = _perturbed(MLPGaussianPolicy(jax.random.key(0), dynamics), jax.random.key(1), scale=0.1)
+    x, log_q = policy.sample_and_log_prob(jax.random.key(2), 500)
+    np.testing.assert_allclose(policy.log_prob(reflect(x, dynamics.layout)), log_q, atol=1e-8)
+    first = dynamics.layout.unpack(x)[1][:, 0, 0]
+    assert abs(float(first.mean())) < 4 * float(first.std()) / math.sqrt(500)  # from the symmetric start: mean 0
+    with pytest.raises(ValueError, match="mirror: negating the action needs a box symmetric about 0"):
+        Dynamics(dynamics.step, 8, 2, 1, dynamics.start, (-1.0,), (2.0,), mirror=dynamics.mirror)
+
+
+def test_continuous_epic_ignores_shaping_and_scale_and_sees_a_different_cost():
+    from maxent_gan.inference.metrics import epic_distance_samples
+
+    key = jax.random.split(jax.random.key(0), 4)
+    s, s_next = jax.random.normal(key[0], (500, 2)), jax.random.normal(key[1], (500, 2))
+    a = jax.random.uniform(key[2], (500, 1), minval=-2.0, maxval=2.0)
+    coverage, coverage_actions = s[:128], a[128:256]
+
+    def cost(states, actions, _):
+        return pendulum_features(states, actions) @ jnp.asarray(PENDULUM_THETA)
+
+    def potential(states):
+        return jnp.sin(states[:, 0]) + states[:, 1] ** 3
+
+    def shaped(states, actions, following):  # 3 c + Φ(s') - Φ(s): the same cost to EPIC, exactly
+        return 3 * cost(states, actions, following) + potential(following) - potential(states)
+
+    def other(states, actions, _):
+        return pendulum_features(states, actions) @ jnp.asarray([0.0, 1.0, 0.0])
+
+    transitions = (s, a, s_next)
+    assert float(epic_distance_samples(cost, shaped, transitions, coverage, coverage_actions)) < 1e-6
+    assert float(epic_distance_samples(cost, other, transitions, coverage, coverage_actions)) > 0.3
+    assert float(epic_distance_samples(cost, lambda *x: -cost(*x), transitions, coverage, coverage_actions)) > 0.99

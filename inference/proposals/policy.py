@@ -373,9 +373,13 @@ class MLPGaussianPolicy(eqx.Module):
 
     Reparameterized through the dynamics. Its density is relative to the dynamics' base measure
     :math:`\\nu`: :math:`\\log q(\\tau) - \\log \\nu(\\tau) = \\log q_0(s_0) - \\log p_0(s_0) +
-    \\sum_t [\\log \\pi(a_t | s_t) - \\log \\mu(a_t)]` (the transition densities cancel). A Gaussian
-    start is learned (its own mean and covariance, starting at :math:`p_0`'s); a box start is drawn from
-    :math:`p_0` itself.
+    \\sum_t [\\log \\pi(a_t | s_t) - \\log \\mu(a_t)]` (the transition densities cancel). The start is
+    learned too, since :math:`p_\\theta` reweights starts by how cheap the task is from them: a Gaussian
+    start by its own mean and covariance (starting at :math:`p_0`'s); a box start as a logistic-normal on
+    the box's free coordinates, :math:`s_0 = l + (h - l)\\,\\sigma(z)`, :math:`z \\sim N(m, LL^T)`, starting at
+    :math:`m = 0`, :math:`LL^T = (\\pi^2/3) I` (the logistic's variance: close to uniform). Where the dynamics
+    have a ``mirror`` symmetry the policy respects it by construction (its mean odd, its scale even), so it
+    covers both mirror-image modes of :math:`p_\\theta` (from a symmetric start the first action's mean is 0).
     """
 
     mlp: eqx.nn.MLP
@@ -398,7 +402,9 @@ class MLPGaussianPolicy(eqx.Module):
             self.initial_mean = jnp.asarray(dynamics.start.mean, dtype)
             self.initial_tril = _raw_tril(jnp.asarray(dynamics.start.cov, dtype))
         else:
-            self.initial_mean = self.initial_tril = None
+            free = len(_free_coordinates(dynamics.start))
+            self.initial_mean = jnp.zeros(free, dtype)
+            self.initial_tril = _raw_tril(jnp.pi**2 / 3 * jnp.eye(free, dtype=dtype))
         self.dynamics = dynamics
 
     @property
@@ -408,10 +414,21 @@ class MLPGaussianPolicy(eqx.Module):
     def _action_distribution(self, x: jax.Array, t: jax.Array):
         horizon = self.dynamics.horizon
         x = self.dynamics.observation(x)
-        inputs = jnp.concatenate([x, jnp.broadcast_to(t / horizon, x.shape[:-1] + (1,)).astype(x.dtype)], -1)
-        out = jax.vmap(self.mlp)(inputs.reshape(-1, inputs.shape[-1])).reshape(x.shape[:-1] + (-1,))
+        time = jnp.broadcast_to(t / horizon, x.shape[:-1] + (1,)).astype(x.dtype)
+
+        def network(obs):
+            inputs = jnp.concatenate([obs, time], -1)
+            return jax.vmap(self.mlp)(inputs.reshape(-1, inputs.shape[-1])).reshape(obs.shape[:-1] + (-1,))
+
+        out = network(x)
         du = self.layout.action_dim
-        return out[..., :du], jax.nn.softplus(out[..., du:]) + 1e-4
+        mean, raw_scale = out[..., :du], out[..., du:]
+        if self.dynamics.mirror is not None:
+            # symmetric by construction: the mean odd and the scale even under the mirror, so that
+            # π(-a | mirror(s)) = π(a | s) and q gives mirror-image trajectories the same density
+            mirrored = network(self.dynamics.mirror(x))
+            mean, raw_scale = 0.5 * (mean - mirrored[..., :du]), 0.5 * (raw_scale + mirrored[..., du:])
+        return mean, jax.nn.softplus(raw_scale) + 1e-4
 
     def _log_ratio_actions(self, z: jax.Array, mean: jax.Array, scale: jax.Array) -> jax.Array:
         # log π(a) - log μ(a) summed over the action's coordinates, with a = squash(z)
@@ -437,18 +454,41 @@ class MLPGaussianPolicy(eqx.Module):
         return jnp.arctanh(jnp.clip((a - centre) / half, -edge, edge))
 
     def _start(self, key: jax.Array, n: int, dtype) -> tuple[jax.Array, jax.Array]:
-        if self.initial_mean is None:
-            return self.dynamics.start_sample(key, n, dtype), jnp.zeros(n, dtype)
-        x0 = self.initial_mean + jax.random.normal(key, (n, self.layout.state_dim), dtype) @ _positive_tril(
+        if not self.initial_mean.shape[0]:  # a fixed start
+            return jnp.broadcast_to(jnp.asarray(self.dynamics.start.low, dtype), (n, self.layout.state_dim)), \
+                jnp.zeros(n, dtype)
+        z = self.initial_mean + jax.random.normal(key, (n, self.initial_mean.shape[0]), dtype) @ _positive_tril(
             self.initial_tril).T
-        return x0, self._start_log_ratio(x0)
+        if isinstance(self.dynamics.start, GaussianStart):
+            return z, self._start_log_ratio(z)
+        low, high, free = self._box(dtype)
+        x0 = jnp.broadcast_to(low, (n, low.shape[0])).at[:, free].set(low[free] + (high - low)[free] * jax.nn.sigmoid(z))
+        return x0, self._box_log_ratio(z)
+
+    def _box(self, dtype):
+        start = self.dynamics.start
+        return (jnp.asarray(start.low, dtype), jnp.asarray(start.high, dtype),
+                jnp.asarray(_free_coordinates(start), int))
+
+    def _box_log_ratio(self, z: jax.Array) -> jax.Array:
+        # log q0(s0) - log p0(s0) with s0 = l + (h - l) sigmoid(z): the (h - l) cancel against p0's volume
+        tril = _positive_tril(self.initial_tril)
+        log_normal = jax.scipy.stats.multivariate_normal.logpdf(z, self.initial_mean, tril @ tril.T)
+        return log_normal - jnp.sum(jax.nn.log_sigmoid(z) + jax.nn.log_sigmoid(-z), -1)
 
     def _start_log_ratio(self, x0: jax.Array) -> jax.Array:
-        if self.initial_mean is None:  # p0 itself: the ratio is 1 where p0 has mass
-            return jnp.where(jnp.isfinite(self.dynamics.start_log_prob(x0)), 0.0, -jnp.inf).astype(x0.dtype)
         tril = _positive_tril(self.initial_tril)
-        return (jax.scipy.stats.multivariate_normal.logpdf(x0, self.initial_mean, tril @ tril.T)
-                - self.dynamics.start_log_prob(x0))
+        if isinstance(self.dynamics.start, GaussianStart):
+            return (jax.scipy.stats.multivariate_normal.logpdf(x0, self.initial_mean, tril @ tril.T)
+                    - self.dynamics.start_log_prob(x0))
+        low, high, free = self._box(x0.dtype)
+        inside = jnp.isfinite(self.dynamics.start_log_prob(x0))
+        if not free.shape[0]:  # a fixed start: the ratio is 1 there
+            return jnp.where(inside, 0.0, -jnp.inf).astype(x0.dtype)
+        # a recorded start on the box's edge is read just inside it
+        edge = 10 * jnp.finfo(x0.dtype).eps
+        u = jnp.clip((x0[..., free] - low[free]) / (high - low)[free], edge, 1 - edge)
+        return jnp.where(inside, self._box_log_ratio(jnp.log(u) - jnp.log1p(-u)), -jnp.inf)
 
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         check_count(n)
@@ -481,6 +521,11 @@ class MLPGaussianPolicy(eqx.Module):
         mean, scale = self._action_distribution(states[:, :-1], times)
         log_pi = jnp.sum(self._log_ratio_actions(self._unsquash(actions), mean, scale), -1)
         return log_pi + self._start_log_ratio(states[:, 0])
+
+
+def _free_coordinates(start) -> tuple[int, ...]:
+    # the coordinates a box start spreads over (low < high); the others are fixed at low
+    return tuple(i for i, (lo, hi) in enumerate(zip(start.low, start.high, strict=True)) if hi > lo)
 
 
 def _positive_tril(raw: jax.Array) -> jax.Array:
