@@ -33,9 +33,10 @@ from maxent_gan.inference.diagnostics import (
     forward_reasons,
     pareto_k_hat,
 )
+from maxent_gan.inference.proposals.gaussian import Gaussian
 from maxent_gan.models.unnormalized import Unnormalized
 
-__all__ = ["AnnealedEstimate", "MIN_ACCEPTANCE", "log_z_annealed"]
+__all__ = ["AnnealedEstimate", "MIN_ACCEPTANCE", "log_z_annealed", "log_z_annealed_reparameterized"]
 
 MIN_ACCEPTANCE = 0.1  # mean HMC acceptance below this: the particles barely moved, the bridge is not one
 RETRIES = 3  # a temperature whose moves are stuck is redone with a quarter of the step, this many times at most
@@ -173,6 +174,36 @@ def log_z_annealed(
                                 float(pareto_k_hat(start_log_weights)), count, temperatures,
                                 np.asarray(acceptance)[:count], forward)
     return estimate  # its verdict is estimate.unreliable_reasons(); the edges a person reads warn
+
+
+def log_z_annealed_reparameterized(key: jax.Array, target: Unnormalized, proposal, *, data: jax.Array | None = None,
+                                   **options) -> AnnealedEstimate:
+    """log Z of ``target`` by adaptive tempered SMC in the noise space of a reparameterized ``proposal`` (one with
+    ``noise_dim`` and ``transform(noise) -> (x, log q)``: a policy on a differentiable simulator).
+
+    The draws are :math:`x = T(\\varepsilon)`, :math:`\\varepsilon \\sim N(0, I)`, so
+    :math:`Z = E_q[\\tilde p / q] = \\int N(\\varepsilon)\\, w(T(\\varepsilon))\\, d\\varepsilon` with
+    :math:`w = \\tilde p / q`: :func:`log_z_annealed` runs from :math:`N(0, I)` (the proposal, exactly) to
+    :math:`N(\\varepsilon)\\, w(T(\\varepsilon))` over the noise. HMC then moves a trajectory's start, actions
+    and transition noise, so every particle stays a trajectory of the dynamics (moves of the packed rows
+    would leave them). ``data``: points of the target, for the forward check of ``proposal`` itself (the
+    check is of the start, in the rows' space). ``options`` go to :func:`log_z_annealed`."""
+    if not (hasattr(proposal, "noise_dim") and hasattr(proposal, "transform")):
+        raise TypeError(f"proposal: expected a reparameterized proposal with noise_dim and transform, got "
+                        f"{type(proposal).__name__}")
+    dim = proposal.noise_dim
+    log_normal = -0.5 * dim * np.log(2 * np.pi)
+
+    def noise_cost(params, noise):
+        x, log_q = proposal.transform(noise)
+        return 0.5 * jnp.sum(noise**2, -1) - log_normal + target.cost_fn(params, x) + log_q
+
+    over_noise = Unnormalized(noise_cost, target.params, event_shape=(dim,))
+    estimate = log_z_annealed(key, over_noise, Gaussian.isotropic(dim, 1.0), **options)
+    if data is not None:
+        data = jnp.asarray(data)
+        estimate = estimate._replace(forward=forward_check(-target.unnormalized_log_prob(data), proposal.log_prob(data)))
+    return estimate
 
 
 # one compiled program per (target, proposal) structure and settings: the target, the start and the steps

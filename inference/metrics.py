@@ -79,8 +79,11 @@ def epic_distance_samples(
         raise ValueError(f"actions: expected as many rows as states ({m}), got {actions.shape[0]}")
 
     def canonical(cost):
-        def mean_from(x):  # E[R(x, A, S')] over the coverage pairs, for each row of x
-            return jax.vmap(lambda one: jnp.mean(cost(jnp.broadcast_to(one, (m, one.shape[0])), actions, states)))(x)
+        def mean_from(x):  # E[R(x, A, S')] over the coverage pairs, for each row of x (one batched call:
+            # the cost may be any function of arrays, a torch network's wrapper as well)
+            n = x.shape[0]
+            values = cost(jnp.repeat(x, m, axis=0), jnp.tile(actions, (n, 1)), jnp.tile(states, (n, 1)))
+            return jnp.asarray(values).reshape(n, m).mean(1)
 
         overall = jnp.mean(cost(jnp.roll(states, 1, axis=0), actions, states))  # E[R(S, A, S')], S ⟂ S'
         return cost(s, a, s_next) + discount * mean_from(s_next) - mean_from(s) - discount * overall

@@ -39,7 +39,7 @@ from maxent_gan.models.tabular import check_trajectories
 
 __all__ = ["DEFENSIVE_WEIGHT", "FOLLOW_SPREAD", "POINT_RATES", "FlowArchitecture", "SamplerRates", "broad_proposal",
            "check_in_space", "cost_metrics", "data_flow", "flow_architecture", "follow_theta", "has_soft_optimal",
-           "sampler_rates", "soft_optimal", "warm_start"]
+           "sampler_rates", "simulator_epic", "soft_optimal", "warm_start"]
 
 
 class SamplerRates(NamedTuple):
@@ -319,15 +319,12 @@ EPIC_TRANSITIONS = 2000  # held-out (s, a, s') the continuous EPIC is scored ove
 EPIC_COVERAGE = 256  # ... and the (state, action) pairs it canonicalizes with
 
 
-@cost_metrics.register
-def _(space: SimulatorTrajectories, problem, theta, test):
-    """On a simulator whose cost is linear in per-step features: EPIC by Monte Carlo
-    (:func:`~maxent_gan.inference.metrics.epic_distance_samples`) over up to :data:`EPIC_TRANSITIONS` held-out
-    transitions, canonicalized with held-out states and uniform actions on the box (held-out actions where
-    they are unbounded), and the correlation of whole-trajectory costs."""
-    metrics = cost_metrics.dispatch(object)(space, problem, theta, test)
-    if not metrics or space.features is None:
-        return metrics
+def simulator_epic(space: SimulatorTrajectories, cost_a, cost_b, test: jax.Array) -> float:
+    """EPIC distance between two per-step costs ``cost(states, actions, next_states) -> (n,)`` on a simulator,
+    by Monte Carlo (:func:`~maxent_gan.inference.metrics.epic_distance_samples`) over up to
+    :data:`EPIC_TRANSITIONS` transitions of the held-out trajectories ``test``, canonicalized with
+    :data:`EPIC_COVERAGE` of their states and uniform actions on the box (their own actions where actions are
+    unbounded). Fixed coverage draws (key 0): two costs compared on one test set always meet the same pairs."""
     states, actions = space.layout.unpack(test)
     s, a, s_next = (states[:, :-1].reshape(-1, states.shape[-1]), actions.reshape(-1, actions.shape[-1]),
                     states[:, 1:].reshape(-1, states.shape[-1]))
@@ -337,16 +334,25 @@ def _(space: SimulatorTrajectories, problem, theta, test):
     dynamics = space.dynamics
     if dynamics.bounded:
         centre, half = dynamics.action_box(s.dtype)
-        uniform = jax.random.uniform(key_actions, (EPIC_COVERAGE, dynamics.action_dim), s.dtype, -1.0, 1.0)
-        coverage_actions = centre + half * uniform
+        coverage_actions = centre + half * jax.random.uniform(key_actions, (EPIC_COVERAGE, dynamics.action_dim),
+                                                              s.dtype, -1.0, 1.0)
     else:
         coverage_actions = a[jax.random.choice(key_actions, a.shape[0], (EPIC_COVERAGE,))]
+    return float(epic_distance_samples(cost_a, cost_b, (s[pick], a[pick], s_next[pick]), coverage, coverage_actions))
+
+
+@cost_metrics.register
+def _(space: SimulatorTrajectories, problem, theta, test):
+    """On a simulator whose cost is linear in per-step features: EPIC (:func:`simulator_epic`) and the
+    correlation of whole-trajectory costs over the held-out data."""
+    metrics = cost_metrics.dispatch(object)(space, problem, theta, test)
+    if not metrics or space.features is None:
+        return metrics
 
     def step_cost(weights):
         return lambda states, actions, _: space.features(states, actions) @ weights
 
-    metrics["epic"] = float(epic_distance_samples(step_cost(jnp.asarray(theta)), step_cost(problem.family.theta_true),
-                                                  (s[pick], a[pick], s_next[pick]), coverage, coverage_actions))
+    metrics["epic"] = simulator_epic(space, step_cost(jnp.asarray(theta)), step_cost(problem.family.theta_true), test)
     return metrics
 
 

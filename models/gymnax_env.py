@@ -21,19 +21,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from maxent_gan.models.dynamics import BoxStart, Dynamics
+from maxent_gan.models.pendulum import observations
 
 __all__ = ["KNOWN_ENVIRONMENTS", "from_gymnax"]
-
-
-def _pendulum_observe(states):
-    return jnp.stack([jnp.cos(states[..., 0]), jnp.sin(states[..., 0]), states[..., 1]], -1)
 
 
 # what the adapter knows of each environment: its state fields, its start box (the same as its reset_env's
 # distribution, a function of the parameters) and what a policy reads
 KNOWN_ENVIRONMENTS: dict[str, dict[str, Any]] = {
     "Pendulum-v1": {"fields": ("theta", "theta_dot"), "start": lambda params: BoxStart((-math.pi, -1.0), (math.pi, 1.0)),
-                    "observe": _pendulum_observe},
+                    "observe": observations},
     "MountainCarContinuous-v0": {"fields": ("position", "velocity"),
                                  "start": lambda params: BoxStart((-0.6, 0.0), (-0.4, 0.0)), "observe": None},
 }

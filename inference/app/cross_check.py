@@ -5,7 +5,10 @@ A posterior sampled with importance-estimated :math:`\\log\\hat Z(\\theta)` move
 outside the proposal's own draws. Here adaptive tempered SMC (:func:`maxent_gan.inference.annealed.log_z_annealed`),
 started at the same proposal and bridged to :math:`p_\\theta` with HMC moves, estimates log Z(θ) afresh at a
 spread of posterior draws; the two estimates share the start, not the estimator, and where the weights are
-heavy-tailed the bridge corrects what importance sampling cannot. Points in R^d only (HMC moves points).
+heavy-tailed the bridge corrects what importance sampling cannot. On points in R^d HMC moves the points; on a
+simulator's trajectories it moves the noise a reparameterized sampler (an MLP policy) turns into trajectories
+(:func:`maxent_gan.inference.annealed.log_z_annealed_reparameterized`), so every particle stays a trajectory of
+the dynamics.
 """
 
 from __future__ import annotations
@@ -15,16 +18,30 @@ from typing import Any
 import arviz as az
 import jax
 import numpy as np
-from maxent_gan.inference.annealed import log_z_annealed
+from maxent_gan.inference.annealed import log_z_annealed, log_z_annealed_reparameterized
 from maxent_gan.inference.proposals.conditional import is_conditional
 from maxent_gan.models.problem import Problem
-from maxent_gan.models.spaces import Points
+from maxent_gan.models.spaces import Points, SimulatorTrajectories
 
-__all__ = ["CROSS_CHECK_PARTICLES", "CROSS_CHECK_THETAS", "CROSS_CHECK_TOLERANCE", "cross_check", "cross_check_reasons"]
+__all__ = ["CROSS_CHECK_PARTICLES", "CROSS_CHECK_THETAS", "CROSS_CHECK_TOLERANCE", "annealer", "cross_check",
+           "cross_check_reasons"]
 
 CROSS_CHECK_THETAS = 20  # posterior draws checked, spread over the posterior
 CROSS_CHECK_PARTICLES = 2048  # SMC particles at each
 CROSS_CHECK_TOLERANCE = 0.05  # nats: the largest disagreement, after the common offset, the check lets pass
+
+
+def annealer(problem: Problem, proposal):
+    """The annealed estimator that applies to ``problem``'s space with ``proposal`` as its start, or ``None``:
+    :func:`~maxent_gan.inference.annealed.log_z_annealed` on points, its reparameterized form on a simulator's
+    trajectories under a sampler with a noise map (not a mixture of them, nor the exact normalizer)."""
+    if proposal is None:
+        return None
+    if isinstance(problem.space, Points):
+        return log_z_annealed
+    if isinstance(problem.space, SimulatorTrajectories) and hasattr(proposal, "transform"):
+        return log_z_annealed_reparameterized
+    return None
 
 
 def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: jax.Array, *,
@@ -32,11 +49,12 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
     """log Ẑ(θ) the posterior used against tempered SMC started at ``proposal``, at ``num_thetas`` of its draws
     (every ``n / num_thetas``-th, sorted along the posterior's first principal axis, so both tails are in).
 
-    Returns ``None`` where it does not apply (not points in R^d, or no proposal: the exact normalizer), else
+    Returns ``None`` where it does not apply (:func:`annealer`: tabular or linear-Gaussian trajectories, a
+    mixture of policies, or no proposal: the exact normalizer), else
     ``thetas``, ``max_difference`` (the largest |log Ẑ − log Z_SMC|), ``spread`` (the same after removing the
     median difference: a constant offset does not move a posterior), ``smc_unreliable`` (how many of the SMC
     runs their own rule flags) and ``seconds``-free numbers only (JSON-able)."""
-    if proposal is None or not isinstance(problem.space, Points):
+    if annealer(problem, proposal) is None:
         return None
     family = problem.family
     draws = family.flatten(idata.posterior)
@@ -50,8 +68,9 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
     for i, index in enumerate(picks):
         sites = family.unflatten(flat[index])
         start = proposal.at(sites) if is_conditional(proposal) else proposal
-        estimate = log_z_annealed(jax.random.fold_in(key, i), family.target(family.from_sites(sites), problem.space),
-                                  start, num_particles=num_particles, data=data)
+        estimate = annealer(problem, start)(jax.random.fold_in(key, i),
+                                            family.target(family.from_sites(sites), problem.space), start,
+                                            num_particles=num_particles, data=data)
         differences.append(used[index] - float(estimate.log_z))
         unreliable += bool(estimate.unreliable_reasons())
     differences = np.asarray(differences)

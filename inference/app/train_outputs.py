@@ -9,8 +9,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import matplotlib.pyplot as plt
-from maxent_gan.inference.annealed import log_z_annealed
-from maxent_gan.inference.app.cross_check import CROSS_CHECK_PARTICLES
+from maxent_gan.inference.app.cross_check import CROSS_CHECK_PARTICLES, annealer
 from maxent_gan.inference.app.plots import (
     plot_density,
     plot_grid_costs,
@@ -128,15 +127,18 @@ def _(space: SimulatorTrajectories, run):
 
 
 def smc_check(run: EBMRun, *, key: jax.Array | None = None) -> dict[str, Any]:
-    """Where no exact log Z exists (points in R^d), the final importance estimate of log Z against adaptive
+    """Where no exact log Z exists (points in R^d, a simulator's trajectories under its policy), the final
+    importance estimate of log Z against adaptive
     tempered SMC started at the learned sampler (``maxent_gan.inference.app.cross_check``'s particles):
     ``log_z_smc``, ``log_z_smc_reliable`` (the bridge's own rule, with the held-out data as its forward
     check) and ``log_z_smc_difference`` (log Z_IS - log Z_SMC). Empty where it does not apply."""
     last = {k: v for row in run.result.trace for k, v in row.items()}
-    if last.get("log_z_exact") is not None or "log_z_is" not in last or not isinstance(run.problem.space, Points):
+    proposal = run.result.state.proposal
+    anneal = annealer(run.problem, proposal)
+    if last.get("log_z_exact") is not None or "log_z_is" not in last or anneal is None:
         return {}
-    estimate = log_z_annealed(jax.random.key(0) if key is None else key, learned_target(run),
-                              run.result.state.proposal, num_particles=CROSS_CHECK_PARTICLES, data=run.test[:200])
+    estimate = anneal(jax.random.key(0) if key is None else key, learned_target(run), proposal,
+                      num_particles=CROSS_CHECK_PARTICLES, data=run.test[:200])
     return {"log_z_smc": finite_or_none(estimate.log_z), "log_z_smc_reliable": estimate.reliable,
             "log_z_smc_difference": finite_or_none(last["log_z_is"] - float(estimate.log_z))}
 

@@ -453,12 +453,24 @@ class MLPGaussianPolicy(eqx.Module):
         edge = 1 - 10 * jnp.finfo(a.dtype).eps
         return jnp.arctanh(jnp.clip((a - centre) / half, -edge, edge))
 
-    def _start(self, key: jax.Array, n: int, dtype) -> tuple[jax.Array, jax.Array]:
-        if not self.initial_mean.shape[0]:  # a fixed start
+    @property
+    def _start_noise_dim(self) -> int:
+        return self.initial_mean.shape[0]
+
+    @property
+    def noise_dim(self) -> int:
+        """The length of the standard normal noise one draw is a function of (:meth:`transform`): the start's
+        free coordinates, the pre-squash actions, and the transition noise where the dynamics have some."""
+        dynamics = self.dynamics
+        transition = dynamics.horizon * dynamics.state_dim if dynamics.noise > 0 else 0
+        return self._start_noise_dim + dynamics.horizon * dynamics.action_dim + transition
+
+    def _start(self, noise: jax.Array) -> tuple[jax.Array, jax.Array]:
+        n, dtype = noise.shape[0], noise.dtype
+        if not self._start_noise_dim:  # a fixed start
             return jnp.broadcast_to(jnp.asarray(self.dynamics.start.low, dtype), (n, self.layout.state_dim)), \
                 jnp.zeros(n, dtype)
-        z = self.initial_mean + jax.random.normal(key, (n, self.initial_mean.shape[0]), dtype) @ _positive_tril(
-            self.initial_tril).T
+        z = self.initial_mean + noise @ _positive_tril(self.initial_tril).T
         if isinstance(self.dynamics.start, GaussianStart):
             return z, self._start_log_ratio(z)
         low, high, free = self._box(dtype)
@@ -490,15 +502,19 @@ class MLPGaussianPolicy(eqx.Module):
         u = jnp.clip((x0[..., free] - low[free]) / (high - low)[free], edge, 1 - edge)
         return jnp.where(inside, self._box_log_ratio(jnp.log(u) - jnp.log1p(-u)), -jnp.inf)
 
-    def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
-        check_count(n)
+    def transform(self, noise: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Draws and their log density (relative to the base measure) from standard normal ``noise``
+        ``(n, noise_dim)``: a smooth map, so a sampler can run in the noise's space (the annealed estimator's
+        :func:`~maxent_gan.inference.annealed.log_z_annealed_reparameterized`)."""
         dynamics = self.dynamics
-        dx, du = self.layout.state_dim, self.layout.action_dim
-        key_0, key_u, key_x = jax.random.split(key, 3)
-        dtype = self.mlp.layers[-1].bias.dtype
-        x0, log_start = self._start(key_0, n, dtype)
-        noise_u = jax.random.normal(key_u, (dynamics.horizon, n, du), dtype)
-        noise_x = jax.random.normal(key_x, (dynamics.horizon, n, dx), dtype)
+        n, (dx, du), horizon = noise.shape[0], (self.layout.state_dim, self.layout.action_dim), dynamics.horizon
+        start_dim = self._start_noise_dim
+        x0, log_start = self._start(noise[:, :start_dim])
+        noise_u = jnp.swapaxes(noise[:, start_dim:start_dim + horizon * du].reshape(n, horizon, du), 0, 1)
+        if dynamics.noise > 0:
+            noise_x = jnp.swapaxes(noise[:, start_dim + horizon * du:].reshape(n, horizon, dx), 0, 1)
+        else:
+            noise_x = jnp.zeros((horizon, n, dx), noise.dtype)
 
         def forward(x, inputs):
             t, eps, xi = inputs
@@ -507,10 +523,15 @@ class MLPGaussianPolicy(eqx.Module):
             u = self._squash(z)
             return dynamics.step(x, u) + dynamics.noise * xi, (x, u, self._log_ratio_actions(z, mean, scale))
 
-        last, (states, actions, log_pi) = jax.lax.scan(forward, x0, (jnp.arange(dynamics.horizon), noise_u, noise_x))
+        last, (states, actions, log_pi) = jax.lax.scan(forward, x0, (jnp.arange(horizon), noise_u, noise_x))
         states = jnp.concatenate([states, last[None]], 0)
         packed = self.layout.pack(jnp.swapaxes(states, 0, 1), jnp.swapaxes(actions, 0, 1))
         return packed, log_pi.sum(0) + log_start
+
+    def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+        check_count(n)
+        dtype = self.mlp.layers[-1].bias.dtype
+        return self.transform(jax.random.normal(key, (n, self.noise_dim), dtype))
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         return self.sample_and_log_prob(key, n)[0]
