@@ -14,9 +14,10 @@ Two demonstration sets:
 Per (data, method, seed): the CPU seconds of training (``time.process_time``; the peers get as many as this
 library's GCL used on the same data and seed), wall seconds; EPIC distance of the learned cost to the
 environment's (held-out transitions, ``maxent_gan.inference.spaces.simulator_epic``; the peers' learned
-reward enters negated); the true return (−θ*·φ summed) of the learned policy: for this library the trained
-sampler's own draws (a MaxEnt policy is stochastic; on the swing-up its mean action is 0 at the symmetric
-start, so acting by the mean never swings), for the peers SAC acting deterministically; with max torque 10
+reward enters negated); the true return (−θ*·φ summed) of the learned policy from the environment's resets: for this library the trained
+sampler's actions, drawn (a MaxEnt policy is stochastic; on the swing-up its mean action is 0 at the symmetric
+start, so acting by the mean never swings; its learned start is not used), for the peers SAC acting
+deterministically; with max torque 10
 ("shifted"), a policy re-optimised on the learned cost, for this library on the swing-up only (at 200 steps
 the refit is too slow for this budget; a peer's fixed policy acts the same with max torque 10, its torques
 staying within ±2, and re-training SAC on its learned reward is beyond the budget); on the swing-up, the
@@ -90,6 +91,19 @@ def true_return(rows: jax.Array, problem) -> float:
     return float(jnp.mean(-(pendulum_features(states[:, :-1], actions) @ THETA_STAR).sum(-1)))
 
 
+def policy_return(policy, dynamics, *, key: jax.Array, episodes: int = 1000) -> float:
+    """Mean true return of ``policy``'s actions (drawn, squashed into its box) from the environment's own resets
+    (``dynamics``' start distribution, not the start the sampler learned), on ``dynamics``."""
+    key_start, key_actions = jax.random.split(key)
+    x = dynamics.start_sample(key_start, episodes)
+    total = jnp.zeros(episodes, x.dtype)
+    for t in range(dynamics.horizon):
+        u = policy.act(jax.random.fold_in(key_actions, t), x, t)
+        total = total - pendulum_features(x, u) @ THETA_STAR
+        x = dynamics.step(x, u)
+    return float(total.mean())
+
+
 def reoptimized_return(theta, dynamics, *, seed: int, steps: int = 1000) -> float:
     """A policy fitted afresh (reverse KL from the broad policy, pathwise through ``dynamics``) to the learned cost
     ``theta``, then scored by the true cost: does the learned cost teach the task on other dynamics?"""
@@ -115,7 +129,7 @@ def ours(method: str, data: str, seed: int) -> dict:
     policy = run.result.state.proposal
     row = {"data": data, "method": method, "seed": seed, "cpu_seconds": cpu, "wall_seconds": wall,
            "epic": summary["epic"], "theta": summary["theta"],
-           "return": true_return(policy.sample(jax.random.key(seed + 1), 1000), problem),
+           "return": policy_return(policy, problem.space.dynamics, key=jax.random.key(seed + 1)),
            "return_shifted": None, "return_demos": true_return(test, problem)}
     if data == "swing-up":  # a policy re-optimised on the learned cost with max torque 10 (200 steps: too slow)
         row["return_shifted"] = reoptimized_return(jnp.asarray(summary["theta"]),
@@ -132,7 +146,12 @@ def ours(method: str, data: str, seed: int) -> dict:
 
 
 def peer(method: str, data: str, seed: int, cpu_seconds: float) -> dict:
+    import torch
     from continuous_peers import run_peer
+
+    # one thread: torch's thread pool spinning against this library's JAX threads burns CPU seconds without
+    # steps (a contended run reached 2000 environment steps in 176 CPU s, an uncontended one 12 000 in 98)
+    torch.set_num_threads(1)
 
     problem, train, test = load(data, seed)
     result = run_peer(method, as_imitation(problem, train), ENV_KIND[data], seed=seed, cpu_seconds=cpu_seconds)
@@ -163,7 +182,7 @@ def write_tables(rows: list[dict]) -> None:
     lines = ["# Continuous control: GCL and the GAN form against imitation's AIRL and GAIL (Pendulum-v1)", "",
              "Written by `python benchmarks/continuous_irl.py` (2 CPU cores; see its docstring). EPIC: the learned "
              "cost's distance to the environment's (0 = the same up to shaping and scale); returns are true "
-             "(−θ*·φ summed): this library's trained sampler (stochastic), the peers' SAC policy acting "
+             "(−θ*·φ summed) from the environment's resets: this library's trained sampler's actions (drawn), the peers' SAC policy acting "
              "deterministically; `shifted`: max torque 10 (this library: a policy re-optimised on the learned cost). "
              "The peers train for as many CPU seconds as this library's GCL used on the same data and seed.", "",
              "| data | method | seed | CPU s | wall s | EPIC | return | return (shifted) | demos' return | "

@@ -20,7 +20,8 @@ from maxent_gan.models.spaces import LinearGaussianTrajectories, Points, Simulat
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORE = [p for p in sorted((ROOT / "inference").rglob("*.py")) if "app" not in p.parts]
 SPACES = {"gaussian": Points, "rings": Points, "digits": Points, "funnel10": Points,
-          "gridworld": TabularTrajectories, "lqr": LinearGaussianTrajectories, "pointmass": SimulatorTrajectories}
+          "gridworld": TabularTrajectories, "lqr": LinearGaussianTrajectories, "pointmass": SimulatorTrajectories,
+          "pendulum": SimulatorTrajectories}
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +51,9 @@ def test_every_registered_problem_has_a_space_and_only_families_have_models():
         if name == "digits":
             continue  # loads scikit-learn's images: covered by its own tests
         problem = make_problem(name)
-        if problem.data is not None and name != "pointmass":  # the point mass draws its data by NUTS
+        assert isinstance(problem.space, SPACES.get(name, object)), name
+        # a simulator draws its data by NUTS (tests/test_simulator.py checks it against quadrature)
+        if problem.data is not None and not isinstance(problem.space, SimulatorTrajectories):
             train, test = problem.data(jax.random.key(0), 8, 4)
             assert train.shape[1:] == test.shape[1:] == (problem.dim,), name  # points of the space's width
         assert (problem.model is None) == (problem.family is None), name

@@ -231,6 +231,10 @@ def test_a_policy_on_mirrored_dynamics_gives_mirror_images_one_density():
     np.testing.assert_allclose(policy.log_prob(reflect(x, dynamics.layout)), log_q, atol=1e-8)
     first = dynamics.layout.unpack(x)[1][:, 0, 0]
     assert abs(float(first.mean())) < 4 * float(first.std()) / math.sqrt(500)  # from the symmetric start: mean 0
+    # act() is the same policy from any states: at the start its torques are q's first torques in law
+    acted = policy.act(jax.random.key(3), dynamics.layout.unpack(x)[0][:, 0], 0)[:, 0]
+    assert float(jnp.max(jnp.abs(acted))) <= 2.0
+    assert abs(float(acted.std()) - float(first.std())) < 4 * float(first.std()) / math.sqrt(500)
     with pytest.raises(ValueError, match="mirror: negating the action needs a box symmetric about 0"):
         Dynamics(dynamics.step, 8, 2, 1, dynamics.start, (-1.0,), (2.0,), mirror=dynamics.mirror)
 

@@ -383,8 +383,8 @@ class MLPGaussianPolicy(eqx.Module):
     """
 
     mlp: eqx.nn.MLP
-    initial_mean: jax.Array | None
-    initial_tril: jax.Array | None
+    initial_mean: jax.Array  # the start's Gaussian (in logit space for a box start; empty for a fixed one)
+    initial_tril: jax.Array
     dynamics: object = eqx.field(static=True)  # a hashable maxent_gan.models.dynamics.Dynamics
     reparameterized: ClassVar[bool] = True
 
@@ -429,6 +429,12 @@ class MLPGaussianPolicy(eqx.Module):
             mirrored = network(self.dynamics.mirror(x))
             mean, raw_scale = 0.5 * (mean - mirrored[..., :du]), 0.5 * (raw_scale + mirrored[..., du:])
         return mean, jax.nn.softplus(raw_scale) + 1e-4
+
+    def act(self, key: jax.Array, states: jax.Array, t: int | jax.Array) -> jax.Array:
+        """Actions ``(..., da)`` drawn for ``states`` ``(..., ds)`` at step ``t`` (squashed into the box): the
+        policy alone, from any states (the environment's own resets, other dynamics), without its start."""
+        mean, scale = self._action_distribution(states, jnp.asarray(t))
+        return self._squash(mean + scale * jax.random.normal(key, mean.shape, mean.dtype))
 
     def _log_ratio_actions(self, z: jax.Array, mean: jax.Array, scale: jax.Array) -> jax.Array:
         # log π(a) - log μ(a) summed over the action's coordinates, with a = squash(z)
