@@ -167,10 +167,11 @@ for data in data_sets:
 
 # %% [markdown]
 # On the swing-up, whose demonstrations come from the model this library fits, GCL recovers the cost
-# almost exactly (EPIC near 0) where AIRL and GAIL, given the same CPU time, land far from it, and its
-# sampler's return is on par with theirs. On imitation's recorded expert the adversarial peers' SAC
-# policies reach higher returns: their rewards are discriminators over single steps, while this
-# library's trajectory model also reads the cost from where recorded trajectories start, which an
-# expert started by the environment's resets does not follow (the documentation's continuous-control
-# page). The table with every seed, CPU seconds and the posterior's verdict is
-# `benchmarks/results/continuous_irl.md`.
+# almost exactly (EPIC near 0) where AIRL and GAIL, given the same CPU time, land far from it; its
+# sampler's return matches the demonstrations', between GAIL's and AIRL's. The GAN form, trained here
+# for as long, does not recover the cost. On imitation's recorded expert GCL's learned cost is still
+# the closest of the four to the environment's, but its policy does not swing up from the environment's
+# resets, where the peers' SAC policies do: this library's trajectory model also reads the cost from
+# where recorded trajectories start, which an expert started by the environment's resets does not
+# follow (the documentation's continuous-control page). The table with every seed, CPU seconds and the
+# posterior's verdict is `benchmarks/results/continuous_irl.md`.
