@@ -288,3 +288,17 @@ def test_annealed_estimator_over_a_policys_noise_matches_the_lqr_log_z():
     assert estimate.reliable and abs(float(estimate.log_z) - exact) < 0.2, (float(estimate.log_z), exact)
     with pytest.raises(TypeError, match="proposal: expected a reparameterized proposal"):
         log_z_annealed_reparameterized(jax.random.key(0), target, object())
+
+
+def test_simulator_problem_refuses_bad_input_before_any_work():
+    from maxent_gan.models.builders import simulator_problem
+
+    dynamics = Pendulum(horizon=5).swing_up
+    with pytest.raises(ValueError, match=r"features: expected \(\.\.\., 2\) values"):
+        simulator_problem(dynamics, pendulum_features, ("angle", "velocity"), theta_true=[1.0, 0.1])
+    with pytest.raises(ValueError, match="theta_true: expected 3 weights"):
+        simulator_problem(dynamics, pendulum_features, ("a", "v", "u"), theta_true=[1.0, 0.1])
+    with pytest.raises(ValueError, match="demonstrations: give demonstrations, or theta_true"):
+        simulator_problem(dynamics, pendulum_features, ("a", "v", "u"))
+    with pytest.raises(TypeError, match="dynamics: expected a maxent_gan.models.dynamics.Dynamics"):
+        simulator_problem(Pendulum(), pendulum_features, ("a", "v", "u"), theta_true=PENDULUM_THETA)
