@@ -246,9 +246,9 @@ def _trajectory_model(dynamics: Dynamics, cost_fn, theta):
     if dynamics.noise > 0:
         noise = numpyro.sample("xi", dist.Normal(jnp.zeros((dynamics.horizon, dynamics.state_dim), dtype), 1.0)
                                .to_event(2))[None]
-    states = dynamics.rollout(x0[None], actions[None], noise)
-    numpyro.deterministic("tau", dynamics.layout.pack(states, actions[None])[0])
-    numpyro.factor("cost", -cost_fn(theta, dynamics.layout.pack(states, actions[None]))[0])
+    rows = dynamics.layout.pack(dynamics.rollout(x0[None], actions[None], noise), actions[None])
+    numpyro.deterministic("tau", rows[0])
+    numpyro.factor("cost", -cost_fn(theta, rows)[0])
 
 
 def dynamics_demonstrations(key: jax.Array, dynamics: Dynamics, cost_fn, theta, n: int, *, thinning: int = 5,

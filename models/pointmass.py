@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from maxent_gan.models.dynamics import Dynamics, GaussianStart, dynamics_demonstrations
 from maxent_gan.models.trajectory import TrajectoryLayout
 
-__all__ = ["POINTMASS_THETA", "PointMass", "pointmass_cost", "pointmass_demonstrations", "rollout"]
+__all__ = ["POINTMASS_THETA", "PointMass", "pointmass_cost", "pointmass_demonstrations"]
 
 POINTMASS_THETA = (1.0, 5.0, -1.0)  # goal pull, obstacle penalty, log effort
 
@@ -83,18 +83,6 @@ def pointmass_cost(task: PointMass, theta: jax.Array, states: jax.Array, actions
     bumps = jnp.exp(-jnp.sum((p[..., None, :] - centres) ** 2, -1) / (2 * task.radius**2)).sum(-1)
     effort = 0.5 * jnp.sum(actions**2, -1)
     return (theta[0] * goal + theta[1] * bumps + jnp.exp(theta[2]) * effort).sum(-1)
-
-
-def rollout(task: PointMass, x0: jax.Array, actions: jax.Array, noise: jax.Array) -> jax.Array:
-    """States ``(n, T+1, 4)`` from starts ``(n, 4)``, actions ``(n, T, 2)`` and unit noise ``(n, T, 4)``."""
-
-    def forward(x, inputs):
-        u, xi = inputs
-        x_next = task.step(x, u) + task.noise * xi
-        return x_next, x_next
-
-    _, later = jax.lax.scan(forward, x0, (jnp.swapaxes(actions, 0, 1), jnp.swapaxes(noise, 0, 1)))
-    return jnp.concatenate([x0[:, None], jnp.swapaxes(later, 0, 1)], 1)
 
 
 def pointmass_demonstrations(key: jax.Array, task: PointMass, theta: jax.Array, n: int, *, thinning: int = 5,
