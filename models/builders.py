@@ -12,7 +12,6 @@ checked before any work; the errors name the argument.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import jax
@@ -23,7 +22,7 @@ import numpyro.distributions as dist
 from maxent_gan.models.demonstrations import load_demonstrations
 from maxent_gan.models.dynamics import Dynamics, dynamics_demonstrations, linear_feature_cost
 from maxent_gan.models.gridworld import MDP
-from maxent_gan.models.irl_problems import PRIOR_SCALE, irl_model, tabular_family
+from maxent_gan.models.irl_problems import PRIOR_SCALE, _with_model, tabular_family
 from maxent_gan.models.problem import CostFamily, Problem, draws_data
 from maxent_gan.models.spaces import Points, SimulatorTrajectories
 from maxent_gan.models.tabular import check_positive_int, check_trajectories
@@ -283,9 +282,8 @@ def simulator_problem(
         raise ValueError("demonstrations: give demonstrations, or theta_true to draw them from p_theta*")
     space = SimulatorTrajectories(dynamics, decorate, features)
     cost_fn = linear_feature_cost(features, dynamics.layout)
-    family = CostFamily(cost_fn, None, jnp.zeros(len(theta_names), dtype), theta_names, theta_true=theta_true,
-                        theta_descriptions=theta_descriptions)
-    family = family._replace(model=partial(irl_model, family=family, space=space, prior_scale=prior_scale))
+    family = _with_model(CostFamily(cost_fn, None, jnp.zeros(len(theta_names), dtype), theta_names,
+                                    theta_true=theta_true, theta_descriptions=theta_descriptions), space, prior_scale)
     target = None if theta_true is None else family.target(theta_true, space)
     if demonstrations is not None:
         train = load_demonstrations(demonstrations, dynamics, to_states=to_states)
