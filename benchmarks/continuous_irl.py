@@ -46,6 +46,7 @@ from maxent_gan.inference.io import write_atomic  # noqa: E402
 from maxent_gan.inference.posterior import sample_posterior  # noqa: E402
 from maxent_gan.inference.spaces import simulator_epic  # noqa: E402
 from maxent_gan.models.pendulum import (  # noqa: E402
+    PENDULUM_FEATURE_NAMES,
     PENDULUM_THETA,
     Pendulum,
     observations,
@@ -111,7 +112,7 @@ def reoptimized_return(theta, dynamics, *, seed: int, steps: int = 1000) -> floa
     from maxent_gan.inference.spaces import broad_proposal, sampler_rates
     from maxent_gan.models.builders import simulator_problem
 
-    problem = simulator_problem(dynamics, pendulum_features, ("angle", "velocity", "torque"), theta_true=theta,
+    problem = simulator_problem(dynamics, pendulum_features, PENDULUM_FEATURE_NAMES, theta_true=theta,
                                 name="reoptimized")
     optimizer = proposal_optimizer(sampler_rates(problem.space).fit, steps)
     fit = fit_sampler(jax.random.key(seed), broad_proposal(problem.space, jax.random.key(seed + 1)), problem.target,

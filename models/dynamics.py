@@ -157,14 +157,6 @@ class Dynamics:
         low, high = jnp.asarray(self.action_low, dtype), jnp.asarray(self.action_high, dtype)
         return 0.5 * (low + high), 0.5 * (high - low)
 
-    @property
-    def action_log_volume(self) -> float:
-        """:math:`\\log \\mathrm{vol}` of the action box (0 for unbounded actions): the base density of an
-        action is :math:`e^{-\\text{this}}`."""
-        if not self.bounded:
-            return 0.0
-        return float(sum(math.log(hi - lo) for lo, hi in zip(self.action_low, self.action_high, strict=True)))
-
     def start_sample(self, key: jax.Array, n: int, dtype=None) -> jax.Array:
         """``n`` starts ``(n, ds)`` from :math:`p_0`."""
         dtype = jnp.zeros(()).dtype if dtype is None else dtype
