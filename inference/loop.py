@@ -18,11 +18,11 @@ it was given, so everything after the fit (importance weights, log-sum-exps, the
 in float64. Training a proposal in float32 cannot bias an estimate: the weights are computed
 afterwards, in float64, for the proposal that was fitted; only how good that proposal is depends
 on the fit's precision. It is opt-in (:data:`FIT_DTYPE` is ``None``: the inputs' own precision)
-because it made the fits worse where they are fragile and bought little: measured 2026-12-02
-(``benchmarks/fit_precision.py``, two runs), the 10-D funnel flow fit runs 26-27 steps/s in float32
-against 23-25 in float64 (1.10-1.15x), while on the 40-mode mixture the float32
-fit's loss turned NaN at step 3 (float64: 400 steps, 2 skipped), and the θ-conditional flow of
-``tests/test_conditional.py`` came out with k-hat 0.72 at a held-out θ (float64: below 0.7).
+because it made the fits worse where they are fragile and bought nothing measurable: on 2026-12-07
+(``benchmarks/fit_step.py``, one run) the 10-D funnel flow fit ran 92 steps/s in float32 against 88 in
+float64, and on 2026-12-02 the 40-mode mixture's float32 fit turned its loss NaN at step 3 (float64:
+400 steps, 2 skipped) and the θ-conditional flow of ``tests/test_conditional.py`` came out with k-hat
+0.72 at a held-out θ (float64: below 0.7).
 """
 
 from __future__ import annotations
