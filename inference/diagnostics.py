@@ -62,7 +62,6 @@ from __future__ import annotations
 import warnings
 from typing import NamedTuple
 
-import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -120,6 +119,8 @@ def _k_hat_numpy(log_weights: np.ndarray) -> np.ndarray:
         # (ties leave no tail to fit)
         return np.asarray(-np.inf)
     log_weights = _spread_ties(log_weights)
+    import arviz as az  # here, not at the top: importing it (a second) is most of a command's start-up
+
     with np.errstate(over="ignore"):  # ArviZ's GPD profile likelihood overflows to weight 0: harmless
         _, k_hat = az.psislw(log_weights)
     return np.asarray(k_hat, dtype=np.float64)

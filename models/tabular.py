@@ -182,13 +182,20 @@ def backward_messages(costs: ArrayLike, transitions: Transitions | ArrayLike, ho
 # the steps run action-major and unrolled over the slots, on (S,) vectors: XLA's CPU backend
 # reduces a tiny minor axis of an (S, A) array element by element. At 10^6 states log Z ran 1.6x
 # (float64) and 2.5x (float32) faster this way, log Z + gradient 1.2x and 1.7x
-# (benchmarks/tabular_scale.py's notes). Wider tables keep the (S, A, K) form.
+# (benchmarks/tabular_scale.py's notes). Wider tables keep the (S, A, K) form. So do smaller ones
+# (S < UNROLL_MIN_STATES): there the unrolled program only compiles slower (it grows with the slots) and
+# runs no faster. One A/B run of log Z + gradient, float64 (benchmarks/compile_times.py, 2026-12-07):
+# 32 x 32 with slips (30 slots) compile 1.41 s against 0.28 s, a call 19.0 ms against 15.8 ms; 100 x 100,
+# deterministic, a call 14.3 ms against 11.1 ms; 300 x 300 with slips 0.61 s against 0.97 s a call;
+# 1000 x 1000 with slips 8.0 s against 12.8 s.
 UNROLL_LIMIT = 64
+UNROLL_MIN_STATES = 2**15
 
 
 def _unrolled(transitions: Transitions) -> bool:
     # read where the steps are called, not inside their traces: a static argument of the jitted steps
-    return transitions.successors.shape[1] * transitions.successors.shape[2] <= UNROLL_LIMIT
+    num_states, num_actions, width = transitions.successors.shape
+    return num_actions * width <= UNROLL_LIMIT and num_states >= UNROLL_MIN_STATES
 
 
 def _slot_logsumexp(terms: list[jax.Array]) -> jax.Array:

@@ -48,11 +48,14 @@ def enumerated_visits(costs, mdp):
 
 @pytest.fixture(params=["unrolled", "wide"])
 def layout(request, monkeypatch):
-    """Both forms of the recursions' steps: unrolled over the (action, successor) slots, as every
-    problem here gets, and the (S, A, K) form of tables wider than ``UNROLL_LIMIT`` (forced by a
-    limit of 0; the choice is a static argument of the jitted steps, so each form has its own trace)."""
+    """Both forms of the recursions' steps: unrolled over the (action, successor) slots, as large
+    problems get (forced here by ``UNROLL_MIN_STATES = 0``), and the (S, A, K) form of small tables and of
+    tables wider than ``UNROLL_LIMIT`` (forced by a limit of 0; the choice is a static argument of the
+    jitted steps, so each form has its own trace)."""
     if request.param == "wide":
         monkeypatch.setattr(tabular, "UNROLL_LIMIT", 0)
+    else:
+        monkeypatch.setattr(tabular, "UNROLL_MIN_STATES", 0)
     return request.param
 
 

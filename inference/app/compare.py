@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from maxent_gan.inference._validation import check_key
-from maxent_gan.inference.app.cross_check import CROSS_CHECK_THETAS, cross_check, cross_check_reasons
+from maxent_gan.inference.app.cross_check import cross_check, cross_check_reasons
 from maxent_gan.inference.app.recipes import RECIPES, compare_names
 from maxent_gan.inference.app.report import render_report, write_outputs
+from maxent_gan.inference.app.settings import COMPARE_PROBLEMS, CompareSettings
 from maxent_gan.inference.app.verdict import SHIFT_OK, add_verdicts, stop_text
 from maxent_gan.inference.diagnostics import (
     UnreliableEstimateWarning,
@@ -41,31 +41,6 @@ from tqdm.auto import tqdm
 # render_report and SHIFT_OK are re-exported: the report and the verdict live in their own modules
 __all__ = ["COMPARE_PROBLEMS", "DEFAULT_PROPOSALS", "SHIFT_OK", "CompareSettings", "check_compare_args", "compare",
            "compare_proposal_names", "default_proposals", "render_report"]
-
-# the built-in problems whose family has an exact normalizer (the gold standard row); any problem with a
-# cost family is accepted (pointmass, a user's own), these are listed in help and errors
-COMPARE_PROBLEMS = ("gridworld", "lqr", "gaussian", "rings", "8gaussians", "moons", "checkerboard", "pinwheel")
-
-
-@dataclass(frozen=True)
-class CompareSettings:
-    """Sizes of one comparison; :meth:`quick` is the ``--quick`` preset (a smoke run in well under 3 minutes)."""
-
-    demos: int = 100
-    train_steps: int = 1500
-    num_draws: int = 16_000
-    num_warmup: int = 500
-    num_samples: int = 500
-    num_chains: int = 4
-    anchor_steps: int = 500  # sampler steps at each anchor of the θ-following samplers
-    check_thetas: int = CROSS_CHECK_THETAS  # posterior draws the SMC cross-check runs at (no exact log Z); 0: none
-
-    @classmethod
-    def quick(cls, **changes) -> CompareSettings:
-        return replace(cls(train_steps=300, num_draws=4000, num_warmup=200, num_samples=200, num_chains=2,
-                           anchor_steps=150, check_thetas=8),
-                       **changes)
-
 
 def _problem(problem: str | Problem) -> Problem:
     """A problem with a cost family (its posterior is what ``compare`` samples); names are checked here."""

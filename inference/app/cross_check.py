@@ -13,20 +13,22 @@ the dynamics.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import arviz as az
 import jax
 import numpy as np
 from maxent_gan.inference.annealed import log_z_annealed, log_z_annealed_reparameterized
+from maxent_gan.inference.app.settings import CROSS_CHECK_THETAS
 from maxent_gan.inference.proposals.conditional import is_conditional
 from maxent_gan.models.problem import Problem
 from maxent_gan.models.spaces import Points, SimulatorTrajectories
 
+if TYPE_CHECKING:
+    import arviz as az
+
 __all__ = ["CROSS_CHECK_PARTICLES", "CROSS_CHECK_THETAS", "CROSS_CHECK_TOLERANCE", "annealer", "cross_check",
            "cross_check_reasons"]
 
-CROSS_CHECK_THETAS = 20  # posterior draws checked, spread over the posterior
 CROSS_CHECK_PARTICLES = 2048  # SMC particles at each
 CROSS_CHECK_TOLERANCE = 0.05  # nats: the largest disagreement, after the common offset, the check lets pass
 
