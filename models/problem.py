@@ -12,6 +12,7 @@ a file (``maxent_gan.models.files``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -87,19 +88,27 @@ class CostFamily(NamedTuple):
     def target(self, theta, space: SampleSpace) -> Unnormalized:
         """:math:`p_\\theta` over ``space`` as an :class:`Unnormalized` (with its exact log Z and
         sampler where the family has them), relative to the space's base measure."""
-        sampler = self.sampler
-
-        def draw(key, params, shape):  # any sample shape: prod(shape) draws, reshaped
-            shape = tuple(shape)
-            n = int(np.prod(shape)) if shape else 1
-            return sampler(key, params, n).reshape(shape + (space.size,))
-
         return Unnormalized(
             self.cost_fn, theta, event_shape=(space.size,),
             log_normalizer=None if self.log_partition_fn is None else self.log_partition_fn(theta),
-            sampler=None if sampler is None else draw,
+            sampler=None if self.sampler is None else _ShapedSampler(self.sampler, space.size),
             base_measure=space.base_measure, support=space.support,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class _ShapedSampler:
+    """A family's ``sampler(key, θ, n)`` as an :class:`Unnormalized` sampler: any sample shape, ``prod(shape)``
+    draws reshaped. Equal for equal sampler and size (not a fresh closure per θ), so the targets of two θ's
+    share their compiled programs: an estimator run at many θ's compiles once."""
+
+    sampler: Callable[[jax.Array, Any, int], jax.Array]
+    size: int
+
+    def __call__(self, key, params, shape):
+        shape = tuple(shape)
+        n = int(np.prod(shape)) if shape else 1
+        return self.sampler(key, params, n).reshape(shape + (self.size,))
 
 
 class Problem(NamedTuple):

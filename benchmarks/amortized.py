@@ -1,0 +1,181 @@
+"""Where a learned sampler must win: log Z(θ) at many θ's, one fit against tempered SMC afresh at each θ.
+
+Per cost family with an exact log Z(θ) (on points: ``rings``, ``gaussian``) and seed:
+
+1. the exact posterior (NUTS through the exact normalizer) gives ``THETAS`` θ's spread over it (every
+   n/THETAS-th draw along its first principal axis, both tails in) and their exact log Z(θ);
+2. **learned, amortized**: the library's θ-following recipe as ``compare`` builds it on points, with no exact
+   quantity: a θ-conditional flow fitted over the prior, a pilot posterior through it (NUTS), the
+   θ-following proposal fitted over the pilot's draws (``maxent_gan.inference.spaces.follow_theta``). Then
+   importance sampling at every θ with ``DRAWS`` draws of q(·|θ). Its time is the whole build (pilot
+   included) plus the 100 estimates;
+3. **SMC afresh at each θ** (blackjax adaptive tempered SMC with HMC moves,
+   ``maxent_gan.inference.annealed.log_z_annealed``) started at the space's broad Gaussian, at 1024 and 4096
+   particles: compiled once, run at every θ.
+
+Reported per row: the median and largest |log Ẑ(θ) − log Z(θ)| over the θ's, the share of θ's the estimator's
+own rule flags, the time of the whole set (compile included, as a user waits for it) and the time per
+further θ (the set's time less the first θ's, over the others: what one more θ costs). The learned sampler wins
+where it reaches a given accuracy at the 100 θ's in less total time; the time per further θ says from how many
+θ's on it would.
+
+    python benchmarks/amortized.py [--problems rings gaussian] [--seeds 0 1 2]   # results/amortized.{md,json}
+
+The gridworld has no SMC baseline here: its trajectories are discrete (no HMC moves), and its exact log Z(θ)
+costs well under a millisecond. Rows are written after each seed (a stopped run keeps what it measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from maxent_gan.inference.annealed import log_z_annealed  # noqa: E402
+from maxent_gan.inference.estimators import log_z_importance  # noqa: E402
+from maxent_gan.inference.io import write_atomic, write_json  # noqa: E402
+from maxent_gan.inference.normalizers import Exact  # noqa: E402
+from maxent_gan.inference.posterior import sample_posterior  # noqa: E402
+from maxent_gan.inference.proposals.conditional import ConditionalFlow  # noqa: E402
+from maxent_gan.inference.sampler import fit_conditional  # noqa: E402
+from maxent_gan.inference.spaces import broad_proposal, follow_theta  # noqa: E402
+from maxent_gan.models.problems import make_problem  # noqa: E402
+from numpyro.infer import Predictive  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+THETAS = 100
+DRAWS = 4000
+PARTICLES = (1024, 4096)
+FOLLOW_STEPS = 500  # compare's anchor_steps
+NUTS = dict(num_warmup=300, num_samples=300, num_chains=2)
+PILOT = dict(num_warmup=150, num_samples=150, num_chains=2)
+
+
+def spread_thetas(flat: np.ndarray, count: int) -> np.ndarray:
+    """``count`` rows of ``flat`` spread along its first principal axis, both tails included."""
+    centred = flat - flat.mean(0)
+    axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+    order = np.argsort(centred @ axis)
+    return flat[order[np.linspace(0, len(order) - 1, count).round().astype(int)]]
+
+
+def errors_row(method: str, estimates, exact, flags, seconds, first_seconds, build_seconds=0.0) -> dict:
+    error = np.abs(np.asarray(estimates) - exact)
+    per_further = (seconds - first_seconds) / (len(exact) - 1)
+    return {"method": method, "median_error": float(np.median(error)), "max_error": float(np.max(error)),
+            "flagged": float(np.mean(flags)), "seconds": seconds, "build_seconds": build_seconds,
+            "seconds_per_further_theta": per_further}
+
+
+def run(name: str, seed: int) -> list[dict]:
+    problem = make_problem(name)
+    family, space = problem.family, problem.space
+    key = jax.random.key(seed)
+    data, _ = problem.data(jax.random.fold_in(key, 0), 100, 2)
+
+    exact_posterior = sample_posterior(family.model, data, estimator=Exact(), key=jax.random.fold_in(key, 6), **NUTS)
+    flat = family.flatten(exact_posterior.posterior)
+    thetas = spread_thetas(flat.reshape(-1, flat.shape[-1]), THETAS)
+    sites = [family.unflatten(theta) for theta in thetas]
+    exact = np.array([float(family.log_partition_fn(family.from_sites(s))) for s in sites])
+
+    rows = []
+    # learned, amortized: compare's θ-following recipe on points, built without exact quantities
+    start = time.perf_counter()
+    prior = Predictive(family.model, num_samples=1024)(jax.random.fold_in(key, 1), data)
+    prior = {site: prior[site] for site in family.sites}
+    proposal = ConditionalFlow.coupling(jax.random.fold_in(key, 2), problem.dim, len(family.theta_names), layers=4,
+                                        width=32, knots=6)
+    proposal = fit_conditional(jax.random.fold_in(key, 3), proposal, family.cost_fn, family.from_sites(prior),
+                               steps=600, num_draws=128, optimizer=optax.adam(3e-3), progress=False).proposal
+    pilot = sample_posterior(family.model, data, key=jax.random.fold_in(key, 4), proposal=proposal, num_draws=DRAWS,
+                             **PILOT)
+    pilot_flat = family.flatten(pilot.posterior)
+    follow = follow_theta(space, jax.random.fold_in(key, 5), None,
+                          lambda s, x: family.cost_fn(family.from_sites(s), x),
+                          pilot_flat.reshape(-1, pilot_flat.shape[-1]), unflatten=family.unflatten,
+                          steps=FOLLOW_STEPS, rate=None)
+    build = time.perf_counter() - start
+
+    @jax.jit
+    def importance(key, s):
+        q = follow.at(s)
+        x, log_q = q.sample_and_log_prob(key, DRAWS)
+        costs = family.cost_fn(family.from_sites(s), x)
+        return costs, log_q
+
+    estimates, flags, first = [], [], None
+    start = time.perf_counter()
+    for i, s in enumerate(sites):
+        costs, log_q = importance(jax.random.fold_in(key, 100 + i), s)
+        estimate = log_z_importance(costs, log_q)
+        estimates.append(float(estimate.log_z))
+        flags.append(bool(estimate.unreliable_reasons()))
+        if first is None:
+            first = time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    rows.append(errors_row(f"learned θ-following, {DRAWS} draws", estimates, exact, flags, build + seconds,
+                           first, build))
+
+    broad = broad_proposal(space, key)
+    for particles in PARTICLES:
+        estimates, flags, first = [], [], None
+        start = time.perf_counter()
+        for i, s in enumerate(sites):
+            estimate = log_z_annealed(jax.random.fold_in(key, 200 + i), family.target(family.from_sites(s), space),
+                                      broad, num_particles=particles)
+            estimates.append(float(estimate.log_z))
+            flags.append(bool(estimate.unreliable_reasons()))
+            if first is None:
+                first = time.perf_counter() - start
+        rows.append(errors_row(f"SMC afresh at each θ, {particles} particles", estimates, exact, flags,
+                               time.perf_counter() - start, first))
+    for row in rows:
+        row.update(problem=name, seed=seed, thetas=THETAS)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def write(rows: list[dict], command: str) -> None:
+    lines = ["# log Z(θ) at many θ's: one learned θ-following sampler against tempered SMC afresh at each θ", "",
+             f"`{command}`: {THETAS} θ's spread over the exact posterior (100 data points); exact log Z(θ) as the "
+             "reference. Time: the whole set, compile and (learned) the sampler's build included, pilot posterior "
+             "too; *per further θ*: what one more θ costs once compiled and built. One run, float64, 2 CPU cores.",
+             "", "| problem | seed | method | median error (nats) | largest error | θ's flagged | total s | of which "
+             "build | s per further θ |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['problem']} | {row['seed']} | {row['method']} | {row['median_error']:.4f} | "
+                     f"{row['max_error']:.4f} | {100 * row['flagged']:.0f}% | {row['seconds']:.1f} | "
+                     f"{row['build_seconds']:.1f} | {row['seconds_per_further_theta']:.3f} |")
+    RESULTS.mkdir(exist_ok=True)
+    write_atomic(RESULTS / "amortized.md", "\n".join(lines) + "\n")
+    write_json(RESULTS / "amortized.json", rows)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", nargs="*", default=["rings", "gaussian"])
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    args = parser.parse_args(argv)
+    command = (f"python benchmarks/amortized.py --problems {' '.join(args.problems)} "
+               f"--seeds {' '.join(map(str, args.seeds))}")
+    warnings.simplefilter("ignore")  # the estimators' verdicts are in the rows
+    rows = []
+    for name in args.problems:
+        for seed in args.seeds:
+            rows += run(name, seed)
+            write(rows, command)
+
+
+if __name__ == "__main__":
+    main()
