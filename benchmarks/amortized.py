@@ -10,8 +10,8 @@ Per cost family with an exact log Z(θ) (on points: ``rings``, ``gaussian``) and
    importance sampling at every θ with ``DRAWS`` draws of q(·|θ). Its time is the whole build (pilot
    included) plus the 100 estimates;
 3. **SMC afresh at each θ** (blackjax adaptive tempered SMC with HMC moves,
-   ``maxent_gan.inference.annealed.log_z_annealed``) started at the space's broad Gaussian, at 1024 and 4096
-   particles: compiled once, run at every θ.
+   ``maxent_gan.inference.annealed.log_z_annealed``) started at the space's broad Gaussian, at 1024 particles
+   (``--particles``): compiled once, run at every θ.
 
 Reported per row: the median and largest |log Ẑ(θ) − log Z(θ)| over the θ's, the share of θ's the estimator's
 own rule flags, the time of the whole set (compile included, as a user waits for it) and the time per
@@ -19,7 +19,8 @@ further θ (the set's time less the first θ's, over the others: what one more �
 where it reaches a given accuracy at the 100 θ's in less total time; the time per further θ says from how many
 θ's on it would.
 
-    python benchmarks/amortized.py [--problems rings gaussian] [--seeds 0 1 2]   # results/amortized.{md,json}
+    python benchmarks/amortized.py [--problems rings gaussian] [--seeds 0 1 2] [--particles 1024 4096]
+    # results/amortized.{md,json}; resumes: rows already there are kept (--fresh discards them)
 
 The gridworld has no SMC baseline here: its trajectories are discrete (no HMC moves), and its exact log Z(θ)
 costs well under a millisecond. Rows are written after each seed (a stopped run keeps what it measured).
@@ -53,9 +54,10 @@ from maxent_gan.models.problems import make_problem  # noqa: E402
 from numpyro.infer import Predictive  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+LEARNED = "learned θ-following"
 THETAS = 100
 DRAWS = 4000
-PARTICLES = (1024, 4096)
+PARTICLES = (1024,)
 FOLLOW_STEPS = 500  # compare's anchor_steps
 NUTS = dict(num_warmup=300, num_samples=300, num_chains=2)
 PILOT = dict(num_warmup=150, num_samples=150, num_chains=2)
@@ -69,15 +71,17 @@ def spread_thetas(flat: np.ndarray, count: int) -> np.ndarray:
     return flat[order[np.linspace(0, len(order) - 1, count).round().astype(int)]]
 
 
-def errors_row(method: str, estimates, exact, flags, seconds, first_seconds, build_seconds=0.0) -> dict:
+def errors_row(method: str, estimates, exact, flags, loop_seconds, first_seconds, build_seconds=0.0) -> dict:
+    """``loop_seconds``: the estimates at every θ; ``first_seconds``: the first of them (compile included)."""
     error = np.abs(np.asarray(estimates) - exact)
-    per_further = (seconds - first_seconds) / (len(exact) - 1)
+    per_further = (loop_seconds - first_seconds) / (len(exact) - 1)
     return {"method": method, "median_error": float(np.median(error)), "max_error": float(np.max(error)),
-            "flagged": float(np.mean(flags)), "seconds": seconds, "build_seconds": build_seconds,
+            "flagged": float(np.mean(flags)), "seconds": build_seconds + loop_seconds, "build_seconds": build_seconds,
             "seconds_per_further_theta": per_further}
 
 
-def run(name: str, seed: int) -> list[dict]:
+def run(name: str, seed: int, particles_set, done: set) -> list[dict]:
+    """The rows of ``name`` at ``seed`` whose method is not in ``done``."""
     problem = make_problem(name)
     family, space = problem.family, problem.space
     key = jax.random.key(seed)
@@ -90,6 +94,8 @@ def run(name: str, seed: int) -> list[dict]:
     exact = np.array([float(family.log_partition_fn(family.from_sites(s))) for s in sites])
 
     rows = []
+    if LEARNED in done:
+        return rows + smc_rows(name, seed, family, space, key, sites, exact, particles_set, done)
     # learned, amortized: compare's θ-following recipe on points, built without exact quantities
     start = time.perf_counter()
     prior = Predictive(family.model, num_samples=1024)(jax.random.fold_in(key, 1), data)
@@ -124,11 +130,21 @@ def run(name: str, seed: int) -> list[dict]:
         if first is None:
             first = time.perf_counter() - start
     seconds = time.perf_counter() - start
-    rows.append(errors_row(f"learned θ-following, {DRAWS} draws", estimates, exact, flags, build + seconds,
-                           first, build))
+    rows.append(errors_row(LEARNED, estimates, exact, flags, seconds, first, build))
+    rows[-1].update(problem=name, seed=seed, thetas=THETAS, draws=DRAWS)
+    print(json.dumps(rows[-1]), flush=True)
 
+    rows += smc_rows(name, seed, family, space, key, sites, exact, particles_set, done)
+    return rows
+
+
+def smc_rows(name, seed, family, space, key, sites, exact, particles_set, done) -> list[dict]:
+    rows = []
     broad = broad_proposal(space, key)
-    for particles in PARTICLES:
+    for particles in particles_set:
+        method = f"SMC afresh at each θ, {particles} particles"
+        if method in done:
+            continue
         estimates, flags, first = [], [], None
         start = time.perf_counter()
         for i, s in enumerate(sites):
@@ -138,8 +154,7 @@ def run(name: str, seed: int) -> list[dict]:
             flags.append(bool(estimate.unreliable_reasons()))
             if first is None:
                 first = time.perf_counter() - start
-        rows.append(errors_row(f"SMC afresh at each θ, {particles} particles", estimates, exact, flags,
-                               time.perf_counter() - start, first))
+        rows.append(errors_row(method, estimates, exact, flags, time.perf_counter() - start, first))
     for row in rows:
         row.update(problem=name, seed=seed, thetas=THETAS)
         print(json.dumps(row), flush=True)
@@ -153,7 +168,8 @@ def write(rows: list[dict], command: str) -> None:
              "too; *per further θ*: what one more θ costs once compiled and built. One run, float64, 2 CPU cores.",
              "", "| problem | seed | method | median error (nats) | largest error | θ's flagged | total s | of which "
              "build | s per further θ |", "|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
+    order = {name: i for i, name in enumerate(dict.fromkeys(row["problem"] for row in rows))}
+    for row in sorted(rows, key=lambda r: (order[r["problem"]], r["seed"], r["method"] != LEARNED, r["seconds"])):
         lines.append(f"| {row['problem']} | {row['seed']} | {row['method']} | {row['median_error']:.4f} | "
                      f"{row['max_error']:.4f} | {100 * row['flagged']:.0f}% | {row['seconds']:.1f} | "
                      f"{row['build_seconds']:.1f} | {row['seconds_per_further_theta']:.3f} |")
@@ -166,14 +182,17 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", nargs="*", default=["rings", "gaussian"])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--particles", nargs="*", type=int, default=list(PARTICLES))
+    parser.add_argument("--fresh", action="store_true", help="discard the rows already in results/amortized.json")
     args = parser.parse_args(argv)
-    command = (f"python benchmarks/amortized.py --problems {' '.join(args.problems)} "
-               f"--seeds {' '.join(map(str, args.seeds))}")
+    command = "python benchmarks/amortized.py [--problems rings gaussian] [--seeds 0 1 2] [--particles 1024 4096]"
     warnings.simplefilter("ignore")  # the estimators' verdicts are in the rows
-    rows = []
+    saved = RESULTS / "amortized.json"
+    rows = [] if args.fresh or not saved.exists() else json.loads(saved.read_text())
     for name in args.problems:
         for seed in args.seeds:
-            rows += run(name, seed)
+            done = {row["method"] for row in rows if row["problem"] == name and row["seed"] == seed}
+            rows += run(name, seed, args.particles, done)
             write(rows, command)
 
 
