@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from maxent_gan.inference.annealed import log_z_annealed  # noqa: E402
+from maxent_gan.inference.app.cross_check import spread_draws  # noqa: E402
 from maxent_gan.inference.estimators import log_z_importance  # noqa: E402
 from maxent_gan.inference.io import write_atomic, write_json  # noqa: E402
 from maxent_gan.inference.normalizers import Exact  # noqa: E402
@@ -63,14 +64,6 @@ NUTS = dict(num_warmup=300, num_samples=300, num_chains=2)
 PILOT = dict(num_warmup=150, num_samples=150, num_chains=2)
 
 
-def spread_thetas(flat: np.ndarray, count: int) -> np.ndarray:
-    """``count`` rows of ``flat`` spread along its first principal axis, both tails included."""
-    centred = flat - flat.mean(0)
-    axis = np.linalg.svd(centred, full_matrices=False)[2][0]
-    order = np.argsort(centred @ axis)
-    return flat[order[np.linspace(0, len(order) - 1, count).round().astype(int)]]
-
-
 def errors_row(method: str, estimates, exact, flags, loop_seconds, first_seconds, build_seconds=0.0) -> dict:
     """``loop_seconds``: the estimates at every θ; ``first_seconds``: the first of them (compile included)."""
     error = np.abs(np.asarray(estimates) - exact)
@@ -89,7 +82,8 @@ def run(name: str, seed: int, particles_set, done: set) -> list[dict]:
 
     exact_posterior = sample_posterior(family.model, data, estimator=Exact(), key=jax.random.fold_in(key, 6), **NUTS)
     flat = family.flatten(exact_posterior.posterior)
-    thetas = spread_thetas(flat.reshape(-1, flat.shape[-1]), THETAS)
+    flat = flat.reshape(-1, flat.shape[-1])
+    thetas = flat[spread_draws(flat, THETAS)]
     sites = [family.unflatten(theta) for theta in thetas]
     exact = np.array([float(family.log_partition_fn(family.from_sites(s))) for s in sites])
 

@@ -184,10 +184,11 @@ def backward_messages(costs: ArrayLike, transitions: Transitions | ArrayLike, ho
 # (float64) and 2.5x (float32) faster this way, log Z + gradient 1.2x and 1.7x
 # (benchmarks/tabular_scale.py's notes). Wider tables keep the (S, A, K) form. So do smaller ones
 # (S < UNROLL_MIN_STATES): there the unrolled program only compiles slower (it grows with the slots) and
-# runs no faster. One A/B run of log Z + gradient, float64 (benchmarks/compile_times.py, 2026-12-07):
-# 32 x 32 with slips (30 slots) compile 1.41 s against 0.28 s, a call 19.0 ms against 15.8 ms; 100 x 100,
-# deterministic, a call 14.3 ms against 11.1 ms; 300 x 300 with slips 0.61 s against 0.97 s a call;
-# 1000 x 1000 with slips 8.0 s against 12.8 s.
+# runs no faster: log Z + gradient, float64, of 32 x 32 with slips (30 slots) compiled in 1.23 s against
+# 0.24 s and ran 15.0 ms against 12.6 ms a call (benchmarks/results/compile_times.md). The threshold is
+# from one A/B run of the same timing at larger sizes (2026-12-07): 100 x 100, deterministic, 14.3 ms
+# against 11.1 ms a call; 300 x 300 with slips 0.61 s against 0.97 s; 1000 x 1000 with slips 8.0 s against
+# 12.8 s.
 UNROLL_LIMIT = 64
 UNROLL_MIN_STATES = 2**15
 

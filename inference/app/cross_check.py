@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import arviz as az
 
 __all__ = ["CROSS_CHECK_PARTICLES", "CROSS_CHECK_THETAS", "CROSS_CHECK_TOLERANCE", "annealer", "cross_check",
-           "cross_check_reasons"]
+           "cross_check_reasons", "spread_draws"]
 
 CROSS_CHECK_PARTICLES = 2048  # SMC particles at each
 CROSS_CHECK_TOLERANCE = 0.05  # nats: the largest disagreement, after the common offset, the check lets pass
@@ -46,6 +46,15 @@ def annealer(problem: Problem, proposal):
     return None
 
 
+def spread_draws(flat: np.ndarray, count: int) -> np.ndarray:
+    """The indices of ``count`` rows of ``flat`` (``(n, k)`` posterior draws), every ``n / count``-th along its
+    first principal axis, so both tails are in (all ``n`` when ``count >= n``)."""
+    centred = flat - flat.mean(0)
+    axis = np.linalg.svd(centred, full_matrices=False)[2][0] if len(flat) > 1 else np.zeros(flat.shape[1])
+    order = np.argsort(centred @ axis)
+    return order[np.linspace(0, len(order) - 1, min(count, len(order))).round().astype(int)]
+
+
 def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: jax.Array, *,
                 num_thetas: int = CROSS_CHECK_THETAS, num_particles: int = CROSS_CHECK_PARTICLES) -> dict[str, Any] | None:
     """log Ẑ(θ) the posterior used against tempered SMC started at ``proposal``, at ``num_thetas`` of its draws
@@ -62,10 +71,7 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
     draws = family.flatten(idata.posterior)
     flat = draws.reshape(-1, draws.shape[-1])
     used = np.asarray(idata.sample_stats["log_z"].values, np.float64).reshape(-1)
-    centred = flat - flat.mean(0)
-    axis = np.linalg.svd(centred, full_matrices=False)[2][0] if len(flat) > 1 else np.zeros(flat.shape[1])
-    order = np.argsort(centred @ axis)
-    picks = order[np.linspace(0, len(order) - 1, min(num_thetas, len(order))).round().astype(int)]
+    picks = spread_draws(flat, num_thetas)
     differences, unreliable = [], 0
     for i, index in enumerate(picks):
         sites = family.unflatten(flat[index])
