@@ -108,22 +108,67 @@ def effective_sample_size(log_weights: jax.Array) -> jax.Array:
 
 
 def _k_hat_numpy(log_weights: np.ndarray) -> np.ndarray:
+    """Pareto k-hat of each row of ``(..., n)`` log weights, shape ``(...)``: ArviZ's ``psislw`` on the
+    weights with their ties spread (:func:`_spread_ties`); ``-inf`` for a row constant up to rounding, ``inf``
+    for ``n < 2``.
+
+    The fit reads only the right tail, so it is handed only that: the largest weights (whole groups of ties)
+    and, below them, the level under the lowest of those groups repeated to a short row, with ``reff`` set so
+    that ``psislw`` cuts the same number of tail draws from the short row as from the full one. The same k-hat
+    (same values, same tail, same fit) from a row of a few thousand instead of every draw: a sort of 16 000
+    log weights per posterior draw was most of a comparison's diagnostics.
+    """
     log_weights = np.asarray(log_weights)
+    batch, n = log_weights.shape[:-1], log_weights.shape[-1]
+    rows = log_weights.reshape(-1, n)
+    if n < 2:
+        return np.full(batch, np.inf)
     # rounding of the weights' own dtype also counts as constant (float32 costs of size 1e3)
-    rounding = 64 * np.finfo(log_weights.dtype).eps * max(1.0, float(np.max(np.abs(log_weights))))
-    log_weights = log_weights.astype(np.float64)
-    if log_weights.shape[-1] < 2:
-        return np.asarray(np.inf)
-    if np.ptp(log_weights) <= max(CONSTANT_WEIGHTS_NATS, rounding):
-        # weights equal up to rounding: the proposal is exact; ArviZ would report inf
-        # (ties leave no tail to fit)
-        return np.asarray(-np.inf)
-    log_weights = _spread_ties(log_weights)
+    rounding = 64 * np.finfo(rows.dtype).eps * np.maximum(1.0, np.max(np.abs(rows), axis=-1))
+    rows = rows.astype(np.float64)
+    # weights equal up to rounding: the proposal is exact; ArviZ would report inf (ties leave no tail to fit)
+    k_hat = np.full(rows.shape[0], -np.inf)
+    fit = np.flatnonzero(np.ptp(rows, axis=-1) > np.maximum(CONSTANT_WEIGHTS_NATS, rounding))
+    if fit.size:
+        k_hat[fit] = _tail_k_hat(rows[fit])
+    return k_hat.reshape(batch)
+
+
+def _tail_k_hat(rows: np.ndarray) -> np.ndarray:
+    # psislw's tail at reff 1: the `tail` largest weights above the (tail + 1)-th, the cutoff
+    n = rows.shape[-1]
+    tail = int(np.ceil(min(n / 5.0, 3 * n**0.5)))
+    tails = [_spread_tail(row, tail + 1) for row in rows]
+    length = max(5 * tail, *(len(t) + 1 for t in tails))
     import arviz as az  # here, not at the top: importing it (a second) is most of a command's start-up
 
     with np.errstate(over="ignore"):  # ArviZ's GPD profile likelihood overflows to weight 0: harmless
-        _, k_hat = az.psislw(log_weights)
-    return np.asarray(k_hat, dtype=np.float64)
+        if length >= n:  # nothing to leave out
+            return np.asarray(az.psislw(_spread_ties(rows))[1], dtype=np.float64)
+        short = np.stack([np.concatenate([np.full(length - len(t), floor), t]) for floor, t in
+                          ((t[0], t) for t in tails)])
+        # psislw cuts ceil(min(length / 5, 3 sqrt(length / reff))) tail draws; this reff makes that `tail`
+        # (length / 5 >= tail), half a draw clear of ceil's rounding
+        reff = length / ((tail - 0.5) / 3) ** 2
+        return np.asarray(az.psislw(short, reff=reff)[1], dtype=np.float64)
+
+
+def _spread_tail(row: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` largest of ``row`` with every group of ties they touch, spread as :func:`_spread_ties`
+    spreads them in the whole row, ascending, after one more value (their floor: the level of the group
+    just below, or, with nothing below, the whole row spread)."""
+    grid = _tie_grid(row)
+    keys = np.round(row / grid)
+    inside = keys >= np.round(np.partition(row, row.size - keep)[row.size - keep] / grid)
+    if inside.all():
+        return np.sort(_spread_row(row, grid))
+    floor = row[~inside].max()  # the level of the next group down: the gap the lowest group spreads over
+    return np.sort(_spread_row(np.concatenate([[floor], row[inside]]), grid))
+
+
+def _tie_grid(values: np.ndarray, tolerance: float = 1e-9) -> float:
+    # values within `tolerance` nats (or the dtype's rounding) of each other count as tied
+    return max(tolerance, 64 * np.finfo(values.dtype).eps * float(np.max(np.abs(values))))
 
 
 def _spread_ties(log_weights: np.ndarray, tolerance: float = 1e-9) -> np.ndarray:
@@ -140,23 +185,24 @@ def _spread_ties(log_weights: np.ndarray, tolerance: float = 1e-9) -> np.ndarray
     values within ``tolerance`` nats (or the dtype's rounding) of each other count as tied.
     """
     flat = log_weights.reshape(-1, log_weights.shape[-1])
-    out = flat.copy()
-    for row, values in zip(out, flat, strict=True):
-        grid = max(tolerance, 64 * np.finfo(values.dtype).eps * float(np.max(np.abs(values))))
-        _, inverse, counts = np.unique(np.round(values / grid), return_inverse=True, return_counts=True)
-        levels = np.full(counts.size, -np.inf)
-        np.maximum.at(levels, inverse, values)  # a group's level: its largest member
-        if levels.size == values.size or levels.size < 2:
-            continue
-        gaps = np.diff(levels, prepend=levels[0] - (levels[1] - levels[0]))  # below the lowest: the next gap
-        order = np.lexsort((values, inverse))  # by group, then by value
-        rank_in_group = np.empty(values.size, dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        rank_in_group[order] = np.arange(values.size) - np.repeat(starts, counts)
-        # within a group, ranks 0..c-1 ascending: value = level - gap * (c - 1 - rank) / c
-        c = counts[inverse]
-        row[:] = levels[inverse] - gaps[inverse] * (c - 1 - rank_in_group) / c
+    out = np.stack([_spread_row(values, _tie_grid(values, tolerance)) for values in flat])
     return out.reshape(log_weights.shape)
+
+
+def _spread_row(values: np.ndarray, grid: float) -> np.ndarray:
+    _, inverse, counts = np.unique(np.round(values / grid), return_inverse=True, return_counts=True)
+    if counts.size == values.size or counts.size < 2:
+        return values.copy()
+    levels = np.full(counts.size, -np.inf)
+    np.maximum.at(levels, inverse, values)  # a group's level: its largest member
+    gaps = np.diff(levels, prepend=levels[0] - (levels[1] - levels[0]))  # below the lowest: the next gap
+    order = np.lexsort((values, inverse))  # by group, then by value
+    rank_in_group = np.empty(values.size, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank_in_group[order] = np.arange(values.size) - np.repeat(starts, counts)
+    # within a group, ranks 0..c-1 ascending: value = level - gap * (c - 1 - rank) / c
+    c = counts[inverse]
+    return levels[inverse] - gaps[inverse] * (c - 1 - rank_in_group) / c
 
 
 def pareto_k_hat(log_weights: jax.Array) -> jax.Array:

@@ -23,9 +23,9 @@ from maxent_gan.models.spaces import LinearGaussianTrajectories, SimulatorTrajec
 from maxent_gan.models.tabular import (
     as_transitions,
     check_positive_int,
+    feature_counts,
     log_partition,
     sample_trajectories,
-    trajectory_cost,
 )
 
 __all__ = ["GRIDWORLD_THETA", "LQR_THETA", "check_mdp", "gridworld_problem", "irl_model", "lqr_family",
@@ -61,9 +61,14 @@ def tabular_family(mdp: MDP, *, theta_true=None, prior_scale: float = PRIOR_SCAL
     space = TabularTrajectories(mdp)
     layout = space.layout
 
+    features = jnp.asarray(mdp.features)
+
     def cost_fn(theta, x):
-        states, actions = layout.unpack(x)
-        return trajectory_cost(space.cost_table(theta), states, actions)
+        # the feature counts of each trajectory times θ: linear in θ, so under NUTS (a loop over θ at fixed
+        # proposal draws) XLA computes the draws' counts once, outside the loop, and each step is one
+        # matrix-vector product (the gathered form, a cost table indexed at every step, did the gather and
+        # its scatter-add gradient at every leapfrog step: 7x slower on the gridworld at 16 000 draws)
+        return feature_counts(features, *layout.unpack(x)) @ theta
 
     def log_partition_fn(theta):
         return log_partition(space.cost_table(theta), mdp.transitions, mdp.initial, mdp.horizon)
@@ -132,8 +137,8 @@ def lqr_family(*, horizon: int = 20, dt: float = 0.1, noise: float = 0.05
     layout = space.layout
 
     def cost_fn(theta, x):
-        Q, R = matrices(theta)
-        return lqr.lqr_cost(Q, R, *layout.unpack(x))
+        # linear in exp(θ) (the statistics are computed once at fixed draws, as for the tabular family)
+        return lqr.quadratic_statistics(*layout.unpack(x)) @ jnp.exp(theta)
 
     def log_partition_fn(theta):
         Q, R = matrices(theta)

@@ -27,7 +27,7 @@ import numpy as np
 from jax.typing import ArrayLike
 from maxent_gan.models.tabular import check_positive_int
 
-__all__ = ["LQR", "backward_riccati", "log_partition", "lqr_cost", "sample_trajectories"]
+__all__ = ["LQR", "backward_riccati", "log_partition", "lqr_cost", "quadratic_statistics", "sample_trajectories"]
 
 
 class LQR(NamedTuple):
@@ -153,6 +153,12 @@ def lqr_cost(Q: jax.Array, R: jax.Array, states: jax.Array, actions: jax.Array) 
     """:math:`c(\\tau) = \\sum_{t<T} \\tfrac12 (x_t^\\top Q x_t + u_t^\\top R u_t)`, shape ``(n,)``."""
     x = states[:, :-1]
     return 0.5 * (jnp.einsum("nti,ij,ntj->n", x, Q, x) + jnp.einsum("nti,ij,ntj->n", actions, R, actions))
+
+
+def quadratic_statistics(states: jax.Array, actions: jax.Array) -> jax.Array:
+    """:math:`\\tfrac12\\sum_{t<T}(x_{t,1}^2, \\dots, x_{t,d}^2, u_{t,1}^2, \\dots, u_{t,k}^2)`, shape ``(n, d + k)``:
+    the sufficient statistics of a diagonal quadratic cost, ``lqr_cost(diag(q), diag(r), ...) = stats @ [q, r]``."""
+    return 0.5 * jnp.concatenate([jnp.sum(states[:, :-1] ** 2, axis=1), jnp.sum(actions**2, axis=1)], axis=-1)
 
 
 def _check_overflow(result: jax.Array, **inputs: jax.Array) -> None:

@@ -82,7 +82,9 @@ def pointmass_cost(task: PointMass, theta: jax.Array, states: jax.Array, actions
     centres = jnp.asarray(task.obstacles, p.dtype).reshape(-1, 2)  # (K, 2), K may be 0
     bumps = jnp.exp(-jnp.sum((p[..., None, :] - centres) ** 2, -1) / (2 * task.radius**2)).sum(-1)
     effort = 0.5 * jnp.sum(actions**2, -1)
-    return (theta[0] * goal + theta[1] * bumps + jnp.exp(theta[2]) * effort).sum(-1)
+    # linear in (θ_goal, θ_obstacle, exp θ_effort): at fixed proposal draws XLA computes the statistics once
+    statistics = jnp.stack([goal.sum(-1), bumps.sum(-1), effort.sum(-1)], axis=-1)
+    return statistics @ jnp.stack([theta[0], theta[1], jnp.exp(theta[2])])
 
 
 def pointmass_demonstrations(key: jax.Array, task: PointMass, theta: jax.Array, n: int, *, thinning: int = 5,

@@ -32,6 +32,7 @@ __all__ = [
     "as_transitions",
     "backward_messages",
     "check_trajectories",
+    "feature_counts",
     "log_partition",
     "occupancy",
     "sample_trajectories",
@@ -437,6 +438,12 @@ def _simulate(key, transitions, initial_logits, action_logits, successor_log_wei
 def trajectory_cost(costs: ArrayLike, states: jax.Array, actions: jax.Array) -> jax.Array:
     """:math:`c(\\tau) = \\sum_{t<T} c(s_t, a_t)`, shape ``(n,)``."""
     return jnp.asarray(costs)[states[:, :-1], actions].sum(axis=-1)
+
+
+def feature_counts(features: ArrayLike, states: jax.Array, actions: jax.Array) -> jax.Array:
+    """:math:`\\sum_{t<T} \\phi(s_t, a_t)` of each trajectory, shape ``(n, F)`` for ``features (S, A, F)``: the
+    sufficient statistics of a linear cost, :math:`c_\\theta(\\tau) = \\theta\\cdot\\sum_t\\phi(s_t,a_t)`."""
+    return jnp.asarray(features)[states[:, :-1], actions].sum(axis=1)
 
 
 def trajectory_log_base(

@@ -16,9 +16,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # The suite is compile-bound (about 14 500 small XLA programs, most run once). XLA:CPU's older loop
 # emitters compile them much faster than its MLIR fusion emitters and run them as fast (measured on
 # 2026-12-03, one run each: the compare Gaussian family and a NUTS test 50.5 s at -O0 -> 30.3 s; a
-# GCL test 20.4 -> 12.7 s; the gridworld's exact NUTS posterior 13.4 -> 11.7 s). The backend's -O0,
-# used before, is dropped: it saved compile time but made that NUTS run 1.8x slower. Set before the
-# backend starts (importing jax does not start it); notebook kernels and CLI subprocesses inherit it.
+# GCL test 20.4 -> 12.7 s; the gridworld's exact NUTS posterior 13.4 -> 11.7 s; on 2026-12-07 the whole
+# suite took 1091 s without them against 760 s with them). They hang on one program: the LQR anchor
+# mixture's draws and densities jitted as one (JAX 0.10.2), which the library therefore draws eagerly.
+# The backend's -O0, used before, is dropped: it saved compile time but made that NUTS run 1.8x slower. Set
+# before the backend starts (importing jax does not start it); notebook kernels and CLI subprocesses inherit it.
 # Three more flags cut compile time, and with two workers on two cores the backend's own threads only
 # compete with the other worker (measured on 2026-12-04, two copies of the estimators, handler, LQR and
 # anchors modules side by side: 76.2 s -> 70.0 s with single-threaded Eigen and one codegen split;

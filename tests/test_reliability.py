@@ -214,6 +214,30 @@ def test_k_hat_sees_through_tied_weights_but_not_past_a_heavy_tail():
     np.testing.assert_allclose(np.sort(_spread_ties(tied)), [-2 / 3, -1 / 3, 0.0, 1.0])
 
 
+@pytest.mark.parametrize("n", [40, 500, 16_000])
+def test_k_hat_from_the_tail_alone_is_psislw_on_the_whole_row(n):
+    """k-hat reads the largest weights only (a short row with ArviZ's tail length kept through ``reff``); it
+    must equal ``psislw`` of every spread weight exactly, on smooth, heavy, tied and staircase rows, in a
+    batch and alone, in float64 and float32 (n = 40: the short row would be no shorter, the whole row is fitted)."""
+    import arviz as az
+    from maxent_gan.inference.diagnostics import _k_hat_numpy, _spread_ties
+
+    rng = np.random.default_rng(n)
+    rows = [rng.normal(size=n), np.log(rng.pareto(1.0, n) + 1.0), np.round(rng.standard_t(1.5, n), 1),
+            np.round(3 * rng.normal(size=n)), np.where(rng.random(n) < 0.9, 0.0, rng.normal(size=n)),
+            -np.round(2 * np.abs(rng.normal(size=n)))]
+    rows[-1][:3] = 5.0  # three tied maxima far above a staircase
+    rows = np.stack(rows)
+    with np.errstate(over="ignore"):
+        expected = np.array([az.psislw(_spread_ties(row))[1] for row in rows])
+    np.testing.assert_array_equal(_k_hat_numpy(rows), expected)
+    np.testing.assert_array_equal([_k_hat_numpy(row) for row in rows], expected)
+    single = rows.astype(np.float32)
+    with np.errstate(over="ignore"):
+        expected32 = np.array([az.psislw(_spread_ties(row.astype(np.float64)))[1] for row in single])
+    np.testing.assert_array_equal(_k_hat_numpy(single), expected32)
+
+
 def test_the_posterior_rule_flags_missed_mass_and_what_moves_it_not_the_share_of_heavy_tailed_draws():
     from maxent_gan.inference.diagnostics import UNRELIABLE_FRACTION, DrawSetError, posterior_reasons
     from maxent_gan.inference.posterior import _share_in_tails

@@ -191,7 +191,7 @@ def compare(
                 family.model, data, key=key_post, proposal=proposal, estimator=estimator,
                 num_draws=settings.num_draws, num_warmup=settings.num_warmup,
                 num_samples=settings.num_samples, num_chains=settings.num_chains,
-                chain_method=_chain_method(settings.num_chains),
+                chain_method=_chain_method(settings.num_chains), dense_mass=settings.dense_mass,
             )
 
         context = _RowContext(problem, data, test, settings, key_train, run_nuts, idatas)

@@ -36,7 +36,7 @@ def render_report(summary: dict) -> str:
         "posterior over the cost weights say, and does it stay right when the normalizer Z(θ) (a sum over every "
         "possible trajectory or point) has to be estimated by importance sampling with a proposal? Each row "
         f"below is one posterior (NUTS, {s['num_chains']} chains x {s['num_samples']} draws after "
-        f"{s['num_warmup']} warm-up, key {summary['key']}); every proposal stands in for Z(θ) through "
+        f"{s['num_warmup']} warm-up{', a dense mass matrix' if s.get('dense_mass') else ''}, key {summary['key']}); every proposal stands in for Z(θ) through "
         f"{s['num_draws']} draws fixed once (common random numbers).",
         "",
         "Proposals:",

@@ -27,6 +27,7 @@ class CompareSettings:
     num_warmup: int = 500
     num_samples: int = 500
     num_chains: int = 4
+    dense_mass: bool = True  # NUTS adapts a dense mass matrix: a cost family has a few, often correlated, weights
     anchor_steps: int = 500  # sampler steps at each anchor of the θ-following samplers
     check_thetas: int = CROSS_CHECK_THETAS  # posterior draws the SMC cross-check runs at (no exact log Z); 0: none
 
