@@ -277,8 +277,10 @@ def normalizer_stats(handled: normalized, samples: dict, *model_args, batch_size
                 points = trace[name]["value"].reshape((-1,) + site.base.event_shape)
                 draws, log_q = handled.draws_at(site.base)
                 log_weights = site.base.unnormalized_log_prob(draws) - log_q
-                row.update(log_weights=log_weights,
-                           forward=site.base.unnormalized_log_prob(points) - handled.log_q_at(site.base, points))
+                forward = site.base.unnormalized_log_prob(points) - handled.log_q_at(site.base, points)
+                # the ESSs here, in the program (on the host, eagerly, they were hundreds of small dispatches)
+                row.update(log_weights=log_weights, forward=forward, ess=effective_sample_size(log_weights),
+                           forward_ess=effective_sample_size(forward))
                 summands = handled.estimator.summands(log_weights, handled.prepared)
                 if summands is not None:  # the estimate's own summands carry its diagnostics (mis-cv)
                     row["floored"], row["summands"] = summands
@@ -331,9 +333,9 @@ def _draw_stats(row: dict) -> dict[str, np.ndarray]:
         if "summands" in row:  # a floored estimate (CV_FLOOR) has ESS 0: the rule flags it
             stats["log_z_ess"] = np.where(row["floored"], 0.0, summand_ess_numpy(row["summands"]))
         else:
-            stats["log_z_ess"] = np.asarray(effective_sample_size(log_w))
+            stats["log_z_ess"] = np.asarray(row["ess"])
         stats["log_z_k_hat"] = _k_hat_numpy(log_w)
-        stats["log_z_forward_ess"] = np.asarray(effective_sample_size(forward))
+        stats["log_z_forward_ess"] = np.asarray(row["forward_ess"])
         stats["log_z_forward_k_hat"] = _k_hat_numpy(forward)
         checks = [ForwardCheck(np.nan, fe, fk, forward[i])
                   for i, (fk, fe) in enumerate(zip(stats["log_z_forward_k_hat"], stats["log_z_forward_ess"],
