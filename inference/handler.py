@@ -78,8 +78,18 @@ class NormalizedSite(dist.Distribution):
         return self.base.sample(key, sample_shape)
 
 
-@eqx.filter_jit
 def _prepare(estimator: Estimator, proposal, draws: jax.Array, log_q: jax.Array):
+    # one compiled program; what is not an array in the proposal and the estimator is its static key, so a
+    # proposal or estimator with an unhashable part (a plain, unfrozen dataclass) is prepared eagerly
+    try:
+        hash((estimator, *jax.tree.leaves(eqx.filter(proposal, eqx.is_array, inverse=True))))
+    except TypeError:
+        return estimator.prepare(proposal, draws, log_q)
+    return _prepare_compiled(estimator, proposal, draws, log_q)
+
+
+@eqx.filter_jit
+def _prepare_compiled(estimator: Estimator, proposal, draws: jax.Array, log_q: jax.Array):
     return estimator.prepare(proposal, draws, log_q)
 
 

@@ -62,6 +62,35 @@ def test_joint_has_minus_n_log_z_exactly_once(estimator, data):
     assert abs(log_z - (jnp.log(2 * jnp.pi) - jnp.log(precision))) < 0.02
 
 
+def test_a_proposal_that_cannot_be_hashed_is_served_and_its_draws_are_held_as_arguments(data):
+    """A user's proposal may be a plain (unfrozen) dataclass, which has no hash: the handler prepares it without
+    compiling (a static argument must hash). Its draws then go through ``holding`` as a jitted function's
+    arguments and give the same log joint as the handler's own."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Plain:
+        scale: float = 0.8
+
+        def sample_and_log_prob(self, key, n):
+            x = self.scale * jax.random.normal(key, (n, DIM))
+            return x, self.log_prob(x)
+
+        def log_prob(self, x):
+            return jax.scipy.stats.norm.logpdf(x, 0.0, self.scale).sum(-1)
+
+    handled = normalized(model, Plain(), 4000, jax.random.key(1))
+    joint = log_density(handled, (data,), {}, {"precision": 2.7})[0]
+
+    def held(fixed, precision):
+        with handled.holding(fixed):
+            return log_density(handled, (data,), {}, {"precision": precision})[0]
+
+    other = normalized(model, Plain(), 4000, jax.random.key(2)).fixed()
+    assert abs(jax.jit(held)(handled.fixed(), 2.7) - joint) < 1e-9
+    assert abs(jax.jit(held)(other, 2.7) - joint) > 1e-6  # the draws held are the ones read
+
+
 def test_nuts_on_the_handled_model_matches_the_conjugate_posterior(data):
     mean, sd = conjugate(data)
     # IS with fixed draws shifts the posterior by about N·∂(log Ẑ error)/∂θ: 2·10⁴ draws keep that
