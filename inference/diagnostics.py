@@ -145,8 +145,8 @@ def _tail_k_hat(rows: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):  # ArviZ's GPD profile likelihood overflows to weight 0: harmless
         if length >= n:  # nothing to leave out
             return np.asarray(az.psislw(_spread_ties(rows))[1], dtype=np.float64)
-        short = np.stack([np.concatenate([np.full(length - len(t), floor), t]) for floor, t in
-                          ((t[0], t) for t in tails)])
+        # each tail ascending after its floor (t[0]), the floor repeated to the common length
+        short = np.stack([np.concatenate([np.full(length - len(t), t[0]), t]) for t in tails])
         # psislw cuts ceil(min(length / 5, 3 sqrt(length / reff))) tail draws; this reff makes that `tail`
         # (length / 5 >= tail), half a draw clear of ceil's rounding
         reff = length / ((tail - 0.5) / 3) ** 2
