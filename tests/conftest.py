@@ -33,9 +33,36 @@ if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):  # xdis
 
 jax.config.update("jax_enable_x64", True)
 os.environ.setdefault("MAXENT_GAN_QUICK", "1")
-# the CLI's persistent compilation cache stays off in the suite (workers writing one cache at once once
-# crashed in JAX's executable serialisation); tests/test_cli_audit.py turns it on in a folder of its own
-os.environ.setdefault("MAXENT_GAN_COMPILATION_CACHE", "0")
+
+# One persistent compilation cache for every process of the run: the two workers, the notebook kernels and the
+# CLI subprocesses compile many of the same programs (the small eager ones above all), and each loads what
+# another has compiled. A fresh clone's run starts it empty: 797 s -> 677 s for the whole suite (one run
+# each, 2026-12-07, 2 cores); a second run loads nearly all its programs: 332 s. Every program is kept,
+# however quick to compile (most take 10-50 ms). MAXENT_GAN_SUITE_CACHE=0 turns it off, a folder moves it.
+# (Two runs on 2026-12-03 with four workers' caches at a 0.5 s threshold segfaulted in JAX's executable
+# serialisation; the crash net below reruns such a test once, and lists it.)
+SUITE_CACHE = os.environ.setdefault("MAXENT_GAN_SUITE_CACHE",
+                                    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                 ".cache", "jax-suite"))
+if SUITE_CACHE != "0":
+    # the environment for the kernels and subprocesses (JAX reads it when imported), the config for this process;
+    # no JAX bound on the folder (it lists the folder at every write): pytest_sessionstart bounds it once
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=SUITE_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    os.environ.setdefault("MAXENT_GAN_COMPILATION_CACHE", SUITE_CACHE)  # the CLI's own setting
+    jax.config.update("jax_compilation_cache_dir", SUITE_CACHE)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+else:
+    os.environ.setdefault("MAXENT_GAN_COMPILATION_CACHE", "0")
+
+
+def pytest_sessionstart(session):
+    """The suite's cache bounded once, by the controller, before any worker starts."""
+    if SUITE_CACHE != "0" and not hasattr(session.config, "workerinput"):
+        from maxent_gan.inference.app.cli import prune_compilation_cache
+
+        prune_compilation_cache(SUITE_CACHE)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -225,7 +225,9 @@ def test_a_second_run_loads_its_programs_from_the_compilation_cache(tmp_path):
     cache = tmp_path / "cache"
     # every program cached, however fast it compiled (the default keeps only those over 0.1 s, and a program
     # near that line could be kept by one run and not the other on a loaded machine)
-    env = {**os.environ, "MAXENT_GAN_COMPILATION_CACHE": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    # (and not the suite's own cache, which tests/conftest.py hands every subprocess through JAX's variable)
+    env = {**{k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"},
+           "MAXENT_GAN_COMPILATION_CACHE": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     command = [sys.executable, "-m", "maxent_gan.inference.app.cli", "logz", "--problem", "gaussian", "--samples",
                "500", "--json"]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -238,3 +240,17 @@ def test_a_second_run_loads_its_programs_from_the_compilation_cache(tmp_path):
     numbers = [{k: v for k, v in json.loads(run.stdout).items() if k != "seconds"} for run in (first, second)]
     assert second.returncode == 0 and numbers[0] == numbers[1]  # the same numbers from loaded programs
     assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == stored  # nothing compiled anew
+
+
+def test_the_compilation_cache_is_bounded_once_by_deleting_its_oldest_programs(tmp_path):
+    from maxent_gan.inference.app.cli import prune_compilation_cache
+
+    for i in range(10):  # ten programs of 100 bytes, program 0 the oldest
+        path = tmp_path / f"program{i}-cache"
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    (tmp_path / ".lockfile").write_bytes(b"")
+    assert prune_compilation_cache(tmp_path, max_bytes=1000) == 0  # at the bound: nothing goes
+    assert prune_compilation_cache(tmp_path, max_bytes=800) == 4  # down to 3/4 of the bound, oldest first
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lockfile"] + [f"program{i}-cache" for i in range(4, 10)]
+    assert prune_compilation_cache(tmp_path / "absent") == 0

@@ -143,7 +143,7 @@ def test_draw_set_error_of_known_moves():
 
 
 def test_the_mixture_estimator_is_refused_for_posteriors(data):
-    with pytest.raises(ValueError, match="estimator: Mixture\(\) does not serve inside a posterior: it is biased there"):
+    with pytest.raises(ValueError, match=r"estimator: Mixture\(\) does not serve inside a posterior: it is biased there"):
         sample_posterior(model, data, key=jax.random.key(0), proposal=Gaussian.isotropic(DIM, 0.8),
                          estimator=Mixture())
 
