@@ -235,23 +235,26 @@ def _bridge(key, target, proposal, particles, step_size, step_jitter, target_ess
         steps = step * jnp.exp(-step_jitter * jax.random.uniform(key_jitter, (particles.shape[0],), dtype))
         state, info = smc(steps, inverse_mass).step(key_step, old)
         rate = jnp.nan_to_num(jnp.mean(info.update_info.acceptance_rate))
-        return state, info.log_likelihood_increment, rate
+        return state, info.log_likelihood_increment.astype(dtype), rate.astype(dtype)
 
     def body(carry):
         i, old, step, temps, incs, accs = carry
-        state, increment, rate = move(old, step, i, 0)
 
         # stuck moves (the scale changed between temperatures: modes sharpen) redo the same
-        # temperature from the same particles with a quarter of the step, at most RETRIES times
+        # temperature from the same particles with a quarter of the step, at most RETRIES times. The
+        # first move is the loop's first pass (attempt -1 -> 0, the step as it is): one copy of the SMC
+        # step in the program instead of two (half the compile time)
         def stuck(retry):
-            return (retry[3] < RETRY_BELOW) & (retry[0] < RETRIES)
+            attempt, rate = retry[0], retry[3]
+            return (attempt < 0) | ((rate < RETRY_BELOW) & (attempt < RETRIES))
 
         def again(retry):
             attempt, _, _, _, step = retry
-            step = step / 4
+            step = jnp.where(attempt < 0, step, step / 4)
             return (attempt + 1, *move(old, step, i, attempt + 1), step)
 
-        _, state, increment, rate, step = jax.lax.while_loop(stuck, again, (0, state, increment, rate, step))
+        first = (-1, old, jnp.zeros((), dtype), jnp.zeros((), dtype), step)
+        _, state, increment, rate, step = jax.lax.while_loop(stuck, again, first)
         step = step * jnp.exp(rate - 0.65)
         return (i + 1, state, step, temps.at[i].set(state.tempering_param), incs.at[i].set(increment),
                 accs.at[i].set(rate))

@@ -112,14 +112,23 @@ def _format(loss: np.ndarray) -> str:
 
 
 @eqx.filter_jit
-def _run_chunk(step, carry, start, length, args):
+def _run_chunk(step, carry, start, length, args, size):
+    """``length`` (traced, at most ``size``) steps from step ``start``: a ``lax.scan`` of ``size`` whose
+    steps past ``length`` keep the carry (their losses are zeros the caller drops). One compiled program
+    serves a fit's every chunk, its last, shorter one and the one-step replays of a failed chunk included."""
     arrays, static = eqx.partition(carry, eqx.is_array)
 
-    def body(arrays, i):
+    def advance(arrays, i):
         new, loss = step(eqx.combine(arrays, static), start + i, args)
         return eqx.partition(new, eqx.is_array)[0], loss
 
-    arrays, losses = jax.lax.scan(body, arrays, jnp.arange(length))
+    loss = jax.eval_shape(advance, arrays, jnp.asarray(0))[1]
+
+    def body(arrays, i):
+        return jax.lax.cond(i < length, advance, lambda arrays, _: (arrays, jnp.zeros(loss.shape, loss.dtype)),
+                            arrays, i)
+
+    arrays, losses = jax.lax.scan(body, arrays, jnp.arange(size))
     return eqx.combine(arrays, static), losses
 
 
@@ -167,8 +176,8 @@ def fit_in_chunks(
     if not isinstance(start, int) or isinstance(start, bool) or start < 0:
         raise ValueError(f"start: expected a non-negative integer, got {start!r}")
     with in_precision(dtype):
-        result, losses, stopped = _loop(step, _cast(carry, dtype), steps, _cast(args, dtype), chunk, failure, start,
-                                        progress, desc)
+        result, losses, stopped = _loop(step, _cast(carry, dtype), steps, _cast(args, dtype), min(chunk, steps),
+                                        failure, start, progress, desc)
     return (result if dtype is None else _restore(result, carry)), losses, stopped
 
 
@@ -177,19 +186,20 @@ def _loop(step, carry, steps, args, chunk, failure, start, progress, desc):
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
     while done < end and stopped is None:
         length = min(chunk, end - done)
-        new, losses = _run_chunk(step, carry, jnp.asarray(done), length, args)
-        losses = np.asarray(losses)
+        new, losses = _run_chunk(step, carry, jnp.asarray(done), jnp.asarray(length), args, chunk)
+        losses = np.asarray(losses)[:length]
         if failure(losses, new) is not None:
             # replay the chunk one step at a time: keep every good step and name the first bad one
             first = done
             for _ in range(length):
-                new, loss = _run_chunk(step, carry, jnp.asarray(done), 1, args)
-                cause = failure(np.asarray(loss), new)
+                new, loss = _run_chunk(step, carry, jnp.asarray(done), jnp.asarray(1), args, chunk)
+                loss = np.asarray(loss)[:1]
+                cause = failure(loss, new)
                 if cause is not None:
                     stopped = f"{cause} at step {done}; returning the state after {done} step(s)"
                     break
                 carry, done = new, done + 1
-                kept.append(np.asarray(loss))
+                kept.append(loss)
             bar.update(done - first)
             continue
         carry, done = new, done + length
