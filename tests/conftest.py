@@ -13,21 +13,25 @@ settings.register_profile("ci", max_examples=40, derandomize=True, database=None
 settings.register_profile("explore", max_examples=2000, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-# The suite is compile-bound (about 14 500 small XLA programs, most run once). XLA:CPU's older loop
+# The suite is compile-bound (about 16 000 small XLA programs, most run once; of the tests' own time 57 % is
+# XLA's backend compile and 20 % tracing and lowering, measured on 2026-12-07). XLA:CPU's older loop
 # emitters compile them much faster than its MLIR fusion emitters and run them as fast (measured on
 # 2026-12-03, one run each: the compare Gaussian family and a NUTS test 50.5 s at -O0 -> 30.3 s; a
 # GCL test 20.4 -> 12.7 s; the gridworld's exact NUTS posterior 13.4 -> 11.7 s; on 2026-12-07 the whole
 # suite took 1091 s without them against 760 s with them). They hang on one program: the LQR anchor
 # mixture's draws and densities jitted as one (JAX 0.10.2), which the library therefore draws eagerly.
-# The backend's -O0, used before, is dropped: it saved compile time but made that NUTS run 1.8x slower. Set
-# before the backend starts (importing jax does not start it); notebook kernels and CLI subprocesses inherit it.
+# The backend's -O0 makes the few tests that run long slower (a NUTS run 1.8x, the point-mass train test
+# 49 -> 60 s) and compiles everything faster: the whole suite from an empty cache 638 s -> 529 s (one run
+# each, 2026-12-07). Set before the backend starts (importing jax does not start it); notebook kernels and
+# CLI subprocesses inherit it.
 # Three more flags cut compile time, and with two workers on two cores the backend's own threads only
 # compete with the other worker (measured on 2026-12-04, two copies of the estimators, handler, LQR and
 # anchors modules side by side: 76.2 s -> 70.0 s with single-threaded Eigen and one codegen split;
 # alone, 58.6 s -> 54.0 s without LLVM's expensive passes; compare's Gaussian family and the LQR IRL
 # tests, which run longer than they compile, 39.2 s -> 38.1 s).
 SUITE_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false --xla_llvm_disable_expensive_passes=true "
-                   "--xla_cpu_multi_thread_eigen=false --xla_cpu_parallel_codegen_split_count=1")
+                   "--xla_cpu_multi_thread_eigen=false --xla_cpu_parallel_codegen_split_count=1 "
+                   "--xla_backend_optimization_level=0")
 if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):  # xdist workers inherit it
     os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " " + SUITE_XLA_FLAGS
 
