@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from maxent_gan.inference.app.settings import COMPARE_PROBLEMS
 from maxent_gan.inference.spaces import broad_proposal, has_soft_optimal, soft_optimal, warm_start
 from maxent_gan.models.builders import energy_problem, tabular_problem
 from maxent_gan.models.files import from_imitation_trajectories, from_seals_env, load_problem_file
@@ -57,6 +58,8 @@ def test_every_registered_problem_has_a_space_and_only_families_have_models():
             train, test = problem.data(jax.random.key(0), 8, 4)
             assert train.shape[1:] == test.shape[1:] == (problem.dim,), name  # points of the space's width
         assert (problem.model is None) == (problem.family is None), name
+        # compare's list (its help and its errors) is every problem with a cost family
+        assert (name in COMPARE_PROBLEMS) == (problem.family is not None), name
 
 
 def _string_comparisons(path: pathlib.Path) -> list[str]:

@@ -14,7 +14,8 @@ CROSS_CHECK_THETAS = 20  # posterior draws the SMC cross-check runs at, spread o
 
 # the built-in problems whose family has an exact normalizer (the gold standard row); any problem with a
 # cost family is accepted (pointmass, a user's own), these are listed in help and errors
-COMPARE_PROBLEMS = ("gridworld", "lqr", "gaussian", "rings", "8gaussians", "moons", "checkerboard", "pinwheel")
+COMPARE_PROBLEMS = ("gridworld", "lqr", "pointmass", "pendulum", "gaussian", "rings", "8gaussians", "moons", "checkerboard",
+                    "pinwheel")  # the built-in problems with a cost family (tests/test_problem_protocol.py checks it)
 
 
 @dataclass(frozen=True)
