@@ -346,10 +346,11 @@ def prune_compilation_cache(folder: str | os.PathLike, max_bytes: int = COMPILAT
     folder on every program it writes: with the test suite's 12 000 programs in one folder that made a
     run several times slower than no cache at all (2026-12-07)."""
     try:
-        entries = [(entry.stat().st_mtime, entry.stat().st_size, entry.path)
-                   for entry in os.scandir(folder) if entry.is_file() and not entry.name.startswith(".")]
+        stats = [(entry.path, entry.stat()) for entry in os.scandir(folder)
+                 if entry.is_file() and not entry.name.startswith(".")]
     except FileNotFoundError:
         return 0
+    entries = [(stat.st_mtime, stat.st_size, path) for path, stat in stats]
     total = sum(size for _, size, _ in entries)
     if total <= max_bytes:
         return 0

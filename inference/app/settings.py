@@ -12,10 +12,10 @@ __all__ = ["COMPARE_PROBLEMS", "CROSS_CHECK_THETAS", "CompareSettings"]
 
 CROSS_CHECK_THETAS = 20  # posterior draws the SMC cross-check runs at, spread over the posterior
 
-# the built-in problems whose family has an exact normalizer (the gold standard row); any problem with a
-# cost family is accepted (pointmass, a user's own), these are listed in help and errors
+# the built-in problems with a cost family, listed in compare's help and errors (tests/test_problem_protocol.py
+# checks the list); a user's own problem with a cost family is accepted too
 COMPARE_PROBLEMS = ("gridworld", "lqr", "pointmass", "pendulum", "gaussian", "rings", "8gaussians", "moons", "checkerboard",
-                    "pinwheel")  # the built-in problems with a cost family (tests/test_problem_protocol.py checks it)
+                    "pinwheel")
 
 
 @dataclass(frozen=True)
