@@ -49,7 +49,7 @@ from maxent_gan.models.problems import make_problem
 jax.config.update("jax_enable_x64", True)
 warnings.simplefilter("ignore", UnreliableEstimateWarning)  # k-hat is reported below instead
 QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
-NUTS_SETTINGS = dict(num_warmup=100 if QUICK else 500, num_samples=100 if QUICK else 500, num_chains=2)
+NUTS_SETTINGS = dict(num_warmup=50 if QUICK else 500, num_samples=50 if QUICK else 500, num_chains=2)
 DRAWS = 2000 if QUICK else 16_000
 problem = make_problem("gridworld")
 demos, test = problem.data(jax.random.key(0), 100, 1000)

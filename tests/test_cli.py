@@ -122,11 +122,12 @@ def test_train_writes_summary_figures_checkpoints_and_resumes(tmp_path):
         (["train", "--problem", "nope"], "problem: unknown name 'nope'; valid: gaussian, rings, 8gaussians"),
         (["train", "--problem", "digits", "--method", "exact"], "'exact' needs an exact log Z"),
         (["train", "--resume"], "resume: no checkpoint in"),
+        (["train", "--check-particles", "-1"], "expected a non-negative integer, got -1"),
         (["logz", "--problem", "digits"], "digits has no reference energy"),
         (["logz", "--problem", "gridworld", "--proposal", "flow"],
          "proposal: unknown name 'flow' for gridworld; valid: exact-sampler, broad, soft-optimal, policy"),
     ],
-    ids=["method", "problem", "exact-on-digits", "resume-nothing", "logz-digits", "logz-gridworld-flow"],
+    ids=["method", "problem", "exact-on-digits", "resume-nothing", "check-particles", "logz-digits", "logz-gridworld-flow"],
 )
 def test_train_errors_exit_2_before_any_work(args, message, tmp_path):
     result = run(*args, "--out", str(tmp_path / "out")) if args[0] == "train" else run(*args)
@@ -182,7 +183,8 @@ def test_logz_on_the_gridworld_with_the_exact_proposal_is_exact():
 def test_train_on_the_point_mass_estimates_what_it_cannot_compute_and_learns(tmp_path):
     out = tmp_path / "pm"
     result = run("train", "--problem", "pointmass", "--method", "gcl", "--out", str(out), "--json", "--steps", "150",
-                 "--train-size", "100", "--test-size", "50", "--batch-size", "100", "--eval-every", "150")
+                 "--train-size", "100", "--test-size", "50", "--batch-size", "100", "--eval-every", "150",
+                 "--check-particles", "256")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["stopped"] is None and summary["log_z_exact"] is None and summary["epic"] is None

@@ -42,6 +42,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -96,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fit steps of learned proposals (default: 1000 Gaussian, 4000 flow, 100 epochs flow-data)")
     logz.add_argument("--json", action="store_true", help="print one JSON object")
 
+    from maxent_gan.inference.app.settings import CROSS_CHECK_PARTICLES
     from maxent_gan.inference.training import METHODS
 
     train = commands.add_parser("train", help="train an energy on a problem's data: exact, gcl or gan")
@@ -118,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--flow-epochs", type=_positive_int, default=100, help="epochs of the sampler's warm start")
     train.add_argument("--eval-every", type=_positive_int, default=250)
     train.add_argument("--checkpoint-every", type=_positive_int, default=500)
+    train.add_argument("--check-particles", type=_count, default=CROSS_CHECK_PARTICLES,
+                       help="particles of the tempered SMC that cross-checks the final log Z where no exact one "
+                            "exists (default: %(default)s; 0 skips it)")
     train.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     from maxent_gan.inference.app.settings import COMPARE_PROBLEMS, CompareSettings
@@ -204,7 +215,7 @@ def run_train(args) -> dict:
             checkpoint_dir=out / "checkpoints", checkpoint_every=args.checkpoint_every, resume=args.resume,
             progress=sys.stderr.isatty(),
         )
-        return write_training_outputs(run, out)
+        return write_training_outputs(run, out, check_particles=args.check_particles)
 
     out = Path(args.out)
     keep_if = f"checkpoints/{CHECKPOINT}"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 from maxent_gan.inference.annealed import log_z_annealed, log_z_annealed_reparameterized
-from maxent_gan.inference.app.settings import CROSS_CHECK_THETAS
+from maxent_gan.inference.app.settings import CROSS_CHECK_PARTICLES, CROSS_CHECK_THETAS
 from maxent_gan.inference.proposals.conditional import is_conditional
 from maxent_gan.models.problem import Problem
 from maxent_gan.models.spaces import Points, SimulatorTrajectories
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["CROSS_CHECK_PARTICLES", "CROSS_CHECK_THETAS", "CROSS_CHECK_TOLERANCE", "annealer", "cross_check",
            "cross_check_reasons", "spread_draws"]
 
-CROSS_CHECK_PARTICLES = 2048  # SMC particles at each
 CROSS_CHECK_TOLERANCE = 0.05  # nats: the largest disagreement, after the common offset, the check lets pass
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-__all__ = ["COMPARE_PROBLEMS", "CROSS_CHECK_THETAS", "CompareSettings"]
+__all__ = ["COMPARE_PROBLEMS", "CROSS_CHECK_PARTICLES", "CROSS_CHECK_THETAS", "CompareSettings"]
 
+CROSS_CHECK_PARTICLES = 2048  # SMC particles of each cross-check (train's final log Z, compare's at each θ)
 CROSS_CHECK_THETAS = 20  # posterior draws the SMC cross-check runs at, spread over the posterior
 
 # the built-in problems with a cost family, listed in compare's help and errors (tests/test_problem_protocol.py

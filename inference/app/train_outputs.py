@@ -126,30 +126,32 @@ def _(space: SimulatorTrajectories, run):
     return {"paths": paths_figure(run)}
 
 
-def smc_check(run: EBMRun, *, key: jax.Array | None = None) -> dict[str, Any]:
+def smc_check(run: EBMRun, *, key: jax.Array | None = None, num_particles: int = CROSS_CHECK_PARTICLES) -> dict[str, Any]:
     """Where no exact log Z exists (points in R^d, a simulator's trajectories under its policy), the final
     importance estimate of log Z against adaptive
-    tempered SMC started at the learned sampler (``maxent_gan.inference.app.cross_check``'s particles):
+    tempered SMC with ``num_particles`` particles started at the learned sampler:
     ``log_z_smc``, ``log_z_smc_reliable`` (the bridge's own rule, with the held-out data as its forward
     check) and ``log_z_smc_difference`` (log Z_IS - log Z_SMC). Empty where it does not apply."""
     last = {k: v for row in run.result.trace for k, v in row.items()}
     proposal = run.result.state.proposal
     anneal = annealer(run.problem, proposal)
-    if last.get("log_z_exact") is not None or "log_z_is" not in last or anneal is None:
+    if last.get("log_z_exact") is not None or "log_z_is" not in last or anneal is None or num_particles == 0:
         return {}
     estimate = anneal(jax.random.key(0) if key is None else key, learned_target(run), proposal,
-                      num_particles=CROSS_CHECK_PARTICLES, data=run.test[:200])
+                      num_particles=num_particles, data=run.test[:200])
     return {"log_z_smc": finite_or_none(estimate.log_z), "log_z_smc_reliable": estimate.reliable,
             "log_z_smc_difference": finite_or_none(last["log_z_is"] - float(estimate.log_z))}
 
 
-def write_training_outputs(run: EBMRun, out: str | Path) -> dict[str, Any]:
+def write_training_outputs(run: EBMRun, out: str | Path, *,
+                           check_particles: int = CROSS_CHECK_PARTICLES) -> dict[str, Any]:
     """``summary.json``, ``trace.json`` and ``figures/training.png`` in ``out``, plus
     the figures of the problem's sample space (:func:`space_figures`: ``density.png`` for 2-D points,
-    ``costs.png`` for a gridworld, ``paths.png`` for the point mass)."""
+    ``costs.png`` for a gridworld, ``paths.png`` for the point mass). The summary carries :func:`smc_check`'s
+    cross-check with ``check_particles`` particles (0: none)."""
     out = Path(out)
     summary = ebm_summary(run)
-    summary.update(smc_check(run))
+    summary.update(smc_check(run, num_particles=check_particles))
     for name, figure in space_figures(run.problem.space, run).items():
         save_figure(figure, out / "figures" / f"{name}.png")
         plt.close(figure)
