@@ -158,8 +158,9 @@ def _(space: Points, key, proposal, cost_fn, draws, *, unflatten, steps, rate, c
 
 @singledispatch
 def broad_proposal(space, key: jax.Array, *, tilted: bool = False) -> Proposal:
-    """The broad proposal of a space, fixed before seeing any data: a wide Gaussian on points (scale a
-    quarter of the quadrature box, else 2), uniform actions on a tabular MDP (``tilted``: with transition
+    """The broad proposal of a space, fixed before seeing any data: a wide Gaussian on points (standard
+    deviation :attr:`~maxent_gan.models.spaces.Points.broad_scale`: the problem's own scale, else a quarter
+    of the quadrature box, else 2), uniform actions on a tabular MDP (``tilted``: with transition
     tilts to learn, the family that contains :math:`p_\\theta`), N(0, I) forces on a linear system
     (``tilted``: with its transitions' mean, map and noise to learn, at the dynamics' own),
     an MLP Gaussian policy initialized from ``key`` that starts there on a simulator."""
@@ -168,8 +169,7 @@ def broad_proposal(space, key: jax.Array, *, tilted: bool = False) -> Proposal:
 
 @broad_proposal.register
 def _(space: Points, key, *, tilted=False):
-    scale = 2.0 if space.bounds is None else float(space.bounds[0][1] - space.bounds[0][0]) / 4
-    return Gaussian.isotropic(space.dim, scale)
+    return Gaussian.isotropic(space.dim, space.broad_scale)
 
 
 @broad_proposal.register

@@ -30,10 +30,13 @@ __all__ = ["LinearGaussianTrajectories", "Points", "SampleSpace", "SimulatorTraj
 
 @dataclass(frozen=True, eq=False)
 class Points:
-    """Points in R^``dim``; ``bounds`` ``((x_lo, x_hi), (y_lo, y_hi))``: a 2-D quadrature box, else ``None``."""
+    """Points in R^``dim``; ``bounds`` ``((x_lo, x_hi), (y_lo, y_hi))``: a 2-D quadrature box, else ``None``;
+    ``scale``: how far the target's mass spreads about the origin, per coordinate, where the problem knows it
+    (the broad proposal's standard deviation), else ``None``."""
 
     dim: int
     bounds: tuple[tuple[float, float], tuple[float, float]] | None = None
+    scale: float | None = None
     base_measure = "lebesgue"
     support = constraints.real_vector
 
@@ -41,6 +44,14 @@ class Points:
     def size(self) -> int:
         """Length of one point."""
         return self.dim
+
+    @property
+    def broad_scale(self) -> float:
+        """The broad Gaussian's standard deviation: ``scale`` where given, else a quarter of the quadrature
+        box, else 2."""
+        if self.scale is not None:
+            return float(self.scale)
+        return 2.0 if self.bounds is None else float(self.bounds[0][1] - self.bounds[0][0]) / 4
 
 
 class Trajectories:

@@ -106,15 +106,18 @@ def manywell_energy(dim: int = 32) -> Unnormalized:
                         sampler=partial(_manywell_sample, dim=dim))
 
 
+# builder, dimension, and the spread of the mass about the origin per coordinate (the broad proposal's
+# standard deviation: gmm40's modes are uniform on [-40, 40]^2, sd 23; funnel10's first coordinate has sd 3;
+# manywell32's wells sit at about ±1.7)
 STANDARD_TARGETS = {
-    "gmm40": (gmm40_energy, 2),
-    "funnel10": (lambda: funnel_energy(10), 10),
-    "manywell32": (lambda: manywell_energy(32), 32),
+    "gmm40": (gmm40_energy, 2, 25.0),
+    "funnel10": (lambda: funnel_energy(10), 10, 3.0),
+    "manywell32": (lambda: manywell_energy(32), 32, 2.0),
 }
 
 
 def standard_problem(name: str) -> Problem:
     """A standard target as a problem: exact draws as data, exact log Z, no cost family."""
-    build, size = STANDARD_TARGETS[name]
+    build, size, scale = STANDARD_TARGETS[name]
     target = build()
-    return Problem(name, Points(size), target, target.params, draws_data(target))
+    return Problem(name, Points(size, scale=scale), target, target.params, draws_data(target))

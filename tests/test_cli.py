@@ -26,7 +26,7 @@ def test_logz_json_has_the_documented_keys_and_is_close_to_exact():
 
 
 def test_logz_table_and_unreliable_warning(capsys):
-    assert main(["logz", "--dim", "10", "--proposal", "broad", "--samples", "2000"]) == 0
+    assert main(["logz", "--dim", "10", "--proposal", "broad", "--estimator", "importance", "--samples", "2000"]) == 0
     captured = capsys.readouterr()
     assert "Pareto k-hat" in captured.out and "unreliable" in captured.out
     assert "forward check" in captured.out and "over 2000 exact draws" in captured.out
@@ -42,6 +42,23 @@ def test_logz_with_the_annealed_estimator_bridges_a_broad_start(capsys):
     assert abs(payload["log_z"] - payload["log_z_exact"]) < 0.1 and payload["acceptance"] > 0.1
     assert main(["logz", "--problem", "gridworld", "--proposal", "policy", "--estimator", "annealed"]) == 2
     assert "target: the annealed estimator moves particles by HMC" in capsys.readouterr().err
+
+
+def test_logz_defaults_bridge_from_the_broad_start_only_where_importance_sampling_is_unreliable(capsys):
+    # 2-D: the broad start's weights pass their rule, and that estimate is the answer
+    assert main(["logz", "--samples", "2000", "--json"]) == 0
+    easy = json.loads(capsys.readouterr().out)
+    assert easy["proposal"] == "broad" and easy["estimator"] == "importance" and easy["escalated_from"] is None
+    assert easy["reliable"] and abs(easy["log_z"] - easy["log_z_exact"]) < 0.05
+    # 10-D: they do not (the table test's case), so tempered SMC bridges from the same start
+    assert main(["logz", "--dim", "10", "--samples", "2000", "--json"]) == 0
+    hard = json.loads(capsys.readouterr().out)
+    assert hard["estimator"] == "annealed" and hard["num_temperatures"] >= 2
+    assert any("Pareto k-hat" in reason for reason in hard["escalated_from"]["unreliable_reasons"])
+    assert abs(hard["log_z"] - hard["log_z_exact"]) < abs(hard["escalated_from"]["log_z"] - hard["log_z_exact"])
+    assert abs(hard["log_z"] - hard["log_z_exact"]) < 0.1
+    assert main(["logz", "--dim", "10", "--samples", "2000"]) == 0
+    assert "importance sampling first" in capsys.readouterr().out
 
 
 def test_exact_proposal_reports_null_k_hat_in_json(capsys):

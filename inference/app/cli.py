@@ -91,14 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     logz.add_argument("--dim", type=_positive_int, default=2, help=f"the Gaussian's dimension (at most {MAX_DIM})")
     logz.add_argument("--proposal", default=None,
                       help=f"one of {', '.join(n for n in RECIPES if RECIPES[n].proposal is not None)}, where the "
-                           f"problem allows it (points: {', '.join(proposal_names())}, default gaussian; trajectories "
+                           f"problem allows it (points: {', '.join(proposal_names())}, default broad; trajectories "
                            "default policy)")
     logz.add_argument("--samples", type=_positive_int, default=10_000, help="proposal draws (annealed: particles)")
-    logz.add_argument("--estimator", choices=("importance", "annealed"), default="importance",
+    logz.add_argument("--estimator", choices=("auto", "importance", "annealed"), default="auto",
                       help="importance: weights of the proposal's draws; annealed: tempered SMC from the proposal "
-                           "to the target (points only; maxent_gan.inference.annealed)")
+                           "to the target (points only; maxent_gan.inference.annealed); auto (default): importance, "
+                           "then annealed from the same proposal where the first is unreliable (points)")
     logz.add_argument("--seed", type=_seed, default=0)
-    logz.add_argument("--scale", type=float, default=2.0, help="standard deviation of the broad Gaussian")
+    logz.add_argument("--scale", type=float, default=None,
+                      help="standard deviation of the broad Gaussian (default: the problem's own: 25 for gmm40, 3 "
+                           "for funnel10, a quarter of a 2-D toy's box, else 2)")
     logz.add_argument("--fit-steps", type=_positive_int, default=None,
                       help="fit steps of learned proposals (default: 1000 Gaussian, 4000 flow, 100 epochs flow-data)")
     logz.add_argument("--json", action="store_true", help="print one JSON object")
@@ -237,7 +240,7 @@ def run_train(args) -> dict:
 def run_logz(args) -> tuple[dict, float]:
     """The estimate as a JSON-able dict (non-finite k-hat as null), and the raw k-hat."""
     import jax
-    from maxent_gan.inference.app.logz import estimate_log_z
+    from maxent_gan.inference.app.logz import ImportanceThenAnnealed, estimate_log_z
     from maxent_gan.inference.io import finite_or_none
     from maxent_gan.inference.normalizers import Annealed, Importance
     from maxent_gan.models.problems import make_problem
@@ -245,14 +248,14 @@ def run_logz(args) -> tuple[dict, float]:
 
     _check_dim(args.dim)
     _check_finite_positive("scale", args.scale)
-    if args.scale > MAX_SCALE:
+    if args.scale is not None and args.scale > MAX_SCALE:
         raise ValueError(f"scale: expected at most {MAX_SCALE:g} (draws further out overflow the energy), got "
                          f"{args.scale:g}")
     problem = make_problem(args.problem, dim=args.dim)  # names are checked before any work
     if args.proposal is None:
-        args.proposal = "gaussian" if isinstance(problem.space, Points) else "policy"
+        args.proposal = "broad" if isinstance(problem.space, Points) else "policy"
     args.dim = problem.dim
-    estimator = {"importance": Importance, "annealed": Annealed}[args.estimator]()
+    estimator = {"importance": Importance, "annealed": Annealed, "auto": ImportanceThenAnnealed}[args.estimator]()
     result = estimate_log_z(problem, args.proposal, key=jax.random.key(args.seed), samples=args.samples,
                             scale=args.scale, fit_steps=args.fit_steps, estimator=estimator,
                             progress=not args.json and sys.stderr.isatty())
@@ -272,6 +275,9 @@ def _print_logz_table(result: dict, k_hat: float) -> None:
     rows = [
         ("problem", f"{result['problem']} (d = {result['dim']})"),
         ("proposal", f"{result['proposal']}, {result['samples']} draws, seed {result['seed']}"),
+        *([] if result["escalated_from"] is None else [
+            ("importance sampling first", f"{result['escalated_from']['log_z']:.6f}, unreliable: "
+                                          + "; ".join(result["escalated_from"]["unreliable_reasons"]))]),
         ("log Z (importance sampling)" if result["estimator"] == "importance" else
          f"log Z (tempered SMC, {result['num_temperatures']} temperatures)", f"{result['log_z']:.6f}"),
         ("log Z exact", "unknown" if exact is None else f"{exact:.6f}"),

@@ -16,8 +16,9 @@ from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
 from maxent_gan.inference.estimators import log_z_importance
 from maxent_gan.inference.normalizers import Annealed, Importance
 from maxent_gan.models.problems import Problem
+from maxent_gan.models.spaces import Points
 
-__all__ = ["compare_proposals", "estimate_log_z"]
+__all__ = ["ImportanceThenAnnealed", "compare_proposals", "estimate_log_z"]
 
 
 def estimate_log_z(
@@ -26,16 +27,20 @@ def estimate_log_z(
     *,
     key: jax.Array | None = None,
     samples: int = 10_000,
-    scale: float = 2.0,
+    scale: float | None = None,
     fit_steps: int | None = None,
-    estimator: Importance | Annealed | None = None,
+    estimator: Importance | Annealed | ImportanceThenAnnealed | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """log Z of ``problem.target`` with the named proposal (a recipe of
-    :data:`maxent_gan.inference.app.recipes.RECIPES`): ``Importance()`` (the default), or ``Annealed()``
+    :data:`maxent_gan.inference.app.recipes.RECIPES`): ``Importance()`` (the default), ``Annealed()``
     (points only), adaptive tempered SMC started at it (:mod:`maxent_gan.inference.annealed`;
     ``samples`` particles, ``ess``/``k_hat`` are the start's, plus ``num_temperatures`` and the
-    bridge's lowest mean HMC ``acceptance``; ``unreliable_reasons`` is the bridge's rule).
+    bridge's lowest mean HMC ``acceptance``; ``unreliable_reasons`` is the bridge's rule), or
+    :class:`ImportanceThenAnnealed` (the command line's default: the first, and the second where the first is
+    unreliable; ``escalated_from`` then holds the importance estimate and its reasons, else ``None``).
+    ``scale``: the broad Gaussian's standard deviation on points (default: the problem's own,
+    :attr:`~maxent_gan.models.spaces.Points.broad_scale`).
 
     Returns ``log_z``, ``log_z_exact`` (or None), ``error``, ``ess``, ``k_hat`` (a float:
     ``-inf`` when all weights are equal, ``+inf`` when too few draws; JSON writers turn those
@@ -47,9 +52,9 @@ def estimate_log_z(
     and ``seconds`` (fit + draws + checks). Names are checked before any work.
     """
     estimator = Importance() if estimator is None else estimator
-    if not isinstance(estimator, Importance | Annealed):
-        raise ValueError(f"estimator: expected Importance() or Annealed() (maxent_gan.inference.normalizers), "
-                         f"got {estimator!r}")
+    if not isinstance(estimator, Importance | Annealed | ImportanceThenAnnealed):
+        raise ValueError(f"estimator: expected Importance() or Annealed() (maxent_gan.inference.normalizers), or "
+                         f"ImportanceThenAnnealed(), got {estimator!r}")
     key = check_key(key)
     if proposal not in proposal_names(problem):
         raise ValueError(f"proposal: unknown name {proposal!r} for {problem.name}; "
@@ -64,17 +69,20 @@ def estimate_log_z(
     fitted = make_proposal(proposal, key_fit, target, problem=problem, scale=scale, steps=fit_steps,
                            progress=progress)
     source, points = _forward_points(problem, key_forward)
+    escalated_from = None
     if isinstance(estimator, Annealed):
-        estimate = log_z_annealed(key_draw, target, fitted, num_particles=samples, data=points, **estimator.options)
-        ess, k_hat = estimate.start_ess, estimate.start_k_hat
-        extra = {"num_temperatures": estimate.num_temperatures,
-                 "acceptance": float(np.min(estimate.acceptance)) if estimate.acceptance.size else None}
+        estimate, ess, k_hat, extra = _annealed(key_draw, target, fitted, samples, points, estimator)
     else:
-        x, log_q = fitted.sample_and_log_prob(key_draw, samples)
-        forward = {} if points is None else {"cost_data": -target.unnormalized_log_prob(points),
-                                             "log_q_data": fitted.log_prob(points)}
-        estimate = log_z_importance(-target.unnormalized_log_prob(x), log_q, **forward)
-        ess, k_hat, extra = float(estimate.ess), float(estimate.k_hat), {}
+        estimate, ess, k_hat, extra = _importance(key_draw, target, fitted, samples, points)
+        if (isinstance(estimator, ImportanceThenAnnealed) and not estimate.reliable
+                and isinstance(problem.space, Points)):
+            escalated_from = {"estimator": "importance", "log_z": float(estimate.log_z),
+                              "unreliable_reasons": estimate.unreliable_reasons()}
+            estimator = estimator.annealed
+            estimate, ess, k_hat, extra = _annealed(jax.random.fold_in(key_draw, 1), target, fitted, samples, points,
+                                                    estimator)
+        estimator = estimator if isinstance(estimator, Annealed) else Importance()
+    extra["escalated_from"] = escalated_from
     seconds = time.perf_counter() - start
     if estimate.unreliable_reasons():  # the edge a person reads: the estimator itself only reports
         warnings.warn(f"logz: the estimate is unreliable: {'; '.join(estimate.unreliable_reasons())}; use a proposal "
@@ -100,6 +108,39 @@ def estimate_log_z(
         "estimator": estimator.name,
         **extra,
     }
+
+
+class ImportanceThenAnnealed:
+    """``logz``'s default on points: importance sampling from the proposal first and, where the estimate's own
+    rule calls it unreliable, adaptive tempered SMC (:class:`~maxent_gan.inference.normalizers.Annealed`,
+    ``options`` its settings) from the same proposal with as many particles as there were draws. Importance
+    sampling costs a fraction of a second and, from a broad start at the target's own scale, is the fastest
+    way to a given accuracy where it is reliable; where it is not, the bridge is (the benchmarks' standard
+    targets). On trajectories it is plain importance sampling. The result names the estimator that gave the
+    estimate, and ``escalated_from`` the importance estimate and its reasons where it escalated."""
+
+    name = "importance-then-annealed"
+
+    def __init__(self, **options):
+        self.annealed = Annealed(**options)
+
+    def __repr__(self) -> str:
+        return f"ImportanceThenAnnealed({', '.join(f'{k}={v!r}' for k, v in self.annealed.options.items())})"
+
+
+def _importance(key, target, proposal, samples, points):
+    x, log_q = proposal.sample_and_log_prob(key, samples)
+    forward = {} if points is None else {"cost_data": -target.unnormalized_log_prob(points),
+                                         "log_q_data": proposal.log_prob(points)}
+    estimate = log_z_importance(-target.unnormalized_log_prob(x), log_q, **forward)
+    return estimate, float(estimate.ess), float(estimate.k_hat), {}
+
+
+def _annealed(key, target, proposal, samples, points, estimator: Annealed):
+    estimate = log_z_annealed(key, target, proposal, num_particles=samples, data=points, **estimator.options)
+    extra = {"num_temperatures": estimate.num_temperatures,
+             "acceptance": float(np.min(estimate.acceptance)) if estimate.acceptance.size else None}
+    return estimate, estimate.start_ess, estimate.start_k_hat, extra
 
 
 FORWARD_POINTS = 2000  # exact draws for the forward check

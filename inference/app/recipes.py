@@ -199,17 +199,21 @@ def make_proposal(
     target: Unnormalized,
     *,
     problem=None,
-    scale: float = 2.0,
+    scale: float | None = None,
     steps: int | None = None,
     progress: bool = False,
 ) -> Proposal:
     """Build the named proposal for ``target`` (``problem``: the problem it comes from, which decides the
     names that apply; ``None``: points in R^d); the error lists the valid names. ``scale``: the broad
-    Gaussian's on points; ``steps``: the fit's steps (epochs for ``flow-data``), ``None`` each recipe's own."""
+    Gaussian's standard deviation on points (``None``: the space's own,
+    :attr:`~maxent_gan.models.spaces.Points.broad_scale`, or 2 without a problem), which the fitted Gaussians
+    start from; ``steps``: the fit's steps (epochs for ``flow-data``), ``None`` each recipe's own."""
     names = proposal_names(problem)
     if name not in names:
         kind = f" for {problem.name}" if problem is not None else ""
         raise ValueError(f"proposal: unknown name {name!r}{kind}; valid: {', '.join(names)}")
+    if scale is None:
+        scale = problem.space.broad_scale if problem is not None and isinstance(problem.space, Points) else 2.0
     if not scale > 0:
         raise ValueError(f"scale: expected a positive broad-proposal scale, got {scale!r}")
     return RECIPES[name].proposal(key, target, problem, scale=scale, steps=steps, progress=progress)
