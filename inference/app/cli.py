@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="standard deviation of the broad Gaussian (default: the problem's own: 25 for gmm40, 3 "
                            "for funnel10, a quarter of a 2-D toy's box, else 2)")
     logz.add_argument("--fit-steps", type=_positive_int, default=None,
-                      help="fit steps of learned proposals (default: 1000 Gaussian, 4000 flow, 100 epochs flow-data)")
+                      help="fit steps of learned proposals (default: 1000 Gaussian, flow 1000 in 2-D and 4000 above, "
+                           "100 epochs flow-data)")
     logz.add_argument("--json", action="store_true", help="print one JSON object")
 
     from maxent_gan.inference.app.settings import CROSS_CHECK_PARTICLES
