@@ -163,7 +163,7 @@ def test_train_refuses_a_non_empty_out_without_force(tmp_path):
 
 def test_logz_with_a_flow_fitted_to_data_on_a_toy():
     result = run("logz", "--problem", "rings", "--proposal", "flow-data", "--fit-steps", "3", "--samples", "2000",
-                 "--json")
+                 "--estimator", "importance", "--json")
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["dim"] == 2 and abs(payload["log_z_exact"] - -2.402650005990836) < 1e-9
