@@ -77,7 +77,8 @@ def report(rows, targets) -> str:
     swept = [t for t in targets if sum(r["target"] == t and r["seed"] == 0 for r in rows) >= len(STEPS) * 2]
     lines = ["# The flow proposal's settings by time to accuracy (one run, 2 CPU cores, float64)", "",
              "`python benchmarks/flow_settings.py` (seed 0), then `--targets rings,8gaussians,moons --seed S --only "
-             "4x32:512:0.05:1000,8x64:512:0.05:4000` for seeds 1 and 2 (and seed 0 of moons). The sweep, seed 0: per "
+             "4x32:512:0.05:1000,8x64:512:0.05:4000` for seeds 1 and 2 (and seed 0 of moons), and the same for "
+             "checkerboard and pinwheel at seeds 0-2. The sweep, seed 0: per "
              "configuration (flow size, draws per step, annealing "
              "from β₀ or none) and target: fit steps per second, and the seconds (fit + estimate, compile "
              "excluded) of the fastest steps setting (of 500, 1000, 2000, 4000) whose estimate is within 0.05 nats "
