@@ -35,18 +35,22 @@ MAX_SCALE = 1e6  # logz --scale: draws further out overflow the energies (x^4 of
 SEED_LIMIT = 2**63
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (1: positive, 0: non-negative)."""
+    kind = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f"at least {minimum}"
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a {kind} integer, got {text}")
+        return value
+
+    parse.__name__ = "integer"  # argparse's "invalid integer value: 'x'"
+    return parse
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
-    return value
+_positive_int = _int_at_least(1)
+_count = _int_at_least(0)
 
 
 def _seed(text: str) -> int:

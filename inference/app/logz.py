@@ -81,7 +81,8 @@ def estimate_log_z(
             estimator = estimator.annealed
             estimate, ess, k_hat, extra = _annealed(jax.random.fold_in(key_draw, 1), target, fitted, samples, points,
                                                     estimator)
-        estimator = estimator if isinstance(estimator, Annealed) else Importance()
+        else:
+            estimator = Importance()  # the estimator that gave the estimate
     extra["escalated_from"] = escalated_from
     seconds = time.perf_counter() - start
     if estimate.unreliable_reasons():  # the edge a person reads: the estimator itself only reports
