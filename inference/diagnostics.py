@@ -66,6 +66,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
+from maxent_gan.models._jit import compiled_when_eager
 
 __all__ = [
     "DRAW_SETS",
@@ -101,6 +102,7 @@ class UnreliableEstimateWarning(UserWarning):
     """An importance-sampling estimate whose weights have a heavy tail (k-hat > 0.7)."""
 
 
+@compiled_when_eager
 def effective_sample_size(log_weights: jax.Array) -> jax.Array:
     """Kish's ESS, :math:`(\\sum w)^2 / \\sum w^2`, computed in log space over the last axis (one ESS
     per row of a batch, e.g. per posterior draw); in [1, n]."""

@@ -24,6 +24,7 @@ from maxent_gan.inference.diagnostics import (
     pareto_k_hat,
     unreliable_reasons,
 )
+from maxent_gan.models._jit import compiled_when_eager
 
 __all__ = [
     "BoundEstimate",
@@ -94,6 +95,7 @@ class BoundEstimate(NamedTuple):
     log_weights: jax.Array
 
 
+@compiled_when_eager
 def log_mean_exp(values: jax.Array) -> jax.Array:
     """:math:`\\log \\frac1n \\sum_i e^{v_i}`."""
     return logsumexp(values) - math.log(values.shape[0])

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+from maxent_gan.models._jit import compiled_when_eager
 from maxent_gan.models._validation import check_positive_int
 
 __all__ = [
@@ -346,6 +347,9 @@ def _log_partition_jvp(horizon, primals, tangents):
     return log_z, d_log_z
 
 
+_compiled_log_partition = compiled_when_eager(_log_partition)
+
+
 def log_partition(
     costs: ArrayLike, transitions: Transitions | ArrayLike, initial: ArrayLike, horizon: int
 ) -> jax.Array:
@@ -355,7 +359,7 @@ def log_partition(
     hand-written derivative (:func:`_log_partition_jvp`: the occupancy from one forward pass); higher
     orders by autodiff of that pass (in ``initial``, where ``initial > 0``)."""
     costs, transitions, initial = _check_problem(costs, transitions, initial, horizon)
-    return _log_partition(costs, transitions, initial, horizon)
+    return _compiled_log_partition(costs, transitions, initial, horizon)
 
 
 def occupancy(
@@ -364,6 +368,11 @@ def occupancy(
     """Expected state-action visit counts under :math:`p_\\theta`, shape ``(S, A)``:
     :math:`-\\partial \\log Z / \\partial c(s,a)`, the MaxEnt IRL feature-matching term."""
     costs, transitions, initial = _check_problem(costs, transitions, initial, horizon)
+    return _occupancy(costs, transitions, initial, horizon)
+
+
+@compiled_when_eager
+def _occupancy(costs, transitions, initial, horizon):
     return _visits(costs, transitions, jnp.log(initial), horizon, False, unroll=_unrolled(transitions))[1]
 
 
@@ -435,11 +444,13 @@ def _simulate(key, transitions, initial_logits, action_logits, successor_log_wei
     return states, actions.T
 
 
+@compiled_when_eager
 def trajectory_cost(costs: ArrayLike, states: jax.Array, actions: jax.Array) -> jax.Array:
     """:math:`c(\\tau) = \\sum_{t<T} c(s_t, a_t)`, shape ``(n,)``."""
     return jnp.asarray(costs)[states[:, :-1], actions].sum(axis=-1)
 
 
+@compiled_when_eager
 def feature_counts(features: ArrayLike, states: jax.Array, actions: jax.Array) -> jax.Array:
     """:math:`\\sum_{t<T} \\phi(s_t, a_t)` of each trajectory, shape ``(n, F)`` for ``features (S, A, F)``: the
     sufficient statistics of a linear cost, :math:`c_\\theta(\\tau) = \\theta\\cdot\\sum_t\\phi(s_t,a_t)`."""

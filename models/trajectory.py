@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from maxent_gan.models._jit import compiled_when_eager
 
 __all__ = ["TrajectoryLayout"]
 
@@ -26,11 +27,13 @@ class TrajectoryLayout(NamedTuple):
         """Length of one packed row."""
         return (self.horizon + 1) * max(self.state_dim, 1) + self.horizon * max(self.action_dim, 1)
 
+    @compiled_when_eager
     def pack(self, states: jax.Array, actions: jax.Array) -> jax.Array:
         """``states (n, T+1[, ds])``, ``actions (n, T[, da])`` -> ``(n, size)``."""
         n = states.shape[0]
         return jnp.concatenate([states.reshape(n, -1), actions.reshape(n, -1).astype(states.dtype)], axis=1)
 
+    @compiled_when_eager
     def unpack(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``(n, size)`` -> ``(states, actions)``."""
         n = x.shape[0]

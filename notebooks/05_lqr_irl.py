@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -103,8 +103,8 @@ plt.show()
 
 # %%
 pointmass = make_problem("pointmass")
-pm_run = train_ebm(pointmass, "gcl", steps=STEPS if QUICK else 1500, num_train=100 if QUICK else 300,
-                   num_test=50 if QUICK else 1000, batch_size=100 if QUICK else 300,
+pm_run = train_ebm(pointmass, "gcl", steps=STEPS if QUICK else 1500, num_train=50 if QUICK else 300,
+                   num_test=25 if QUICK else 1000, batch_size=50 if QUICK else 300,
                    eval_every=STEPS if QUICK else 100, progress=False)
 s = ebm_summary(pm_run)
 print(f"θ* = {np.asarray(pointmass.true_params)}, learned θ = {np.round(s['theta'], 3)}; "

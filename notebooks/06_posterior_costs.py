@@ -49,7 +49,7 @@ from numpyro.infer import MCMC, NUTS
 jax.config.update("jax_enable_x64", True)
 QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
 NUTS_SETTINGS = dict(num_warmup=50 if QUICK else 500, num_samples=50 if QUICK else 500, num_chains=2)
-DRAWS = 4000 if QUICK else 16_000  # fixed proposal draws behind each log Ẑ(θ)
+DRAWS = 2000 if QUICK else 16_000  # fixed proposal draws behind each log Ẑ(θ)
 problem = make_problem("gridworld")
 space = problem.space  # the tabular sample space: its MDP and the cost table c_θ(s, a)
 demos, test = problem.data(jax.random.key(0), 100, 1000)

@@ -50,7 +50,7 @@ jax.config.update("jax_enable_x64", True)
 warnings.simplefilter("ignore", UnreliableEstimateWarning)  # k-hat is reported below instead
 QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
 NUTS_SETTINGS = dict(num_warmup=50 if QUICK else 500, num_samples=50 if QUICK else 500, num_chains=2)
-DRAWS = 2000 if QUICK else 16_000
+DRAWS = 1000 if QUICK else 16_000
 problem = make_problem("gridworld")
 demos, test = problem.data(jax.random.key(0), 100, 1000)
 gcl = train_ebm(problem, "gcl", steps=150 if QUICK else 1500, data=(demos, test), tilted=True, progress=False,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import jax
+from maxent_gan.models._jit import compiled_when_eager
 from maxent_gan.models._validation import check_positive_int
 
-__all__ = ["Proposal", "check_points", "is_reparameterized"]
+__all__ = ["Proposal", "check_points", "compiled_when_eager", "is_reparameterized"]
 
 
 @runtime_checkable
@@ -52,3 +53,4 @@ def check_points(name: str, x: jax.Array, dim: int) -> None:
 def check_count(n: int) -> None:
     """``n`` must be a positive Python int (it is a static shape)."""
     check_positive_int("n", n, what="a positive integer number of draws")
+

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import paramax
 from jax.flatten_util import ravel_pytree
-from maxent_gan.inference.proposals.base import Proposal, check_count, check_points
+from maxent_gan.inference.proposals.base import Proposal, check_count, check_points, compiled_when_eager
 from maxent_gan.inference.proposals.flow import spline_coupling_flow
 
 DEFENSIVE_WEIGHT = 0.1  # the broad component's usual share (Hesterberg 1995)
@@ -47,9 +47,11 @@ class _ConditionalProposal(eqx.Module):
     reparameterized: ClassVar[bool] = True
     conditional: ClassVar[bool] = True
 
+    @compiled_when_eager
     def sample_and_log_prob(self, key: jax.Array, n: int, theta) -> tuple[jax.Array, jax.Array]:
         return self.transform(self.base_draws(key, n), theta)
 
+    @compiled_when_eager
     def sample(self, key: jax.Array, n: int, theta) -> jax.Array:
         return self.sample_and_log_prob(key, n, theta)[0]
 
@@ -139,6 +141,7 @@ class ConditionalFlow(_ConditionalProposal):
         x, log_det = jax.vmap(lambda e: flow.bijection.transform_and_log_det(e, condition))(eps)
         return x, flow.base_dist.log_prob(eps) - log_det
 
+    @compiled_when_eager
     def log_prob(self, x: jax.Array, theta) -> jax.Array:
         check_points("x", x, self.dim)
         flow = paramax.unwrap(self.flow)
@@ -219,6 +222,7 @@ class DefensiveConditional(_ConditionalProposal):
         log_q_flow = jnp.concatenate([log_q_flow, self.proposal.log_prob(x_broad, theta)])
         return x, self._mixture(log_q_flow, self.broad.log_prob(x), m / n)
 
+    @compiled_when_eager
     def log_prob(self, x: jax.Array, theta) -> jax.Array:
         """The mixture's density at the nominal weight (a point's density: the forward check's)."""
         check_points("x", x, self.dim)
@@ -233,11 +237,14 @@ class AtCondition(eqx.Module):
     proposal: _ConditionalProposal
     theta: Any
 
+    @compiled_when_eager
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         return self.proposal.sample(key, n, self.theta)
 
+    @compiled_when_eager
     def log_prob(self, x: jax.Array) -> jax.Array:
         return self.proposal.log_prob(x, self.theta)
 
+    @compiled_when_eager
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         return self.proposal.sample_and_log_prob(key, n, self.theta)

@@ -28,7 +28,7 @@ import paramax
 from flowjax.bijections import RationalQuadraticSpline
 from flowjax.distributions import Normal
 from flowjax.flows import coupling_flow
-from maxent_gan.inference.proposals.base import check_count, check_points
+from maxent_gan.inference.proposals.base import check_count, check_points, compiled_when_eager
 
 __all__ = ["Flow", "spline_coupling_flow"]
 
@@ -80,14 +80,17 @@ class Flow(eqx.Module):
     def dim(self) -> int:
         return self.flow.shape[-1]
 
+    @compiled_when_eager
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         check_count(n)
         return paramax.unwrap(self.flow).sample(key, (n,))
 
+    @compiled_when_eager
     def log_prob(self, x: jax.Array) -> jax.Array:
         check_points("x", x, self.dim)
         return paramax.unwrap(self.flow).log_prob(x)
 
+    @compiled_when_eager
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         check_count(n)
         return paramax.unwrap(self.flow).sample_and_log_prob(key, (n,))

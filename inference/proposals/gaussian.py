@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.typing import ArrayLike
 from maxent_gan.inference._validation import require
-from maxent_gan.inference.proposals.base import check_count, check_points
+from maxent_gan.inference.proposals.base import check_count, check_points, compiled_when_eager
 
 __all__ = ["DiagonalGaussian", "Gaussian"]
 
@@ -55,15 +55,18 @@ class DiagonalGaussian(eqx.Module):
     def distribution(self) -> dist.Distribution:
         return dist.Normal(self.loc, jnp.exp(self.log_scale)).to_event(1)
 
+    @compiled_when_eager
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         check_count(n)
         z = jax.random.normal(key, (n, self.dim), dtype=self.loc.dtype)
         x = self.loc + jnp.exp(self.log_scale) * z  # reparameterized
         return x, _standard_normal_log_prob(z) - jnp.sum(self.log_scale)
 
+    @compiled_when_eager
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         return self.sample_and_log_prob(key, n)[0]
 
+    @compiled_when_eager
     def log_prob(self, x: jax.Array) -> jax.Array:
         check_points("x", x, self.dim)
         return self.distribution().log_prob(x)
@@ -118,6 +121,7 @@ class Gaussian(eqx.Module):
     def distribution(self) -> dist.Distribution:
         return dist.MultivariateNormal(self.loc, scale_tril=self.scale_tril)
 
+    @compiled_when_eager
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         check_count(n)
         z = jax.random.normal(key, (n, self.dim), dtype=self.loc.dtype)
@@ -125,9 +129,11 @@ class Gaussian(eqx.Module):
         # no triangular solve: log q(x) = log N(z; 0, I) - log|det L|
         return x, _standard_normal_log_prob(z) - jnp.sum(self.log_diag)
 
+    @compiled_when_eager
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         return self.sample_and_log_prob(key, n)[0]
 
+    @compiled_when_eager
     def log_prob(self, x: jax.Array) -> jax.Array:
         check_points("x", x, self.dim)
         return self.distribution().log_prob(x)

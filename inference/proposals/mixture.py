@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.typing import ArrayLike
 from maxent_gan.inference._validation import require
-from maxent_gan.inference.proposals.base import Proposal, check_count, check_points
+from maxent_gan.inference.proposals.base import Proposal, check_count, check_points, compiled_when_eager
 
 __all__ = ["AnchorMixture", "DefensiveMixture", "GaussianMixture"]
 
@@ -61,14 +61,17 @@ class GaussianMixture(eqx.Module):
             dist.Categorical(logits=self.logits), dist.MultivariateNormal(self.locs, scale_tril=self.scale_trils)
         )
 
+    @compiled_when_eager
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         check_count(n)
         return self.distribution().sample(key, (n,))
 
+    @compiled_when_eager
     def log_prob(self, x: jax.Array) -> jax.Array:
         check_points("x", x, self.dim)
         return self.distribution().log_prob(x)
 
+    @compiled_when_eager
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         x = self.sample(key, n)
         return x, self.log_prob(x)
@@ -95,11 +98,13 @@ class DefensiveMixture(eqx.Module):
             raise ValueError(f"weight: expected the broad component's weight in (0, 1), got {weight!r}")
         self.proposal, self.broad, self.weight = proposal, broad, float(weight)
 
+    @compiled_when_eager
     def log_prob(self, x: jax.Array) -> jax.Array:
         return jnp.logaddexp(
             math.log1p(-self.weight) + self.proposal.log_prob(x), math.log(self.weight) + self.broad.log_prob(x)
         )
 
+    @compiled_when_eager
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         check_count(n)
         key_pick, key_learned, key_broad = jax.random.split(key, 3)
@@ -107,6 +112,7 @@ class DefensiveMixture(eqx.Module):
         learned, broad = self.proposal.sample(key_learned, n), self.broad.sample(key_broad, n)
         return jnp.where(use_broad.reshape((n,) + (1,) * (learned.ndim - 1)), broad, learned)
 
+    @compiled_when_eager
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         x = self.sample(key, n)
         return x, self.log_prob(x)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import paramax
 from maxent_gan.inference._validation import require
-from maxent_gan.inference.proposals.base import check_count
+from maxent_gan.inference.proposals.base import check_count, compiled_when_eager
 from maxent_gan.models.dynamics import GaussianStart
 from maxent_gan.models.lqr import _tilt, backward_riccati
 from maxent_gan.models.tabular import (
@@ -101,12 +101,14 @@ class TabularPolicy(eqx.Module):
     def _log_policy(self) -> jax.Array:
         return jax.nn.log_softmax(self.logits, axis=-1)
 
+    @compiled_when_eager
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         check_count(n)
         states, actions = simulate(key, self.transitions, self._log_start(), self.logits, n,
                                    successor_log_weights=self.successor_logits)
         return self.layout.pack(states, actions)
 
+    @compiled_when_eager
     def log_prob(self, x: jax.Array) -> jax.Array:
         states, actions = self.layout.unpack(x)
         times = jnp.arange(self.logits.shape[0])
@@ -122,6 +124,7 @@ class TabularPolicy(eqx.Module):
                                     axis=-1)
         return log_q + (w[times[None, :], states[:, 1:]] - log_norm).sum(-1)
 
+    @compiled_when_eager
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         x = self.sample(key, n)
         return x, self.log_prob(x)
@@ -172,16 +175,19 @@ class TabularExact(eqx.Module):
     horizon: int = eqx.field(static=True)
     reparameterized: ClassVar[bool] = False
 
+    @compiled_when_eager
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         check_count(n)
         states, actions = sample_trajectories(key, self.costs, self.transitions, self.initial, self.horizon, n)
         return TrajectoryLayout(self.horizon).pack(states, actions)
 
+    @compiled_when_eager
     def log_prob(self, x: jax.Array) -> jax.Array:
         states, actions = TrajectoryLayout(self.horizon).unpack(x)
         log_z = log_partition(self.costs, self.transitions, self.initial, self.horizon)
         return -trajectory_cost(self.costs, states, actions) - log_z
 
+    @compiled_when_eager
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         x = self.sample(key, n)
         return x, self.log_prob(x)
@@ -306,6 +312,7 @@ class LinearGaussianPolicy(eqx.Module):
                                                                    tril @ jnp.swapaxes(tril, -1, -2))
         return (own - jax.scipy.stats.multivariate_normal.logpdf(x_next, mean, W)).sum(0)
 
+    @compiled_when_eager
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         check_count(n)
         A, B, W, m0, S0 = self._unpack_system()
@@ -340,9 +347,11 @@ class LinearGaussianPolicy(eqx.Module):
         packed = self.layout.pack(jnp.swapaxes(states, 0, 1), jnp.swapaxes(actions, 0, 1))
         return packed, log_q
 
+    @compiled_when_eager
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         return self.sample_and_log_prob(key, n)[0]
 
+    @compiled_when_eager
     def log_prob(self, x: jax.Array) -> jax.Array:
         states, actions = self.layout.unpack(x)
         tril = self._tril()
@@ -534,14 +543,17 @@ class MLPGaussianPolicy(eqx.Module):
         packed = self.layout.pack(jnp.swapaxes(states, 0, 1), jnp.swapaxes(actions, 0, 1))
         return packed, log_pi.sum(0) + log_start
 
+    @compiled_when_eager
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         check_count(n)
         dtype = self.mlp.layers[-1].bias.dtype
         return self.transform(jax.random.normal(key, (n, self.noise_dim), dtype))
 
+    @compiled_when_eager
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         return self.sample_and_log_prob(key, n)[0]
 
+    @compiled_when_eager
     def log_prob(self, x: jax.Array) -> jax.Array:
         states, actions = self.layout.unpack(x)
         times = jnp.arange(self.dynamics.horizon)[None, :, None]
