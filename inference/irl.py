@@ -7,10 +7,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from maxent_gan.inference.proposals.policy import LinearGaussianPolicy, TabularPolicy, _raw_tril
+from maxent_gan.models._jit import compiled_when_eager
 
 __all__ = ["behaviour_cloning", "linear_gaussian_cloning"]
 
 
+@compiled_when_eager
 def behaviour_cloning(policy: TabularPolicy, demos: jax.Array, *, pseudo_count: float = 1.0) -> TabularPolicy:
     """The maximum-likelihood time-varying policy of the demonstrations, smoothed by
     ``pseudo_count`` per action (closed form: log of the counts)."""
@@ -23,6 +25,7 @@ def behaviour_cloning(policy: TabularPolicy, demos: jax.Array, *, pseudo_count: 
                          jnp.log(starts + pseudo_count), policy.successor_logits)
 
 
+@compiled_when_eager
 def linear_gaussian_cloning(policy: LinearGaussianPolicy, demos: jax.Array, *, ridge: float = 1e-6) -> LinearGaussianPolicy:
     """Per time step, least squares of :math:`u_t` on :math:`(x_t, 1)`; the residual covariance
     (plus ``ridge``) is the action noise. A tilted policy's transitions are fitted the same way,

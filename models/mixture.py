@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
+from maxent_gan.models._jit import compiled_when_eager
 from maxent_gan.models.unnormalized import Unnormalized
 
 __all__ = ["mixture_cost", "mixture_energy", "mixture_log_partition", "mixture_params", "mixture_sample"]
@@ -52,11 +53,13 @@ def _component_log_kernels(params, x: jax.Array) -> jax.Array:
     return log_kernel.reshape(*x.shape[:-1], -1)
 
 
+@compiled_when_eager
 def mixture_cost(params, x: jax.Array) -> jax.Array:
     """The mixture's cost at x ``(..., d)``, shape ``(...)``."""
     return -logsumexp(_component_log_kernels(params, x), axis=-1)
 
 
+@compiled_when_eager
 def mixture_log_partition(params) -> jax.Array:
     """Analytic :math:`\\log Z = \\log\\sum_k w_k (2\\pi)^{d/2}|L_k|`."""
     dim = params["locs"].shape[-1]
@@ -64,6 +67,7 @@ def mixture_log_partition(params) -> jax.Array:
     return logsumexp(params["logits"] + log_det) + 0.5 * dim * math.log(2 * math.pi)
 
 
+@compiled_when_eager
 def mixture_sample(key: jax.Array, params, sample_shape: tuple[int, ...] = ()) -> jax.Array:
     """Exact draws from the normalized mixture, shape ``(*sample_shape, d)``."""
     key_component, key_noise = jax.random.split(key)
