@@ -161,3 +161,37 @@ def test_one_registry_names_every_proposal_once_and_keeps_the_two_exacts_apart()
     assert all(recipe.name == name and recipe.description for name, recipe in RECIPES.items())
     with pytest.raises(ValueError, match="proposal: unknown name 'gaussian' for gridworld; valid: exact-sampler, broad"):
         make_proposal("gaussian", jax.random.key(0), gridworld.target, problem=gridworld)
+
+
+def test_a_method_called_outside_a_trace_is_one_compiled_program_and_inside_one_runs_as_written():
+    from maxent_gan.models._jit import compiled_when_eager
+
+    runs = []
+
+    @compiled_when_eager
+    def scaled_log_sum(x, n):
+        runs.append(n)  # a Python side effect: it happens each time the body is traced or run eagerly
+        return jnp.log(jnp.sum(jnp.exp(x))) * n
+
+    x = jnp.linspace(-1.0, 1.0, 5)
+    first = scaled_log_sum(x, 2)
+    second = scaled_log_sum(2 * x, 2)  # same shapes, same static n: the compiled program again, no new trace
+    assert runs == [2] and math.isclose(float(first), 2 * float(jax.nn.logsumexp(x)), rel_tol=1e-12)
+    assert math.isclose(float(second), 2 * float(jax.nn.logsumexp(2 * x)), rel_tol=1e-12)
+    scaled_log_sum(x, 3)  # a new static value compiles anew
+    assert runs == [2, 3]
+    # inside a trace: no program of its own (no nested jit in the caller's program), the same value
+    jaxpr = jax.make_jaxpr(lambda v: scaled_log_sum(v, 2))(x)
+    assert {eqn.primitive.name for eqn in jaxpr.eqns}.isdisjoint({"pjit", "jit", "closed_call"})
+    assert float(jax.jit(lambda v: scaled_log_sum(v, 2))(x)) == float(first)
+    # a proposal's methods: the eager (compiled) and the traced call agree, draws included
+    gaussian = Gaussian.from_covariance(jnp.array([0.3, -0.2]), jnp.array([[1.0, 0.4], [0.4, 0.8]]))
+    points = jax.random.normal(jax.random.key(0), (7, 2))
+    np.testing.assert_allclose(gaussian.log_prob(points), jax.jit(lambda q, p: q.log_prob(p))(gaussian, points),
+                               rtol=1e-12)
+    draws, log_q = gaussian.sample_and_log_prob(jax.random.key(1), 6)
+    traced = eqx.filter_jit(lambda q, k: q.sample_and_log_prob(k, 6))(gaussian, jax.random.key(1))
+    np.testing.assert_allclose(draws, traced[0], rtol=1e-12)
+    np.testing.assert_allclose(log_q, traced[1], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"x: expected points of shape \(n, 2\)"):  # shape checks still run
+        gaussian.log_prob(jnp.zeros((3, 4)))
