@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from maxent_gan.models._jit import compiled_when_eager
 from maxent_gan.models.trajectory import TrajectoryLayout
 from numpyro.infer import MCMC, NUTS
 
@@ -157,6 +158,7 @@ class Dynamics:
         low, high = jnp.asarray(self.action_low, dtype), jnp.asarray(self.action_high, dtype)
         return 0.5 * (low + high), 0.5 * (high - low)
 
+    @compiled_when_eager
     def start_sample(self, key: jax.Array, n: int, dtype=None) -> jax.Array:
         """``n`` starts ``(n, ds)`` from :math:`p_0`."""
         dtype = jnp.zeros(()).dtype if dtype is None else dtype
@@ -166,6 +168,7 @@ class Dynamics:
         low, high = jnp.asarray(self.start.low, dtype), jnp.asarray(self.start.high, dtype)
         return low + (high - low) * jax.random.uniform(key, (n, self.state_dim), dtype)
 
+    @compiled_when_eager
     def start_log_prob(self, x0: jax.Array) -> jax.Array:
         """:math:`\\log p_0(s_0)`, shape ``x0.shape[:-1]`` (``-inf`` outside a box start)."""
         if isinstance(self.start, GaussianStart):
@@ -177,6 +180,7 @@ class Dynamics:
         log_volume = jnp.sum(jnp.where(spread, jnp.log(jnp.where(spread, high - low, 1.0)), 0.0))
         return jnp.where(inside, -log_volume, -jnp.inf)
 
+    @compiled_when_eager
     def rollout(self, x0: jax.Array, actions: jax.Array, noise: jax.Array | None = None) -> jax.Array:
         """States ``(n, T+1, ds)`` from starts ``(n, ds)``, actions ``(n, T, da)`` and unit transition noise
         ``(n, T, ds)`` (``None``: none)."""
@@ -191,6 +195,7 @@ class Dynamics:
         _, later = jax.lax.scan(forward, x0, (actions, xi))
         return jnp.concatenate([x0[:, None], jnp.swapaxes(later, 0, 1)], 1)
 
+    @compiled_when_eager
     def transition_error(self, states: jax.Array, actions: jax.Array) -> jax.Array:
         """Largest difference between each recorded next state and ``step(s_t, a_t)``, per trajectory ``(n,)``,
         compared through :attr:`observe` where it is given (an angle is then compared by its cosine and sine, not

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from maxent_gan.models._jit import compiled_when_eager
 from maxent_gan.models.dynamics import Dynamics, GaussianStart, dynamics_demonstrations
 from maxent_gan.models.trajectory import TrajectoryLayout
 
@@ -75,6 +76,7 @@ class PointMass(NamedTuple):
         ax.set(aspect="equal", xlabel="x", ylabel="y")
 
 
+@compiled_when_eager
 def pointmass_cost(task: PointMass, theta: jax.Array, states: jax.Array, actions: jax.Array) -> jax.Array:
     """:math:`c_\\theta(\\tau) = \\sum_{t<T} c_\\theta(x_t, u_t)`, shape ``(n,)``."""
     p = states[:, :-1, :2]
