@@ -10,7 +10,7 @@ from typing import Any
 import jax
 import numpy as np
 from maxent_gan.inference._validation import check_key
-from maxent_gan.inference.annealed import log_z_annealed
+from maxent_gan.inference.annealed import check_annealable, log_z_annealed
 from maxent_gan.inference.app.recipes import make_proposal, proposal_names
 from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
 from maxent_gan.inference.estimators import log_z_importance
@@ -63,6 +63,8 @@ def estimate_log_z(
     if target is None:
         raise ValueError(f"problem: {problem.name} has no reference energy to estimate log Z of; "
                          "train one with `maxent-gan train`")
+    if isinstance(estimator, Annealed):
+        check_annealable(target)  # before the proposal's fit
     key_fit, key_draw = jax.random.split(key)
     key_forward = jax.random.fold_in(key, 1)  # a third stream; fit and draws as before
     start = time.perf_counter()
