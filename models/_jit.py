@@ -16,7 +16,7 @@ def compiled_when_eager(fun):
 
     Called eagerly (a user's script, a report, a test), a function of a few dozen operations would
     otherwise run operation by operation, each compiled on its own for every new shape: a flow's
-    density from Python compiled some 30 small programs. Under :func:`equinox.filter_jit` the arrays
+    density of 64 points from Python compiled 22 small programs. Under :func:`equinox.filter_jit` the arrays
     among the arguments (a module's own included) are traced and everything else (counts, horizons,
     static fields) is static. Inside a trace (a jitted fit, a vmap over components, a gradient, NUTS)
     ``fun`` runs as written, so the programs that contain it are the same as without this wrapper.
