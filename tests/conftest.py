@@ -38,9 +38,10 @@ if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):  # xdis
 # Lowering a program writes a location for every operation; by default each is the whole Python stack, up to 100
 # frames, and a test's stack is deep (pytest, the library). One frame (the user's line) lowers faster: the IRL and
 # anchor modules 175 s -> 162 s, their lowering 49.6 s -> 42.1 s (one run each, 2026-12-07). Tracebacks on errors
-# are unaffected. The kernels and subprocesses read the variable.
-os.environ.setdefault("JAX_INCLUDE_FULL_TRACEBACKS_IN_LOCATIONS", "0")
-jax.config.update("jax_include_full_tracebacks_in_locations", os.environ["JAX_INCLUDE_FULL_TRACEBACKS_IN_LOCATIONS"] != "0")
+# are unaffected. The kernels and subprocesses read the variable; one set by the user is left to JAX to read.
+if "JAX_INCLUDE_FULL_TRACEBACKS_IN_LOCATIONS" not in os.environ:
+    os.environ["JAX_INCLUDE_FULL_TRACEBACKS_IN_LOCATIONS"] = "0"
+    jax.config.update("jax_include_full_tracebacks_in_locations", False)
 jax.config.update("jax_enable_x64", True)
 os.environ.setdefault("MAXENT_GAN_QUICK", "1")
 
