@@ -36,7 +36,7 @@ from maxent_gan.models.problems import make_problem
 
 QUICK = os.environ.get("MAXENT_GAN_QUICK") == "1"
 STEPS = 20 if QUICK else 3000
-SETTINGS = dict(steps=STEPS, key=jax.random.key(0), flow_epochs=1 if QUICK else 100, eval_every=10 if QUICK else 250,
+SETTINGS = dict(steps=STEPS, key=jax.random.key(0), flow_epochs=1 if QUICK else 100, eval_every=STEPS if QUICK else 250,
                 batch_size=128, num_draws=128, progress=False)
 problem = make_problem("digits")
 

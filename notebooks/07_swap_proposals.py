@@ -80,7 +80,7 @@ pilot = posteriors["gcl"].posterior["theta"].values.reshape(-1, 4)
 family, space = problem.family, problem.space
 proposals["gcl-follow"] = follow_theta(space, jax.random.key(3), gcl.result.state.proposal,
                                        lambda sites, x: family.cost_fn(family.from_sites(sites), x), jnp.asarray(pilot),
-                                       unflatten=family.unflatten, steps=100 if QUICK else 500,
+                                       unflatten=family.unflatten, steps=50 if QUICK else 500,
                                        rate=sampler_rates(space).refit,
                                        cost_table=lambda sites: space.cost_table(family.from_sites(sites)))
 posteriors["gcl-follow"] = sample_posterior(problem.model, demos, key=jax.random.key(1), estimator=MISControlVariates(),
@@ -231,7 +231,7 @@ for label, r in (("unflagged, right", good), ("flagged, wrong", bad)):
 
 # %%
 if QUICK:
-    settings = CompareSettings.quick(num_draws=2000, num_warmup=100, num_samples=100)
+    settings = CompareSettings.quick(num_draws=2000, num_warmup=50, num_samples=50)
     summary = compare("lqr", ("cloned",), settings=settings, key=jax.random.key(0))  # no exact run: verdicts from k-hat
 else:
     summary = compare("lqr", ("exact", "broad", "cloned", "gcl", "gan"), settings=CompareSettings(), key=jax.random.key(0))

@@ -7,8 +7,6 @@ import optax
 import pytest
 from maxent_gan.inference.estimators import log_z_importance
 from maxent_gan.inference.handler import normalized
-from maxent_gan.inference.normalizers import Exact
-from maxent_gan.inference.posterior import sample_posterior
 from maxent_gan.inference.proposals.conditional import ConditionalFlow, DefensiveConditional
 from maxent_gan.inference.proposals.gaussian import Gaussian
 from maxent_gan.inference.sampler import fit_conditional
@@ -72,33 +70,6 @@ def test_the_handler_moves_the_draws_with_theta(fitted):
         site = diagonal_energy(theta)
         error = handled.log_normalizer(site, None) - site.log_normalizer
         assert abs(float(error)) < 0.05, i
-
-
-def test_posterior_with_a_theta_following_flow_is_close_to_the_exact_one_or_says_why_not(fitted):
-    # With 300 fixed base draws the flow's log Ẑ(θ) passes at every posterior draw (k-hat), yet its
-    # error's slope across θ, times 100 data points, moves the posterior by about 0.3 sd: 0.28 sd with
-    # XLA's fusion emitters at -O0, 0.33 sd with its loop emitters (2026-12-04; the same fit, float rounding
-    # apart). So "matches" held by luck; what the library promises is that the draw-set check sees it.
-    # (With 2000 draws one chain sticks where the flow extrapolates, 178 sd off, and is flagged at
-    # 51 % of the draws: the flow is fitted over θ* ± 0.4 only.)
-    problem, proposal, _ = fitted
-    family = problem.family
-    data, _ = problem.data(jax.random.key(3), 100, 2)
-    settings = dict(key=jax.random.key(4), num_warmup=100, num_samples=150, num_chains=2)
-    exact = sample_posterior(problem.model, data, estimator=Exact(), **settings)
-    following = sample_posterior(problem.model, data, proposal=proposal, num_draws=300, **settings)
-
-    def flat(idata):
-        return family.flatten(idata.posterior).reshape(-1, 4)
-
-    shift = float(np.max(np.abs((flat(following).mean(0) - flat(exact).mean(0)) / flat(exact).std(0))))
-    attrs = following.posterior.attrs
-    assert shift < 1.0, shift  # close: NUTS noise at 300 posterior draws is about 0.06 sd
-    assert np.nanmedian(following.sample_stats["log_z_k_hat"].values) < 0.7
-    assert attrs["unreliable_fraction"] == 0.0  # every draw's log Ẑ(θ) passes on its own
-    # the draw-set check accounts for the shift (up to NUTS noise), and a shift over 0.2 sd is flagged
-    assert shift <= 2 * attrs["draw_set_error"] + 0.15, (shift, attrs["draw_set_error"])
-    assert shift < 0.2 or attrs["reliable"] == 0, (shift, attrs["unreliable_reasons"])
 
 
 def test_defensive_conditional_is_a_stratified_mixture_whose_estimate_is_unbiased():

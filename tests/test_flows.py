@@ -1,14 +1,11 @@
-"""Flow proposals: a normalized density, consistent draws, and both ways of fitting."""
-
-import warnings
+"""Flow proposals: a normalized density, consistent draws, and the fit to data (the fit by reverse KL to an
+energy is checked for accuracy in benchmarks/checks)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from maxent_gan.inference.app.recipes import make_proposal, proposal_names
-from maxent_gan.inference.diagnostics import UnreliableEstimateWarning
-from maxent_gan.inference.estimators import log_z_importance
 from maxent_gan.inference.proposals.flow import Flow
 from maxent_gan.inference.sampler import fit_to_data
 from maxent_gan.models.mixture import mixture_energy, mixture_params
@@ -43,17 +40,6 @@ def test_flow_protocol_checks_shapes(flow):
 
 def _two_blobs():
     return mixture_energy(mixture_params(jnp.array([[-1.5, 0.0], [1.5, 0.5]]), jnp.array([0.5, 0.7])))
-
-
-def test_flow_fitted_by_annealed_reverse_kl_estimates_log_z():
-    target = _two_blobs()
-    proposal = make_proposal("flow", jax.random.key(0), target, steps=600)
-    x, log_q = proposal.sample_and_log_prob(jax.random.key(1), 4000)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnreliableEstimateWarning)
-        estimate = log_z_importance(target.cost(x), log_q)
-    assert abs(float(estimate.log_z - target.log_normalizer)) < 0.05
-    assert float(estimate.ess) > 1000  # both modes covered: weights are not degenerate
 
 
 def test_flow_fitted_to_data_covers_the_data():

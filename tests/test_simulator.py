@@ -265,27 +265,13 @@ def test_continuous_epic_ignores_shaping_and_scale_and_sees_a_different_cost():
     assert float(epic_distance_samples(cost, lambda *x: -cost(*x), transitions, coverage, coverage_actions)) > 0.99
 
 
-def test_annealed_estimator_over_a_policys_noise_matches_the_lqr_log_z():
-    # the point mass without drag or obstacles, goal at the origin, is an LQR: exact log Z by the Riccati
-    # recursion. SMC in the broad policy's noise space (start, forces, transition noise: 40 dimensions)
-    # must land on it; importance sampling from 4M draws is 0.001 nats off, SMC at 2048 particles spreads
-    # about 0.04 over seeds
+def test_the_annealed_estimator_over_a_policys_noise_refuses_a_proposal_without_draws_through_noise():
+    # its accuracy against the Riccati log Z, at 2048 particles, is a long check (benchmarks/checks)
     from maxent_gan.inference.annealed import log_z_annealed_reparameterized
     from maxent_gan.models.irl_problems import pointmass_problem
-    from maxent_gan.models.lqr import log_partition
 
-    task = PointMass(drag=0.0, obstacles=(), goal=(0.0, 0.0), horizon=6, noise=0.05, start_scale=0.5)
-    dt, eye = task.dt, jnp.eye(2)
-    A = jnp.block([[eye, dt * eye], [jnp.zeros((2, 2)), eye]])
-    B = jnp.concatenate([dt**2 * eye, dt * eye])
-    Q, R = jnp.diag(jnp.array([2.0, 2.0, 0.0, 0.0])), jnp.exp(-0.5) * eye
-    m0, S0 = task.start()
-    exact = float(log_partition(A, B, Q, R, task.noise**2 * jnp.eye(4), m0, S0, task.horizon))
-    problem = pointmass_problem(task)
+    problem = pointmass_problem(PointMass(horizon=3))
     target = problem.family.target(jnp.array([2.0, 0.0, -0.5]), problem.space)
-    policy = MLPGaussianPolicy(jax.random.key(0), task.dynamics)
-    estimate = log_z_annealed_reparameterized(jax.random.key(0), target, policy, num_particles=2048)
-    assert estimate.reliable and abs(float(estimate.log_z) - exact) < 0.2, (float(estimate.log_z), exact)
     with pytest.raises(TypeError, match="proposal: expected a reparameterized proposal"):
         log_z_annealed_reparameterized(jax.random.key(0), target, object())
 

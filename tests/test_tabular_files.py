@@ -79,11 +79,15 @@ def test_dense_mdps_with_zeros_match_enumeration_with_finite_gradients(seed, abs
     # the samplers' gradients (exact expected loss; score function through log q) are finite too
     for tilted in (False, True):
         policy = TabularPolicy.uniform(transitions, jnp.asarray(initial), HORIZON, tilted=tilted)
-        grads = eqx.filter_grad(lambda p: p.expected_loss(costs))(policy)
         draws = policy.sample(jax.random.key(seed), 16)
-        grads_draws = eqx.filter_grad(lambda p, x=draws: p.log_prob(x).sum())(policy)
-        for leaf in jax.tree.leaves(eqx.filter((grads, grads_draws), eqx.is_inexact_array)):
+        for leaf in jax.tree.leaves(eqx.filter(_sampler_gradients(policy, costs, draws), eqx.is_inexact_array)):
             assert bool(jnp.all(jnp.isfinite(leaf)))
+
+
+@eqx.filter_jit  # one program per successor count and tilt, not a fresh scan at every example
+def _sampler_gradients(policy, costs, draws):
+    return (eqx.filter_grad(lambda p: p.expected_loss(costs))(policy),
+            eqx.filter_grad(lambda p: p.log_prob(draws).sum())(policy))
 
 
 def test_a_sparse_slot_of_probability_zero_is_filled_with_the_same_dynamics():
