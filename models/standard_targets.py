@@ -28,7 +28,7 @@ from maxent_gan.models.problem import Problem, draws_data
 from maxent_gan.models.spaces import Points
 from maxent_gan.models.unnormalized import Unnormalized
 
-__all__ = ["STANDARD_TARGETS", "funnel_energy", "standard_problem", "gmm40_energy", "manywell_energy", "manywell_log_z_1d"]
+__all__ = ["STANDARD_TARGETS", "funnel_cost", "funnel_energy", "funnel_log_partition", "funnel_sample", "standard_problem", "gmm40_energy", "manywell_energy", "manywell_log_z_1d"]
 
 FUNNEL_SCALE = 3.0
 
@@ -40,22 +40,34 @@ def gmm40_energy(key: jax.Array | None = None, *, num_modes: int = 40, half_widt
     return mixture_energy(mixture_params(locs, jnp.ones(num_modes)))
 
 
-def _funnel_cost(params, x):
+def _funnel_sd(params) -> jax.Array:
+    return jnp.exp(params["log_scale"]) if "log_scale" in params else jnp.asarray(FUNNEL_SCALE)
+
+
+def funnel_cost(params, x):
+    """Neal's funnel, v first: v ~ N(0, σ²), x_i | v ~ N(0, e^v); σ = e^{params["log_scale"]}, else
+    :data:`FUNNEL_SCALE` (the standard target's ``params`` are empty)."""
     v, rest = x[..., 0], x[..., 1:]
-    return v**2 / (2 * FUNNEL_SCALE**2) + 0.5 * jnp.exp(-v) * jnp.sum(rest**2, -1) + 0.5 * rest.shape[-1] * v
+    return v**2 / (2 * _funnel_sd(params) ** 2) + 0.5 * jnp.exp(-v) * jnp.sum(rest**2, -1) + 0.5 * rest.shape[-1] * v
 
 
-def _funnel_sample(key, params, sample_shape, *, dim):
+def funnel_sample(key, params, sample_shape, *, dim):
+    """Exact draws of :func:`funnel_cost`'s density."""
     eps = jax.random.normal(key, (*sample_shape, dim))
-    v = FUNNEL_SCALE * eps[..., :1]
+    v = _funnel_sd(params) * eps[..., :1]
     return jnp.concatenate([v, jnp.exp(0.5 * v) * eps[..., 1:]], -1)
+
+
+def funnel_log_partition(log_scale, dim: int):
+    """log Z of :func:`funnel_cost`: integrating out the other ``dim - 1`` coordinates gives
+    :math:`(2\pi e^v)^{(d-1)/2}`, which cancels the :math:`(d-1)v/2` term; then :math:`\int e^{-v^2/2\sigma^2}dv`."""
+    return log_scale + 0.5 * dim * math.log(2 * math.pi)
 
 
 def funnel_energy(dim: int = 10) -> Unnormalized:
     """Neal's funnel in ``dim`` dimensions (v first), exact log Z and draws."""
-    log_z = 0.5 * math.log(2 * math.pi * FUNNEL_SCALE**2) + 0.5 * (dim - 1) * math.log(2 * math.pi)
-    return Unnormalized(_funnel_cost, {}, event_shape=(dim,), log_normalizer=log_z,
-                        sampler=partial(_funnel_sample, dim=dim))
+    return Unnormalized(funnel_cost, {}, event_shape=(dim,), log_normalizer=funnel_log_partition(math.log(FUNNEL_SCALE), dim),
+                        sampler=partial(funnel_sample, dim=dim))
 
 
 def _well_cost_1d(x):

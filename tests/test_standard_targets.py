@@ -40,6 +40,23 @@ def test_funnel_log_z_matches_quadrature_in_two_dimensions_and_its_draws_are_the
     assert stats.kstest(standardized.ravel()[:100_000], "norm").pvalue > 1e-3
 
 
+def test_a_funnel_with_another_neck_scale_keeps_a_closed_form_log_z_and_exact_draws():
+    # σ = e^θ for the neck: log Z(θ) = θ + (d/2) log 2π, by the same independent quadrature at d = 2
+    from maxent_gan.models.standard_targets import funnel_cost, funnel_log_partition, funnel_sample
+
+    params = {"log_scale": jnp.asarray(0.3)}
+    cost = jax.jit(lambda x: funnel_cost(params, x))
+
+    def inner(v):
+        scale = math.exp(0.5 * v)
+        return scale * integrate.quad(lambda z: math.exp(-float(cost(np.array([v, scale * z])))), -40, 40)[0]
+
+    value, _ = integrate.quad(inner, -15, 15, epsrel=1e-10, limit=200)
+    assert abs(math.log(value) - float(funnel_log_partition(0.3, 2))) < 1e-7
+    v = np.asarray(funnel_sample(jax.random.key(1), params, (50_000,), dim=3)[:, 0])
+    assert stats.kstest(v / math.exp(0.3), "norm").pvalue > 1e-3
+
+
 def test_manywell_log_z_by_two_routes_and_its_draws_have_the_quadrature_moments():
     xs = np.linspace(-6, 6, 1_200_001)
     log_density = -(xs**4 - 6 * xs**2 - 0.5 * xs)
