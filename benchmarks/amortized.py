@@ -33,8 +33,8 @@ Carlo error is reported), NUTS through the learned θ-following sampler (``sampl
 ``DRAWS`` draws, as ``compare`` runs it; its time is the build plus NUTS), and what a user without a learned
 sampler can run: a Metropolis-Hastings chain over θ whose every proposed θ gets a fresh SMC log Ẑ(θ) (the
 current state keeps its own), adaptive random-walk proposals (Roberts & Rosenthal 2009: the chain's own
-covariance, mixed with a fixed start of prior sd / √n per coordinate) from the prior mean, given the same time as the learned posterior, its first half discarded. NUTS
-cannot take SMC's log Ẑ(θ) (no gradient through the adaptive bridge), and with SMC's estimate plugged in the
+covariance, mixed with a fixed start of prior sd / √n per coordinate) from the prior mean, given the same
+time as the learned posterior (its setup and compile included), its first half discarded. NUTS cannot take SMC's log Ẑ(θ) (no gradient through the adaptive bridge), and with SMC's estimate plugged in the
 chain is *noisy* MH, not exact: p(D|θ) needs 1/Z(θ)^n, of which exp(−n log Ẑ) is no unbiased estimate (the
 exchange algorithm would need exact draws of p_θ). Reported: the largest shift of a posterior mean from the
 exact one, in exact-posterior sd (the 0.1 sd aim), the sd's ratios, the verdict, time, and θ's evaluated.
@@ -250,8 +250,8 @@ def posterior_row(name, seed, method, got: dict, reference: dict, seconds: float
 def noisy_mh_row(name, seed, family, space, key, data, reference, particles, budget, log_z=None,
                  max_steps=None) -> dict:
     """Adaptive random-walk Metropolis-Hastings over θ with a fresh SMC log Ẑ at every proposed θ, for
-    ``budget`` seconds (or ``max_steps``); moments of its second half. Written here: no library runs a chain over θ whose
-    density needs an SMC run per step. ``log_z(key, target)``: the estimate at one θ (default: SMC with
+    ``budget`` seconds (or ``max_steps``); moments of its second half. Written here: no library runs a chain
+    over θ whose density needs an SMC run per step. ``log_z(key, target)``: the estimate at one θ (default: SMC with
     ``particles`` from the space's broad Gaussian, the forward check over ``data``); a check passes the exact
     one, with which the chain must find the exact posterior (``benchmarks/checks``)."""
     start = time.perf_counter()  # the chain's time includes its setup and SMC's compile, as the learned row's
