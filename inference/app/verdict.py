@@ -4,6 +4,7 @@ whether the library's rule flags it (or its sampler was never trained as asked),
 from __future__ import annotations
 
 import numpy as np
+from maxent_gan.inference.app.cross_check import cross_check_reading
 
 __all__ = ["SHIFT_OK", "add_verdicts", "stop_text"]
 
@@ -46,6 +47,10 @@ def _flag(row: dict) -> tuple[bool, str]:
         parts.append(f"log Ẑ(θ) fails the per-draw checks at {100 * fraction:.0f}% of the draws{where}")
     if row.get("draw_set_error") is not None:
         parts.append(f"its set of proposal draws moves it up to {row['draw_set_error']:.2f} sd")
+    check = row.get("cross_check")
+    if cross_check_reading(check) == "inconclusive":
+        parts.append(f"the SMC cross-check differs by up to {check['spread']:.3f} nats, within what its own "
+                     f"run-to-run variation ({check['smc_noise']:.3f} nats) explains: inconclusive")
     return False, "; ".join(parts) or "every check passed"
 
 
