@@ -161,6 +161,8 @@ def test_without_an_exact_log_z_tempered_smc_cross_checks_the_posteriors_estimat
     assert narrow["smc_noise"] > 0.1 and cross_check_reading(narrow) == "inconclusive"
     assert narrow["smc_unreliable"] == 4 and cross_check_reasons(narrow) == [
         "the cross-check's own SMC is unreliable at 4 of 4 posterior draws, so it cannot vouch for log Ẑ(θ)"]
+    with pytest.raises(ValueError, match="^replicates: "):
+        cross_check(problem, idata, proposal, data[:200], jax.random.key(2), replicates=-1)
     # not points in R^d, or no proposal: nothing to run
     assert cross_check(problem, idata, None, data, jax.random.key(2)) is None
 

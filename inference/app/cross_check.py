@@ -25,6 +25,7 @@ import numpy as np
 from maxent_gan.inference.annealed import log_z_annealed, log_z_annealed_reparameterized
 from maxent_gan.inference.app.settings import CROSS_CHECK_PARTICLES, CROSS_CHECK_THETAS
 from maxent_gan.inference.proposals.conditional import is_conditional
+from maxent_gan.models._validation import check_positive_int
 from maxent_gan.models.problem import Problem
 from maxent_gan.models.spaces import Points, SimulatorTrajectories
 
@@ -77,6 +78,7 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
     runs their own rule flags), ``smc_noise`` (the sd of one SMC estimate from run to run, from a second,
     independent run at ``replicates`` of the θ's, spread as the picks are; ``None`` with ``replicates=0``) and
     ``replicates``; numbers only (JSON-able). :func:`cross_check_reading` says what they mean."""
+    replicates = check_positive_int("replicates", replicates, minimum=0)
     if annealer(problem, proposal) is None:
         return None
     family = problem.family
@@ -98,7 +100,7 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
         estimates.append(float(estimate.log_z))
         differences.append(used[index] - float(estimate.log_z))
         unreliable += bool(estimate.unreliable_reasons())
-    replicates = min(int(replicates), len(picks))
+    replicates = min(replicates, len(picks))
     pairs = []
     for j, i in enumerate(np.linspace(0, len(picks) - 1, replicates).round().astype(int) if replicates else []):
         pairs.append(estimates[i] - float(smc_at(picks[i], jax.random.fold_in(key, len(picks) + j)).log_z))
