@@ -86,7 +86,7 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
     flat = draws.reshape(-1, draws.shape[-1])
     used = np.asarray(idata.sample_stats["log_z"].values, np.float64).reshape(-1)
     picks = spread_draws(flat, num_thetas)
-    differences, unreliable = [], 0
+    unreliable = 0
 
     def smc_at(index, key_run):
         sites = family.unflatten(flat[index])
@@ -98,7 +98,6 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
     for i, index in enumerate(picks):
         estimate = smc_at(index, jax.random.fold_in(key, i))
         estimates.append(float(estimate.log_z))
-        differences.append(used[index] - float(estimate.log_z))
         unreliable += bool(estimate.unreliable_reasons())
     replicates = min(replicates, len(picks))
     pairs = []
@@ -106,7 +105,7 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
         pairs.append(estimates[i] - float(smc_at(picks[i], jax.random.fold_in(key, len(picks) + j)).log_z))
     # a difference of two independent runs has twice the variance of one
     noise = float(np.sqrt(np.mean(np.square(pairs)) / 2)) if pairs else None
-    differences = np.asarray(differences)
+    differences = used[picks] - np.asarray(estimates)
     common = {"smc_unreliable": unreliable, "particles": num_particles, "replicates": len(pairs),
               "smc_noise": noise if noise is None or np.isfinite(noise) else float("inf")}
     if not np.all(np.isfinite(differences)):  # an estimate that is no number: nothing vouches for the row
