@@ -59,7 +59,7 @@ def funnel_sample(key, params, sample_shape, *, dim):
 
 
 def funnel_log_partition(log_scale, dim: int):
-    """log Z of :func:`funnel_cost`: integrating out the other ``dim - 1`` coordinates gives
+    r"""log Z of :func:`funnel_cost`: integrating out the other ``dim - 1`` coordinates gives
     :math:`(2\pi e^v)^{(d-1)/2}`, which cancels the :math:`(d-1)v/2` term; then :math:`\int e^{-v^2/2\sigma^2}dv`."""
     return log_scale + 0.5 * dim * math.log(2 * math.pi)
 

@@ -10,6 +10,13 @@ simulator's trajectories it moves the noise a reparameterized sampler (an MLP po
 (:func:`maxent_gan.inference.annealed.log_z_annealed_reparameterized`), so every particle stays a trajectory of
 the dynamics.
 
+Where the proposal misses mass of :math:`p_\\theta` that the data visit (the forward check of the start, at
+the data), the bridge's local moves cannot find it, and SMC's own rule rejects its estimate whatever the bridge
+does; from so far a start a bridge can also take hours (a point-mass sampler trained for 10 steps, whose
+posterior lies at a goal weight of 3 000: one bridge of 2048 particles had not finished in 10 minutes). The
+check therefore runs the forward check at every θ first (cheap: one pass over the data), and where it fails at more than half
+of them runs no bridge at all: its answer, "cannot vouch", is already decided.
+
 SMC's estimate is itself random: on the point mass's trajectories, 2048 particles give log Z(θ) that differs
 from run to run by about a tenth of a nat, more than the tolerance. A second run at a few of the θ's measures
 that run-to-run variation, and a disagreement it can explain is reported as inconclusive, not as an error of
@@ -24,6 +31,7 @@ import jax
 import numpy as np
 from maxent_gan.inference.annealed import log_z_annealed, log_z_annealed_reparameterized
 from maxent_gan.inference.app.settings import CROSS_CHECK_PARTICLES, CROSS_CHECK_THETAS
+from maxent_gan.inference.diagnostics import forward_check, forward_reasons
 from maxent_gan.inference.proposals.conditional import is_conditional
 from maxent_gan.models._validation import check_positive_int
 from maxent_gan.models.problem import Problem
@@ -77,7 +85,10 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
     median difference: a constant offset does not move a posterior), ``smc_unreliable`` (how many of the SMC
     runs their own rule flags), ``smc_noise`` (the sd of one SMC estimate from run to run, from a second,
     independent run at ``replicates`` of the θ's, spread as the picks are; ``None`` with ``replicates=0``) and
-    ``replicates``; numbers only (JSON-able). :func:`cross_check_reading` says what they mean."""
+    ``replicates``, ``start_misses`` (at how many of the θ's the proposal fails the forward check over ``data``:
+    SMC's own rule flags each of them) and ``bridges`` (how many SMC runs were made: none when ``start_misses``
+    is more than half the θ's, and then ``max_difference``, ``spread`` and ``smc_noise`` are ``None``); numbers
+    only (JSON-able). :func:`cross_check_reading` says what they mean."""
     replicates = check_positive_int("replicates", replicates, minimum=0)
     if annealer(problem, proposal) is None:
         return None
@@ -88,12 +99,26 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
     picks = spread_draws(flat, num_thetas)
     unreliable = 0
 
-    def smc_at(index, key_run):
+    def at(index):
         sites = family.unflatten(flat[index])
         start = proposal.at(sites) if is_conditional(proposal) else proposal
-        return annealer(problem, start)(key_run, family.target(family.from_sites(sites), problem.space), start,
-                                        num_particles=num_particles, data=data)
+        return family.target(family.from_sites(sites), problem.space), start
 
+    def smc_at(index, key_run):
+        target, start = at(index)
+        return annealer(problem, start)(key_run, target, start, num_particles=num_particles, data=data)
+
+    def misses(index):  # the start's forward check over the data: a failure is one SMC's own rule flags
+        if data is None:
+            return False
+        target, start = at(index)
+        return bool(forward_reasons(forward_check(-target.unnormalized_log_prob(data), start.log_prob(data))))
+
+    start_misses = sum(misses(index) for index in picks)
+    if start_misses > len(picks) // 2:  # the answer is decided: no bridge could vouch at most of the θ's
+        return {"thetas": int(len(picks)), "max_difference": None, "spread": None, "smc_unreliable": start_misses,
+                "particles": num_particles, "replicates": 0, "smc_noise": None, "start_misses": start_misses,
+                "bridges": 0}
     estimates = []
     for i, index in enumerate(picks):
         estimate = smc_at(index, jax.random.fold_in(key, i))
@@ -107,7 +132,8 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
     noise = float(np.sqrt(np.mean(np.square(pairs)) / 2)) if pairs else None
     differences = used[picks] - np.asarray(estimates)
     common = {"smc_unreliable": unreliable, "particles": num_particles, "replicates": len(pairs),
-              "smc_noise": noise if noise is None or np.isfinite(noise) else float("inf")}
+              "smc_noise": noise if noise is None or np.isfinite(noise) else float("inf"),
+              "start_misses": start_misses, "bridges": len(picks) + len(pairs)}
     if not np.all(np.isfinite(differences)):  # an estimate that is no number: nothing vouches for the row
         return {"thetas": int(len(picks)), "max_difference": float("inf"), "spread": float("inf"), **common}
     return {"thetas": int(len(picks)), "max_difference": float(np.max(np.abs(differences))),
@@ -115,13 +141,16 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
 
 
 def cross_check_reading(check: dict[str, Any] | None) -> str | None:
-    """What a cross-check says: ``"agrees"`` (the disagreement beyond the common offset is within
-    :data:`CROSS_CHECK_TOLERANCE`), ``"disagrees"`` (beyond the tolerance plus
+    """What a cross-check says: ``"cannot vouch"`` (SMC's own rule flags it at more than half the θ's: it can
+    neither confirm nor contradict log Ẑ(θ)), else ``"agrees"`` (the disagreement beyond the common offset is
+    within :data:`CROSS_CHECK_TOLERANCE`), ``"disagrees"`` (beyond the tolerance plus
     :data:`CROSS_CHECK_NOISE_MULTIPLE` times SMC's own run-to-run sd, or not a number) or ``"inconclusive"``
     (above the tolerance, but within what SMC's own variation explains: more particles would tell);
     ``None`` where none ran."""
     if check is None:
         return None
+    if check["smc_unreliable"] > check["thetas"] // 2:
+        return "cannot vouch"
     spread, noise = check["spread"], check.get("smc_noise")
     if spread is None or not np.isfinite(spread):  # None: a non-finite value, read back from JSON
         return "disagrees"
@@ -145,7 +174,11 @@ def cross_check_reasons(check: dict[str, Any] | None) -> list[str]:
         reasons.append(f"log Ẑ(θ) disagrees with tempered SMC started at the proposal by {amount} across "
                        f"{check['thetas']} posterior draws (beyond their common offset; > {CROSS_CHECK_TOLERANCE}"
                        f"{beyond})")
-    if check["smc_unreliable"] > check["thetas"] // 2:
+    if cross_check_reading(check) == "cannot vouch":
+        misses, why = check.get("start_misses") or 0, ""
+        if misses:
+            why = (f" (at {misses} of them the proposal misses mass of p_θ that the data visit, which the bridge's "
+                   f"moves cannot find{': no bridge was run' if check.get('bridges') == 0 else ''})")
         reasons.append(f"the cross-check's own SMC is unreliable at {check['smc_unreliable']} of {check['thetas']} "
-                       "posterior draws, so it cannot vouch for log Ẑ(θ)")
+                       f"posterior draws, so it cannot vouch for log Ẑ(θ){why}")
     return reasons

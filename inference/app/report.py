@@ -111,7 +111,9 @@ def render_report(summary: dict) -> str:
             f"it, above {CROSS_CHECK_TOLERANCE} nats, flags the row unless SMC's own run-to-run variation explains "
             f"it (more than {CROSS_CHECK_TOLERANCE} plus {CROSS_CHECK_NOISE_MULTIPLE:g} times that sd, measured by a "
             "second SMC run at a few of the draws): then the check is inconclusive and says so (more particles would "
-            "tell), and the other checks decide.",
+            "tell), and the other checks decide. Where SMC's own rule flags it at more than half the draws (most "
+            "often because the proposal misses mass the data visit, which the bridge cannot find; then no bridge "
+            "is run), the check cannot vouch for log Ẑ(θ), and the row is flagged.",
             "",
             "| proposal | largest difference (nats) | beyond the common offset (nats) | SMC's run-to-run sd (nats) | "
             "SMC runs its own rule flags | reading |",
