@@ -7,7 +7,8 @@ On the point mass (trajectories of a differentiable simulator; no exact log Z(θ
 measure SMC's own noise). Reports what the check read and why, beside the posterior's own rule, and the
 seconds each part took.
 
-    python benchmarks/cross_check.py [--seeds 0 1 2] [--steps 10 1500] [--check-thetas 8]
+    python benchmarks/cross_check.py [--seeds 0 1 2] [--steps 10 1500] [--check-thetas 8] [--full]
+        # --full: the posterior at compare's default sizes (CompareSettings()), not its quick ones
         # resumable: rows already in results/cross_check.json are kept, not rerun;
         # writes results/cross_check.{md,json} after every row
 """
@@ -34,8 +35,9 @@ OUT = Path(__file__).parent / "results"
 SETTINGS = CompareSettings.quick()
 
 
-def run(seed: int, steps: int, check_thetas: int) -> dict:
-    settings = CompareSettings.quick(train_steps=steps, check_thetas=check_thetas)
+def run(seed: int, steps: int, check_thetas: int, *, full: bool = False) -> dict:
+    settings = (CompareSettings(train_steps=steps, check_thetas=check_thetas) if full
+                else CompareSettings.quick(train_steps=steps, check_thetas=check_thetas))
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the verdicts are in the row
@@ -44,9 +46,12 @@ def run(seed: int, steps: int, check_thetas: int) -> dict:
     check = row["cross_check"]
     own = [reason for reason in (row["unreliable_reasons"] or "").split("; ")  # no reason holds "; "
            if reason and reason not in cross_check_reasons(check)]
-    return {"seed": seed, "steps": steps, "check_thetas": check_thetas, "reading": cross_check_reading(check),
+    return {"seed": seed, "steps": steps, "check_thetas": check_thetas, "sizes": "default" if full else "quick",
+            "num_draws": settings.num_draws, "nuts": f"{settings.num_chains} x {settings.num_samples} after "
+            f"{settings.num_warmup}", "reading": cross_check_reading(check),
             "check": check, "check_reasons": cross_check_reasons(check), "posterior_reasons": own,
-            "posterior_mean": summary["learned_theta"].get("gcl"), "train_seconds": row["train_seconds"],
+            "trained_theta": summary["learned_theta"].get("gcl"), "posterior_mean": row["posterior_mean"],
+            "train_seconds": row["train_seconds"],
             "row_seconds": row["seconds"], "seconds": time.perf_counter() - start}
 
 
@@ -55,16 +60,19 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", nargs="*", type=int, default=[10, 1500])
     parser.add_argument("--check-thetas", type=int, default=SETTINGS.check_thetas)
+    parser.add_argument("--full", action="store_true", help="the posterior at compare's default sizes")
     args = parser.parse_args()
     path = OUT / "cross_check.json"
     rows = json.loads(path.read_text()) if path.exists() else []
     for seed in args.seeds:
         for steps in args.steps:
-            if any(r["seed"] == seed and r["steps"] == steps and r["check_thetas"] == args.check_thetas for r in rows):
+            sizes = "default" if args.full else "quick"
+            if any(r["seed"] == seed and r["steps"] == steps and r["check_thetas"] == args.check_thetas
+                   and r.get("sizes", "quick") == sizes for r in rows):
                 continue
-            rows.append(run(seed, steps, args.check_thetas))
+            rows.append(run(seed, steps, args.check_thetas, full=args.full))
             print(json.dumps(rows[-1], default=str), flush=True)
-            rows.sort(key=lambda r: (r["steps"], r["seed"]))
+            rows.sort(key=lambda r: (r.get("sizes", "quick") != "quick", r["steps"], r["seed"]))
             write_json(path, rows)
             _write(rows)
 
@@ -75,21 +83,23 @@ def _fmt(value, spec=".3f"):
 
 def _write(rows: list) -> None:
     lines = ["# The SMC cross-check on a bad and a good learned sampler (point mass, no exact log Z)", "",
-             "`python benchmarks/cross_check.py`: `compare` on `pointmass` with the `gcl` row alone, its sampler "
-             "trained for the steps shown (10: deliberately bad; 1500: compare's default), the posterior at compare's "
-             f"quick sizes ({SETTINGS.num_draws} proposal draws, {SETTINGS.num_chains} chains x {SETTINGS.num_samples} "
-             f"after {SETTINGS.num_warmup}), the cross-check at the posterior draws shown, SMC with "
+             "`python benchmarks/cross_check.py [--full]`: `compare` on `pointmass` with the `gcl` row alone, its "
+             "sampler trained for the steps shown (10: deliberately bad; 1500: compare's default), the posterior at "
+             "the sizes shown (compare's quick ones, or with `--full` its defaults), the cross-check at the posterior "
+             "draws shown, SMC with "
              f"{rows[0]['check']['particles'] if rows else 2048} particles; one run per row, float64, 2 CPU cores.", "",
-             "| train steps | seed | trained θ̂ (goal, obstacle, log effort) | check at | bridges run | start misses mass at | "
+             "| train steps | seed | posterior: proposal draws, NUTS | trained θ̂ (goal, obstacle, log effort) | posterior mean | check at | bridges run | start misses mass at | "
              "SMC flags itself at | beyond the offset (nats) | SMC's run-to-run sd | reading | posterior's own rule | "
              "seconds (training / training and NUTS / check) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         c = r["check"]
-        theta = "n/a" if r["posterior_mean"] is None else ", ".join(f"{v:.2f}" for v in r["posterior_mean"])
+        theta, mean = (", ".join(f"{v:.2f}" for v in r[name]) if r.get(name) is not None else "n/a"
+                       for name in ("trained_theta", "posterior_mean"))
         own = "flags it" if r["posterior_reasons"] else "passes it"
         check_seconds = r["seconds"] - r["row_seconds"]  # the row's own seconds include its training and NUTS
-        lines.append(f"| {r['steps']} | {r['seed']} | {theta} | {c['thetas']} draws | {c.get('bridges', 'n/a')} | "
+        sizes = f"{r.get('num_draws', SETTINGS.num_draws)}, {r.get('nuts', '2 x 200 after 200')}"
+        lines.append(f"| {r['steps']} | {r['seed']} | {sizes} | {theta} | {mean} | {c['thetas']} draws | {c.get('bridges', 'n/a')} | "
                      f"{c.get('start_misses', 'n/a')} | {c['smc_unreliable']} | {_fmt(c['spread'])} | "
                      f"{_fmt(c['smc_noise'])} | **{r['reading']}** | {own} | {r['train_seconds']:.0f} / "
                      f"{r['row_seconds']:.0f} / {check_seconds:.0f} |")
