@@ -13,9 +13,9 @@ the dynamics.
 Where the proposal misses mass of :math:`p_\\theta` that the data visit (the forward check of the start, at
 the data), the bridge's local moves cannot find it, and SMC's own rule rejects its estimate whatever the bridge
 does; from so far a start a bridge can also take hours (a point-mass sampler trained for 10 steps, whose
-posterior lies at a goal weight of 3 000: one bridge of 2048 particles had not finished in 10 minutes). The
-check therefore runs the forward check at every θ first (cheap: one pass over the data), and where it fails at more than half
-of them runs no bridge at all: its answer, "cannot vouch", is already decided.
+posterior lies at a goal weight of 1 650 to 6 200: one bridge of 2048 particles had not finished in 10
+minutes). The check therefore runs the forward check at every θ first (cheap: one pass over the data), and
+where it fails at more than half of them runs no bridge at all: its answer, "cannot vouch", is decided.
 
 SMC's estimate is itself random: on the point mass's trajectories, 2048 particles give log Z(θ) that differs
 from run to run by about a tenth of a nat, more than the tolerance. A second run at a few of the θ's measures
