@@ -68,11 +68,11 @@ def main() -> None:
         for steps in args.steps:
             sizes = "default" if args.full else "quick"
             if any(r["seed"] == seed and r["steps"] == steps and r["check_thetas"] == args.check_thetas
-                   and r.get("sizes", "quick") == sizes for r in rows):
+                   and r["sizes"] == sizes for r in rows):
                 continue
             rows.append(run(seed, steps, args.check_thetas, full=args.full))
             print(json.dumps(rows[-1], default=str), flush=True)
-            rows.sort(key=lambda r: (r.get("sizes", "quick") != "quick", r["steps"], r["seed"]))
+            rows.sort(key=lambda r: (r["sizes"] != "quick", r["steps"], r["seed"]))
             write_json(path, rows)
             _write(rows)
 
@@ -94,13 +94,12 @@ def _write(rows: list) -> None:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         c = r["check"]
-        theta, mean = (", ".join(f"{v:.2f}" for v in r[name]) if r.get(name) is not None else "n/a"
-                       for name in ("trained_theta", "posterior_mean"))
+        theta, mean = (", ".join(f"{v:.2f}" for v in r[name]) for name in ("trained_theta", "posterior_mean"))
         own = "flags it" if r["posterior_reasons"] else "passes it"
         check_seconds = r["seconds"] - r["row_seconds"]  # the row's own seconds include its training and NUTS
-        sizes = f"{r.get('num_draws', SETTINGS.num_draws)}, {r.get('nuts', '2 x 200 after 200')}"
-        lines.append(f"| {r['steps']} | {r['seed']} | {sizes} | {theta} | {mean} | {c['thetas']} draws | {c.get('bridges', 'n/a')} | "
-                     f"{c.get('start_misses', 'n/a')} | {c['smc_unreliable']} | {_fmt(c['spread'])} | "
+        sizes = f"{r['num_draws']}, {r['nuts']}"
+        lines.append(f"| {r['steps']} | {r['seed']} | {sizes} | {theta} | {mean} | {c['thetas']} draws | {c['bridges']} | "
+                     f"{c['start_misses']} | {c['smc_unreliable']} | {_fmt(c['spread'])} | "
                      f"{_fmt(c['smc_noise'])} | **{r['reading']}** | {own} | {r['train_seconds']:.0f} / "
                      f"{r['row_seconds']:.0f} / {check_seconds:.0f} |")
     lines += ["", "Why each flagged row was flagged:", ""]

@@ -104,9 +104,9 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
         start = proposal.at(sites) if is_conditional(proposal) else proposal
         return family.target(family.from_sites(sites), problem.space), start
 
-    def smc_at(index, key_run):
+    def smc_at(index, key_run):  # the start's forward check is made once, below, not again by the bridge
         target, start = at(index)
-        return annealer(problem, start)(key_run, target, start, num_particles=num_particles, data=data)
+        return annealer(problem, start)(key_run, target, start, num_particles=num_particles)
 
     def misses(index):  # the start's forward check over the data: a failure is one SMC's own rule flags
         if data is None:
@@ -114,7 +114,8 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
         target, start = at(index)
         return bool(forward_reasons(forward_check(-target.unnormalized_log_prob(data), start.log_prob(data))))
 
-    start_misses = sum(misses(index) for index in picks)
+    missed = [misses(index) for index in picks]
+    start_misses = sum(missed)
     if start_misses > len(picks) // 2:  # the answer is decided: no bridge could vouch at most of the θ's
         return {"thetas": int(len(picks)), "max_difference": None, "spread": None, "smc_unreliable": start_misses,
                 "particles": num_particles, "replicates": 0, "smc_noise": None, "start_misses": start_misses,
@@ -123,7 +124,7 @@ def cross_check(problem: Problem, idata: az.InferenceData, proposal, data, key: 
     for i, index in enumerate(picks):
         estimate = smc_at(index, jax.random.fold_in(key, i))
         estimates.append(float(estimate.log_z))
-        unreliable += bool(estimate.unreliable_reasons())
+        unreliable += missed[i] or bool(estimate.unreliable_reasons())
     replicates = min(replicates, len(picks))
     pairs = []
     for j, i in enumerate(np.linspace(0, len(picks) - 1, replicates).round().astype(int) if replicates else []):
